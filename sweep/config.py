@@ -1,0 +1,448 @@
+"""sweep.yaml, validated once at the edge into typed models.
+
+`load_sweep_config(path)` is the only way in: it parses, checks structure with pydantic,
+checks meaning (bounds, paths, K <= teacher trials) with field paths such as
+`stages.students.space.alpha.high`, resolves every path, and touches nothing on disk.
+Downstream code never re-checks or reads raw dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from sweep.errors import ConfigError
+from trainers.config import DataConfig, ModelConfig, TrainingConfig, format_validation_error
+from trainers.errors import TrainerError
+
+__all__ = [
+    "STAGE_ORDER",
+    "BaselinesStage",
+    "Categorical",
+    "EnsembleStage",
+    "IntRange",
+    "LogUniform",
+    "RepeatsStage",
+    "Resources",
+    "Scheduler",
+    "SearchStage",
+    "StagesConfig",
+    "SweepConfig",
+    "Uniform",
+    "load_sweep_config",
+]
+
+STAGE_ORDER = ("teachers", "ensemble", "students", "baselines", "repeats")
+STORAGE_ENV = "SWEEP_STORAGE_URL"
+# Hyperparameters a search space may name; each maps onto a TrainingConfig field.
+TEACHER_PARAMS = ("lr", "batch_size", "weight_decay", "warmup_steps", "grad_clip")
+STUDENT_PARAMS = (*TEACHER_PARAMS, "alpha", "temperature")
+_INT_PARAMS = {"batch_size", "warmup_steps"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogUniform(_Strict):
+    """Sampled log-uniformly in [low, high] (learning rates)."""
+
+    dist: Literal["loguniform"]
+    low: float
+    high: float
+
+
+class Uniform(_Strict):
+    """Sampled uniformly in [low, high], on a grid of `step` when given."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+    step: float | None = None
+
+
+class IntRange(_Strict):
+    """An integer in [low, high] (inclusive), on a grid of `step`, optionally log-spaced."""
+
+    dist: Literal["int"]
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+
+class Categorical(_Strict):
+    """One of `choices` (batch sizes, schedules)."""
+
+    dist: Literal["categorical"]
+    choices: list[StrictInt | StrictFloat | StrictStr | StrictBool] = Field(min_length=1)
+
+
+Distribution = Annotated[LogUniform | Uniform | IntRange | Categorical, Field(discriminator="dist")]
+# A parameter is a distribution or a fixed value.
+Param = Distribution | StrictInt | StrictFloat
+
+
+class Resources(_Strict):
+    """Per-trial Ray resources; a GPU fraction lets several small trials share one GPU."""
+
+    cpu: float = Field(1.0, gt=0)
+    """CPUs per trial (also torch's thread count)."""
+    gpu: float = Field(0.0, ge=0)
+    """GPUs per trial; 0.25 packs four trials on a GPU."""
+
+
+class Scheduler(_Strict):
+    """Early stopping of poor trials. ASHA stops them at rungs grace_period * rf^k epochs."""
+
+    type: Literal["asha", "none"] = "asha"
+    """asha: asynchronous successive halving; none: every trial runs all its epochs."""
+    grace_period: int = Field(1, ge=1)
+    """Epochs every trial gets before it can be stopped."""
+    reduction_factor: float = Field(2.0, gt=1)
+    """Keep the best 1/reduction_factor of trials at each rung."""
+
+
+class _TrialStage(_Strict):
+    """What every stage that runs trials shares."""
+
+    epochs: int = Field(2, ge=1)
+    """Training epochs per trial."""
+    resources: Resources = Resources()
+    """Ray resources per trial."""
+    max_failures: int = Field(0, ge=0)
+    """Retries of a failed trial before it counts as FAILED."""
+
+
+class SearchStage(_TrialStage):
+    """An Optuna-sampled sweep (teachers or students)."""
+
+    trials: int = Field(4, ge=1)
+    """Trials to run (Optuna samples each)."""
+    scheduler: Scheduler = Scheduler()
+    """Early stopping."""
+    space: dict[str, Param] = Field(default_factory=dict)
+    """Hyperparameter -> distribution or fixed value; unnamed ones come from `training`."""
+
+
+class EnsembleStage(_Strict):
+    """Pick the K best finished teacher trials as the teacher ensemble."""
+
+    k: int = Field(2, ge=1)
+    """Teachers in the ensemble (BabyLlama-2 uses 2)."""
+    metric: Literal["dev_loss", "blimp_overall"] = "dev_loss"
+    """Selection metric (dev_loss is minimised, blimp_overall maximised)."""
+
+
+class BaselinesStage(_TrialStage):
+    """Matched no-distillation controls: each top student config re-run with alpha=1, no teachers."""
+
+    top_n: int = Field(2, ge=0)
+    """How many of the best student configs get a control (0 skips the stage)."""
+
+
+class RepeatsStage(_TrialStage):
+    """Seed repeats of the best teacher config and the best student config."""
+
+    seeds: int = Field(2, ge=0)
+    """Seeds per config (0 skips the stage); significance tests need at least 2."""
+
+
+class StagesConfig(_Strict):
+    """The five stages, in the order they run."""
+
+    teachers: SearchStage = SearchStage()
+    """The no-distillation LM sweep."""
+    ensemble: EnsembleStage = EnsembleStage()
+    """Teacher selection."""
+    students: SearchStage = SearchStage()
+    """The distillation sweep."""
+    baselines: BaselinesStage = BaselinesStage()
+    """Matched alpha=1 controls."""
+    repeats: RepeatsStage = RepeatsStage()
+    """Seed repeats."""
+
+
+class GlueEvaluation(_Strict):
+    """GLUE fine-tuning of finished trials' checkpoints (one fine-tune per task per trial)."""
+
+    stages: list[Literal["teachers", "students", "baselines", "repeats"]] = ["repeats"]
+    """Stages whose trials are fine-tuned; [] disables GLUE."""
+    tasks: list[Literal["mrpc", "rte"]] = ["mrpc", "rte"]
+    """Tasks to fine-tune on."""
+    epochs: int = Field(1, ge=1)
+    """Fine-tuning epochs."""
+    lr: float = Field(5e-4, gt=0)
+    """Fine-tuning learning rate."""
+    batch_size: int = Field(16, ge=1)
+    """Fine-tuning batch size."""
+    max_train_examples: int | None = Field(None, ge=1)
+    """Cap on training examples per task for quick runs."""
+    max_eval_examples: int | None = Field(None, ge=1)
+    """Cap on dev examples per task."""
+    seed: int = 0
+    """Fine-tuning seed."""
+
+
+class EvaluationConfig(_Strict):
+    """Downstream evaluations beyond BLiMP (BLiMP runs at the end of every trial)."""
+
+    glue: GlueEvaluation = GlueEvaluation()
+    """GLUE MRPC and RTE."""
+
+
+class SweepConfig(_Strict):
+    """A whole study: `sweep run sweep.yaml`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    """Sweep name: the key in the store and the prefix of the Optuna study names."""
+    storage: str | None = None
+    """SQLAlchemy URL of the store; None: $SWEEP_STORAGE_URL, else sqlite file <name>.db beside the yaml."""
+    ray_address: str | None = None
+    """Ray cluster to join (host:port or auto); None: $RAY_ADDRESS, else start a local Ray."""
+    output_dir: str | None = None
+    """Checkpoints (a shared path or object-store URI on a cluster); None: runs/ beside the yaml."""
+    seed: int = 0
+    """Seeds the Optuna samplers and each trial (trial seed = seed + trial number)."""
+    data: DataConfig = DataConfig()
+    """Corpus, BLiMP and caps."""
+    model: ModelConfig = ModelConfig()
+    """Architecture of teachers and students (same size, as in BabyLlama-2)."""
+    training: TrainingConfig = TrainingConfig()
+    """Defaults for every trial; a stage's space overrides them."""
+    stages: StagesConfig = StagesConfig()
+    """Teachers, ensemble, students, baselines, repeats."""
+    evaluation: EvaluationConfig = EvaluationConfig()
+    """Downstream evaluation."""
+    source: Path | None = Field(None, exclude=True)
+    """The yaml this came from (set by the loader)."""
+
+    def resolved_json(self) -> dict[str, Any]:
+        """The resolved config as JSON-able data, as stored with the sweep."""
+        return self.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        """sha256 of the resolved config; a sweep name is bound to one hash in the store."""
+        blob = json.dumps(self.resolved_json(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def load_sweep_config(
+    path: Path,
+    *,
+    storage: str | None = None,
+    ray_address: str | None = None,
+    output_dir: str | None = None,
+) -> SweepConfig:
+    """Read, validate and resolve sweep.yaml; CLI overrides win over the file.
+
+    Raises ConfigError naming the field path and what to do; writes nothing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; pass the path of your sweep.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (name, data, ...)")
+    try:
+        config = SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+    base = path.resolve().parent
+    config = _resolve(config, base, storage=storage, ray_address=ray_address, output_dir=output_dir)
+    problems = list(_semantic_problems(config))
+    if problems:
+        raise ConfigError(f"{path} is invalid:\n" + "\n".join(problems))
+    return config.model_copy(update={"source": path.resolve()})
+
+
+def _resolve(
+    config: SweepConfig,
+    base: Path,
+    *,
+    storage: str | None,
+    ray_address: str | None,
+    output_dir: str | None,
+) -> SweepConfig:
+    try:
+        data = config.data.resolved(base)
+    except TrainerError as exc:
+        raise ConfigError(str(exc)) from None
+    url = (
+        storage
+        or config.storage
+        or os.environ.get(STORAGE_ENV)
+        or f"sqlite:///{base / config.name}.db"
+    )
+    url = _absolute_sqlite(url, base)
+    out = output_dir or config.output_dir or str(base / "runs")
+    if "://" not in out and not Path(out).is_absolute():
+        out = str((base / out).resolve())
+    address = ray_address or config.ray_address or os.environ.get("RAY_ADDRESS") or None
+    return config.model_copy(
+        update={"data": data, "storage": url, "output_dir": out, "ray_address": address}
+    )
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    # A relative sqlite path means "beside the yaml", not "wherever the shell happens to be".
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return f"{prefix}{(base / rest).resolve()}"
+    return url
+
+
+def _semantic_problems(config: SweepConfig) -> Iterator[str]:
+    """Every meaning check, each as `field.path: what is wrong; what to do`."""
+    yield from _storage_problems(config.storage or "")
+    yield from _data_problems(config.data)
+    try:
+        sizes = config.model.sizes()
+        if int(sizes["max_position_embeddings"]) < config.data.seq_length:
+            yield (
+                f"data.seq_length: {config.data.seq_length} exceeds the model's "
+                f"max_position_embeddings ({sizes['max_position_embeddings']}); lower it or "
+                "raise model.max_position_embeddings"
+            )
+    except TrainerError as exc:
+        yield str(exc)
+    for stage in ("teachers", "students"):
+        spec: SearchStage = getattr(config.stages, stage)
+        allowed = TEACHER_PARAMS if stage == "teachers" else STUDENT_PARAMS
+        for name, param in spec.space.items():
+            field = f"stages.{stage}.space.{name}"
+            if name not in allowed:
+                hint = " (teachers are not distilled)" if name in STUDENT_PARAMS else ""
+                yield f"{field}: unknown hyperparameter{hint}; use one of {', '.join(allowed)}"
+                continue
+            yield from _param_problems(field, name, param)
+    teachers = config.stages.teachers.trials
+    if config.stages.ensemble.k > teachers:
+        yield (
+            f"stages.ensemble.k: {config.stages.ensemble.k} teachers wanted but "
+            f"stages.teachers.trials is {teachers}; lower k or run more teacher trials"
+        )
+    students = config.stages.students.trials
+    if config.stages.baselines.top_n > students:
+        yield (
+            f"stages.baselines.top_n: {config.stages.baselines.top_n} exceeds "
+            f"stages.students.trials ({students}); lower it"
+        )
+    for stage in ("teachers", "students"):
+        spec = getattr(config.stages, stage)
+        if spec.scheduler.type == "asha" and spec.scheduler.grace_period > spec.epochs:
+            yield (
+                f"stages.{stage}.scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
+                f"stages.{stage}.epochs ({spec.epochs}); lower it or use type: none"
+            )
+
+
+def _storage_problems(url: str) -> Iterator[str]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        yield "storage: not a database URL; use sqlite:///path/to/sweep.db or postgresql+psycopg://user@host/db"
+        return
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        yield (
+            f"storage: unknown database dialect {backend!r}; babysweep supports sqlite "
+            "(sqlite:///sweep.db) and postgresql (postgresql+psycopg://user@host/db)"
+        )
+    elif backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        parent = Path(parsed.database).parent
+        if not parent.is_dir():
+            yield f"storage: directory {parent} does not exist; create it or change storage"
+
+
+def _data_problems(data: DataConfig) -> Iterator[str]:
+    corpus = Path(data.corpus)
+    if not corpus.is_dir():
+        yield f"data.corpus: {corpus} is not a directory; point it at a BabyLM-layout corpus"
+        return
+    for split in ("train", "dev"):
+        folder = corpus / split
+        files = sorted(folder.glob(f"*.{split}")) if folder.is_dir() else []
+        if not files:
+            yield (
+                f"data.corpus: {folder} holds no <source>.{split} files; a BabyLM corpus "
+                "has train/, dev/ and test/ folders of text files"
+            )
+        elif all(f.stat().st_size == 0 for f in files):
+            yield f"data.corpus: the {split} split in {folder} is empty"
+    if not Path(data.blimp).is_dir() or not any(Path(data.blimp).glob("*.jsonl")):
+        yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
+
+
+def _param_problems(field: str, name: str, param: Any) -> Iterator[str]:
+    lo_bound, hi_bound, lo_open = _PARAM_BOUNDS.get(name, (0.0, math.inf, True))
+    values: list[tuple[str, Any]]
+    if isinstance(param, LogUniform | Uniform | IntRange):
+        if param.low > param.high:
+            yield f"{field}.high: must be >= low ({param.low}); swap them"
+            return
+        if isinstance(param, LogUniform) and param.low <= 0:
+            yield f"{field}.low: a loguniform distribution needs low > 0"
+            return
+        if isinstance(param, IntRange) and param.log and param.low <= 0:
+            yield f"{field}.low: a log int distribution needs low > 0"
+            return
+        values = [("low", param.low), ("high", param.high)]
+    elif isinstance(param, Categorical):
+        values = [(f"choices[{i}]", c) for i, c in enumerate(param.choices)]
+    else:
+        values = [("", param)]
+    for suffix, value in values:
+        where = f"{field}.{suffix}" if suffix else field
+        if name in _INT_PARAMS and not (isinstance(value, int) and not isinstance(value, bool)):
+            yield f"{where}: {name} must be an integer (got {value!r})"
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            yield f"{where}: {name} must be a number (got {value!r})"
+            continue
+        too_low = value <= lo_bound if lo_open else value < lo_bound
+        if too_low or value > hi_bound:
+            yield f"{where}: {name} must be in {_describe(lo_bound, hi_bound, lo_open)} (got {value})"
+
+
+# name -> (lower bound, upper bound, lower bound excluded)
+_PARAM_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, 1.0, True),
+    "batch_size": (1, math.inf, False),
+    "weight_decay": (0.0, math.inf, False),
+    "warmup_steps": (0, math.inf, False),
+    "grad_clip": (0.0, math.inf, True),
+    "alpha": (0.0, 1.0, False),
+    "temperature": (0.0, math.inf, True),
+}
+
+
+def _describe(lo: float, hi: float, lo_open: bool) -> str:
+    left = "(" if lo_open else "["
+    right = "]" if math.isfinite(hi) else ")"
+    return f"{left}{lo}, {hi if math.isfinite(hi) else 'inf'}{right}"

@@ -1,0 +1,17 @@
+"""Exceptions a user can cause. The CLI prints their message (no traceback) and exits 2."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "StoreError", "SweepError"]
+
+
+class SweepError(Exception):
+    """Base: the message names the field, path or URL (masked) and what to do."""
+
+
+class ConfigError(SweepError):
+    """sweep.yaml is invalid, or a path it names does not exist."""
+
+
+class StoreError(SweepError):
+    """The store cannot be reached, is from a newer schema, or a write failed."""

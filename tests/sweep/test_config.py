@@ -1,0 +1,201 @@
+"""sweep.yaml validation: every shipped yaml loads; every bad input names its field path."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sweep.cli import app
+from sweep.config import load_sweep_config
+from sweep.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = [REPO / "sweep.yaml", *sorted((REPO / "examples").glob("*.yaml"))]
+DEFAULT = yaml.safe_load((REPO / "sweep.yaml").read_text())
+
+
+def write_variant(tmp_path: Path, changes: dict[str, Any], raw: dict | None = None) -> Path:
+    """The default sweep.yaml with dotted-path changes (value None deletes the key)."""
+    doc = copy.deepcopy(raw if raw is not None else DEFAULT)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_yaml_loads(path: Path) -> None:
+    config = load_sweep_config(path)
+    assert config.source == path.resolve()
+    assert Path(config.data.corpus).is_dir()
+    assert config.stages.ensemble.k <= config.stages.teachers.trials
+    # every key of the shipped file carries a comment (the file is the documentation)
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "-")) and ":" in stripped:
+            is_space_entry = "dist:" in stripped
+            assert "#" in stripped or is_space_entry, f"{path.name}:{lineno} has no comment"
+
+
+def test_defaults_resolve_beside_the_yaml(tmp_path: Path) -> None:
+    config = load_sweep_config(write_variant(tmp_path, {}))
+    assert config.storage == f"sqlite:///{tmp_path.resolve() / 'demo.db'}"
+    assert config.output_dir == str(tmp_path.resolve() / "runs")
+    assert list(tmp_path.iterdir()) == [tmp_path / "sweep.yaml"], "validation wrote a file"
+
+
+def test_cli_overrides_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEP_STORAGE_URL", "postgresql+psycopg://u:pw@db/sweep")
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    config = load_sweep_config(write_variant(tmp_path, {}))
+    assert config.storage == "postgresql+psycopg://u:pw@db/sweep"
+    assert config.ray_address == "head:6379"
+    config = load_sweep_config(
+        write_variant(tmp_path, {}), storage="sqlite:///x.db", ray_address="other:1"
+    )
+    assert config.storage == f"sqlite:///{tmp_path.resolve() / 'x.db'}"
+    assert config.ray_address == "other:1"
+
+
+def test_config_hash_tracks_content(tmp_path: Path) -> None:
+    a = load_sweep_config(write_variant(tmp_path, {}))
+    b = load_sweep_config(write_variant(tmp_path, {"training.lr": 0.001}))
+    assert a.config_hash() == load_sweep_config(write_variant(tmp_path, {})).config_hash()
+    assert a.config_hash() != b.config_hash()
+
+
+def _empty_split_corpus(tmp_path: Path) -> str:
+    corpus = tmp_path / "corpus"
+    for split in ("train", "dev", "test"):
+        (corpus / split).mkdir(parents=True)
+        (corpus / split / f"childes.{split}").write_text("" if split == "train" else "hello\n")
+    return str(corpus)
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown key", {"stages.students.space.lrr": 0.1}, "stages.students.space.lrr"),
+    ("unknown top key", {"seeed": 1}, "seeed"),
+    ("unknown nested key", {"data.vocab": 100}, "data.vocab"),
+    ("wrong type", {"stages.teachers.trials": "many"}, "stages.teachers.trials"),
+    (
+        "low > high",
+        {"stages.students.space.lr": {"dist": "loguniform", "low": 0.01, "high": 0.001}},
+        "stages.students.space.lr.high",
+    ),
+    (
+        "log low <= 0",
+        {"stages.teachers.space.lr": {"dist": "loguniform", "low": 0.0, "high": 0.01}},
+        "stages.teachers.space.lr.low",
+    ),
+    (
+        "alpha above 1",
+        {"stages.students.space.alpha": {"dist": "uniform", "low": 0.0, "high": 1.5}},
+        "stages.students.space.alpha.high",
+    ),
+    ("alpha fixed below 0", {"stages.students.space.alpha": -0.1}, "stages.students.space.alpha"),
+    (
+        "temperature <= 0",
+        {"stages.students.space.temperature": {"dist": "uniform", "low": 0.0, "high": 2.0}},
+        "stages.students.space.temperature.low",
+    ),
+    ("training alpha out of range", {"training.alpha": 2.0}, "training.alpha"),
+    ("K > teacher trials", {"stages.ensemble.k": 9}, "stages.ensemble.k"),
+    ("missing corpus", {"data.corpus": "/nonexistent/corpus"}, "data.corpus"),
+    ("unknown dialect", {"storage": "mysql://root@localhost/x"}, "storage"),
+    ("sqlite dir missing", {"storage": "sqlite:////nonexistent/dir/s.db"}, "storage"),
+    ("teacher distilled", {"stages.teachers.space.alpha": 0.5}, "stages.teachers.space.alpha"),
+    (
+        "bad dist name",
+        {"stages.teachers.space.lr": {"dist": "gauss", "low": 1}},
+        "stages.teachers.space.lr",
+    ),
+    ("seq beyond model", {"data.seq_length": 4096}, "data.seq_length"),
+    (
+        "int param float",
+        {"stages.teachers.space.batch_size": 16.5},
+        "stages.teachers.space.batch_size",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "field"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_names_the_field(
+    tmp_path: Path, case: str, changes: dict[str, Any], field: str
+) -> None:
+    path = write_variant(tmp_path, changes)
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(path)
+    assert f"{field}:" in str(info.value), str(info.value)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert field in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"], "nothing is written"
+
+
+def test_empty_split_is_refused(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, {"data.corpus": _empty_split_corpus(tmp_path)})
+    with pytest.raises(ConfigError, match=r"data.corpus: the train split .* is empty"):
+        load_sweep_config(path)
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_sweep_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_sweep_config(path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_sweep_config(tmp_path / "missing.yaml")
+
+
+def test_data_root_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = load_sweep_config(write_variant(tmp_path, {})).data.root
+    monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="SWEEP_DATA_DIR"):
+        load_sweep_config(write_variant(tmp_path, {}))
+    monkeypatch.setenv("SWEEP_DATA_DIR", str(shared))
+    assert load_sweep_config(write_variant(tmp_path, {})).data.root == shared
+    # the yaml's own path wins over the environment
+    with pytest.raises(ConfigError, match=r"data\.root"):
+        load_sweep_config(write_variant(tmp_path, {"data.root": "missing-dir"}))
+
+
+def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, {"stages.ensemble.k": 9})
+    sweep = Path(sys.executable).parent / "sweep"
+    proc = subprocess.run(
+        [str(sweep), "validate", str(path)], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert proc.returncode == 2
+    assert "stages.ensemble.k" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_validate_prints_resolved_config_with_masked_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_variant(tmp_path, {"storage": "postgresql+psycopg://sweep:hunter2@db:5432/s"})
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    assert "postgresql+psycopg://sweep:***@db:5432/s" in result.output
+    assert "babylm-mini" in result.output

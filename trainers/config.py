@@ -1,0 +1,289 @@
+"""Typed configuration shared by the trainers CLI and sweep.yaml.
+
+One source of truth: `sweep.config.SweepConfig` embeds `DataConfig`, `ModelConfig` and
+`TrainingConfig` unchanged, so a trial's resolved config is a `RecipeConfig`.
+
+Example (``python -m trainers.pretrain --config teacher.yaml``)::
+
+    data: {root: ../shared/data, corpus: babylm-mini, vocab_size: 2000, seq_length: 64}
+    model: {preset: tiny}
+    training: {epochs: 2, lr: 3.0e-3, batch_size: 32}
+    output_dir: runs/teacher
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainers.errors import TrainerError
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DataConfig",
+    "ModelConfig",
+    "RecipeConfig",
+    "TrainingConfig",
+    "format_validation_error",
+    "load_recipe_config",
+    "resolve_data_root",
+]
+
+DATA_DIR_ENV = "SWEEP_DATA_DIR"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(_Strict):
+    """Where the corpus and evaluation data live, and how much of it a run uses."""
+
+    root: Path | None = None
+    """Data root holding the corpus, blimp/ and glue/; None: $SWEEP_DATA_DIR, else ../shared/data."""
+    corpus: Path = Path("babylm-mini")
+    """BabyLM-layout corpus dir (train/, dev/, test/ of `<source>.<split>` files), under root."""
+    blimp: Path = Path("blimp")
+    """Dir of BLiMP paradigm .jsonl files, under root."""
+    glue: Path = Path("glue")
+    """Dir of GLUE tasks (MRPC/, RTE/ with train.tsv, dev.tsv), under root."""
+    vocab_size: int = Field(2000, ge=260)
+    """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
+    seq_length: int = Field(64, ge=8)
+    """Tokens per training window (BabyLlama-2 uses 128)."""
+    max_train_tokens: int | None = Field(None, ge=1)
+    """Cap on training tokens per epoch for quick runs; None uses the whole train split."""
+    max_eval_tokens: int | None = Field(None, ge=1)
+    """Cap on dev/test tokens scored for the loss; None scores the whole split."""
+    blimp_pairs_per_paradigm: int | None = Field(None, ge=1)
+    """Cap on BLiMP minimal pairs scored per paradigm (1000 each); None scores all."""
+    cache_dir: Path | None = None
+    """Where tokenizers and token caches are kept; None: $SWEEP_CACHE_DIR, else ~/.cache/babysweep."""
+
+    def resolved(self, base_dir: Path | None = None) -> DataConfig:
+        """A copy with every path absolute: root found once, the rest joined under it."""
+        root = resolve_data_root(self.root, base_dir)
+
+        def under(p: Path) -> Path:
+            return p if p.is_absolute() else (root / p).resolve()
+
+        cache = self.cache_dir
+        if cache is None:
+            cache = Path(os.environ.get("SWEEP_CACHE_DIR", Path.home() / ".cache" / "babysweep"))
+        elif not cache.is_absolute():
+            cache = (base_dir or Path.cwd()) / cache
+        return self.model_copy(
+            update={
+                "root": root,
+                "corpus": under(self.corpus),
+                "blimp": under(self.blimp),
+                "glue": under(self.glue),
+                "cache_dir": cache.resolve(),
+            }
+        )
+
+
+def resolve_data_root(explicit: Path | None, base_dir: Path | None = None) -> Path:
+    """The data root: the configured path, else $SWEEP_DATA_DIR, else ../shared/data.
+
+    A relative configured path is taken relative to `base_dir` (the yaml's folder).
+    """
+    if explicit is not None:
+        path = explicit if explicit.is_absolute() else (base_dir or Path.cwd()) / explicit
+        if not path.is_dir():
+            raise TrainerError(
+                f"data.root: {path} is not a directory; point data.root at the folder "
+                "holding babylm-mini/, blimp/ and glue/"
+            )
+        return path.resolve()
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        if not Path(env).is_dir():
+            raise TrainerError(f"{DATA_DIR_ENV}={env} is not a directory; fix or unset it")
+        return Path(env).resolve()
+    candidates = [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise TrainerError(
+        "data.root: no data found; set data.root in the yaml or the "
+        f"{DATA_DIR_ENV} environment variable (looked in {', '.join(map(str, candidates))})"
+    )
+
+
+PRESETS: dict[str, dict[str, int | bool]] = {
+    # CPU tests and demos: ~1M parameters with a 2k vocab.
+    "tiny": dict(
+        hidden_size=128,
+        intermediate_size=384,
+        num_layers=4,
+        num_heads=4,
+        num_kv_heads=2,
+        max_position_embeddings=256,
+        tie_embeddings=False,
+    ),
+    # A laptop-GPU or many-core CPU model: ~10M parameters with a 2k vocab.
+    "small": dict(
+        hidden_size=256,
+        intermediate_size=704,
+        num_layers=8,
+        num_heads=8,
+        num_kv_heads=4,
+        max_position_embeddings=512,
+        tie_embeddings=False,
+    ),
+    # BabyLlama-2 (arXiv 2409.17312): 345M parameters with a 16k vocab.
+    "babyllama2-345m": dict(
+        hidden_size=960,
+        intermediate_size=2560,
+        num_layers=32,
+        num_heads=15,
+        num_kv_heads=5,
+        max_position_embeddings=256,
+        tie_embeddings=False,
+    ),
+}
+
+
+class ModelConfig(_Strict):
+    """A LLaMA architecture: a preset, optionally with explicit sizes overriding it."""
+
+    preset: Literal["tiny", "small", "babyllama2-345m"] | None = "tiny"
+    """Named size; None means every size below must be given."""
+    hidden_size: int | None = Field(None, ge=8)
+    """Model width."""
+    intermediate_size: int | None = Field(None, ge=8)
+    """SwiGLU MLP width."""
+    num_layers: int | None = Field(None, ge=1)
+    """Transformer blocks."""
+    num_heads: int | None = Field(None, ge=1)
+    """Attention (query) heads; must divide hidden_size."""
+    num_kv_heads: int | None = Field(None, ge=1)
+    """Key/value heads (grouped-query attention); must divide num_heads."""
+    max_position_embeddings: int | None = Field(None, ge=8)
+    """Longest sequence the model accepts; must be >= data.seq_length."""
+    tie_embeddings: bool | None = None
+    """Share input and output embeddings (BabyLlama-2 does not)."""
+
+    def sizes(self) -> dict[str, int | bool]:
+        """The preset merged with explicit sizes; raises TrainerError on an incomplete model."""
+        merged: dict[str, int | bool] = dict(PRESETS[self.preset]) if self.preset else {}
+        for key in PRESETS["tiny"]:
+            value = getattr(self, key)
+            if value is not None:
+                merged[key] = value
+        missing = [k for k in PRESETS["tiny"] if k not in merged]
+        if missing:
+            raise TrainerError(f"model.{missing[0]}: required when model.preset is null")
+        if int(merged["hidden_size"]) % int(merged["num_heads"]):
+            raise TrainerError("model.num_heads: must divide model.hidden_size")
+        if int(merged["num_heads"]) % int(merged["num_kv_heads"]):
+            raise TrainerError("model.num_kv_heads: must divide model.num_heads")
+        return merged
+
+
+class TrainingConfig(_Strict):
+    """Optimisation and distillation settings of one training run (one trial)."""
+
+    epochs: int = Field(2, ge=1)
+    """Passes over the (capped) training split."""
+    lr: float = Field(3e-3, gt=0)
+    """Peak AdamW learning rate."""
+    batch_size: int = Field(32, ge=1)
+    """Logical batch size in sequences; gradient accumulation covers what micro_batch_size can't."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Per-step device batch cap; None means batch_size (no accumulation)."""
+    weight_decay: float = Field(0.1, ge=0)
+    """AdamW decoupled weight decay (BabyLlama-2 uses 5.0 at lr 7e-4)."""
+    beta1: float = Field(0.9, ge=0, lt=1)
+    """AdamW beta1."""
+    beta2: float = Field(0.95, ge=0, lt=1)
+    """AdamW beta2."""
+    eps: float = Field(1e-8, gt=0)
+    """AdamW epsilon."""
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Learning-rate decay after warmup."""
+    warmup_steps: int = Field(20, ge=0)
+    """Optimizer steps of linear warmup."""
+    grad_clip: float | None = Field(1.0, gt=0)
+    """Max global gradient norm; None disables clipping."""
+    seed: int = 0
+    """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
+    alpha: float = Field(1.0, ge=0, le=1)
+    """Weight of cross-entropy; 1 - alpha weighs the KL to the teacher ensemble (1 = no teachers)."""
+    temperature: float = Field(1.0, gt=0)
+    """Distillation softmax temperature T; the KL is scaled by T^2."""
+    ensemble: Literal["logits", "probs"] = "logits"
+    """Teacher combination: mean of logits (BabyLlama-2) or mean of probabilities."""
+    kl_reduction: Literal["token_mean", "babyllama2"] = "token_mean"
+    """token_mean: KL averaged per non-padding token; babyllama2: KLDivLoss(batchmean) over (B, L, V)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto picks CUDA when available."""
+    compile: bool = False
+    """torch.compile the student (worth it on GPU for long runs)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads; None leaves torch's default (Ray sets it to the trial's CPUs)."""
+
+
+class RecipeConfig(_Strict):
+    """Everything one training run needs: what `python -m trainers.pretrain --config` reads."""
+
+    data: DataConfig = DataConfig()
+    """Corpus, tokenizer and caps."""
+    model: ModelConfig = ModelConfig()
+    """Architecture."""
+    training: TrainingConfig = TrainingConfig()
+    """Optimisation and distillation."""
+    output_dir: Path = Path("runs/recipe")
+    """Where the final HF checkpoint and training state are written."""
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the dotted field path and what to do."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
+        path = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "(top level)")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required; add it"
+        else:
+            msg = e["msg"]
+            if "input" in e and not isinstance(e["input"], dict | list):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{path}: {msg}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic inserts the union member's name into the location; users never wrote it.
+    return isinstance(part, str) and (
+        part in {"loguniform", "uniform", "int", "categorical", "float", "str", "bool"}
+        or part.startswith(("function-", "tagged-union", "constrained-"))
+        or part.endswith("]")
+    )
+
+
+def load_recipe_config(path: Path) -> RecipeConfig:
+    """Read and validate a recipe yaml; paths in it are relative to its folder."""
+    if not path.is_file():
+        raise TrainerError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TrainerError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise TrainerError(f"{path}: the top level must be a mapping")
+    try:
+        config = RecipeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise TrainerError(f"{path}:\n{format_validation_error(exc)}") from None
+    base = path.resolve().parent
+    output = config.output_dir if config.output_dir.is_absolute() else base / config.output_dir
+    return config.model_copy(update={"data": config.data.resolved(base), "output_dir": output})
