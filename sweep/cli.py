@@ -60,13 +60,13 @@ def user_errors(func: F) -> F:
 def validate(config: ConfigArg = DEFAULT_YAML) -> None:
     """Check sweep.yaml and print the resolved config (paths, storage, defaults filled in)."""
     import yaml
-    from sqlalchemy.engine import make_url
 
     from sweep.config import load_sweep_config
+    from sweep.store import mask_url
 
     cfg = load_sweep_config(config)
     resolved = cfg.resolved_json()
-    resolved["storage"] = make_url(cfg.storage or "").render_as_string(hide_password=True)
+    resolved["storage"] = mask_url(cfg.storage or "")
     console.print(f"# {config}: valid (config hash {cfg.config_hash()[:12]})", highlight=False)
     console.print(yaml.safe_dump(resolved, sort_keys=False), highlight=False, markup=False)
 
@@ -92,7 +92,14 @@ def run(
     ] = None,
 ) -> None:
     """Run the staged study: teachers, ensemble, students, baselines, repeats."""
-    _not_built("run", 6)
+    from sweep.config import load_sweep_config
+    from sweep.study import run_study
+
+    cfg = load_sweep_config(config, storage=storage, ray_address=address, output_dir=output_dir)
+    result = run_study(cfg, stage=stage, resume=resume, console=err_console)
+    for name in result.skipped:
+        console.print(f"stage {name}: already complete in the store; not re-run")
+    _print_next_steps(config, cfg.storage or "", cfg.name)
 
 
 @app.command()
@@ -105,7 +112,14 @@ def status(
     ] = None,
 ) -> None:
     """Print each stage's trial counts and best trial, from the store alone."""
-    _not_built("status", 4)
+    from sweep.store import Store, render_status
+
+    url, name = _store_target(config, storage, sweep_name)
+    store = Store(url, upgrade=False)
+    try:
+        console.print(render_status(store, name))
+    finally:
+        store.dispose()
 
 
 @app.command()
@@ -119,7 +133,11 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write the robustness report (one self-contained HTML file) from the store."""
-    _not_built("report", 7)
+    from analysis import write_report
+
+    url, name = _store_target(config, storage, sweep_name)
+    path = write_report(url, out, sweep=name)
+    console.print(f"report: {path.resolve()}", highlight=False)
 
 
 @app.command()
@@ -131,7 +149,14 @@ def dashboard(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
     """Start optuna-dashboard on the store's Optuna studies."""
-    _not_built("dashboard", 6)
+    from optuna_dashboard import run_server
+
+    from sweep.store import Store, mask_url
+
+    url, _ = _store_target(config, storage, None)
+    Store(url, upgrade=False).dispose()  # one clear error if the store is unreachable
+    console.print(f"optuna-dashboard on {mask_url(url)}: http://{host}:{port}", highlight=False)
+    run_server(url, host=host, port=port)
 
 
 @db_app.command("upgrade")
@@ -143,12 +168,35 @@ def db_upgrade(
     ),
 ) -> None:
     """Migrate the store's schema to this version of babysweep."""
-    _not_built("db upgrade", 4)
+    from sweep.store import mask_url, upgrade
+
+    target = url or _store_target(config, None, None)[0]
+    before, after = upgrade(target)
+    console.print(f"{mask_url(target)}: schema {before or 'empty'} -> {after}", highlight=False)
 
 
-def _not_built(command: str, issue: int) -> None:
-    err_console.print(f"`sweep {command}` is not built yet (issue {issue}); nothing was run.")
-    raise typer.Exit(2)
+def _store_target(
+    config: Path | None, storage: str | None, sweep_name: str | None
+) -> tuple[str, str | None]:
+    """The store URL and sweep name: --storage wins; else sweep.yaml (default ./sweep.yaml)."""
+    from sweep.config import load_sweep_config
+
+    if storage is not None and config is None:
+        return storage, sweep_name
+    cfg = load_sweep_config(config or DEFAULT_YAML, storage=storage)
+    return cfg.storage or "", sweep_name or cfg.name
+
+
+def _print_next_steps(config: Path, url: str, name: str) -> None:
+    from sweep.store import mask_url
+
+    console.print(f"store: {mask_url(url)}", highlight=False)
+    console.print(f"  status:    sweep status {config}", highlight=False)
+    console.print(
+        f"  dashboard: sweep dashboard {config}   (or: optuna-dashboard '{mask_url(url)}')",
+        highlight=False,
+    )
+    console.print(f"  report:    sweep report {config} --out report.html", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

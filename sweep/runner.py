@@ -1,0 +1,338 @@
+"""Run one stage of trials on Ray Tune, sampled by Optuna, recorded in the store.
+
+`run_stage` is the engine under `sweep run`: a Tuner over `run_trial` with the stage's
+per-trial resources, an ASHA (or FIFO) scheduler on the per-epoch dev loss, the
+`StageSearcher`, and `StoreRecorder`, the single driver-side writer. Resuming needs no
+Tuner.restore (which fails after a hard kill with RDB storage): the store and the Optuna
+study are reconciled first and interrupted trials re-run under their own numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from sweep.config import Param, Resources, Scheduler
+from sweep.search import OBJECTIVE, PlannedTrial, StageSearcher, open_study, reconcile, tell
+from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus
+from sweep.trainable import EVALUATION_KEY, TrialContext, run_trial
+
+__all__ = ["StageInterrupted", "StageOutcome", "StageSpec", "StoreRecorder", "run_stage"]
+
+# Result keys that are not learning-curve metrics.
+_NOT_METRICS = {"node_id", "hostname", "pid", "checkpoint_sha256", "trial_id", "done"}
+
+
+class StageInterrupted(Exception):
+    """The stage stopped before every trial finished (Ctrl-C); `--resume` continues it."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage's trials: sampled from `space`, or the fixed `plans`."""
+
+    sweep: str
+    name: str
+    seed: int
+    total: int
+    role: str
+    context: TrialContext
+    resources: Resources
+    max_failures: int = 0
+    scheduler: Scheduler | None = None
+    space: dict[str, Param] | None = None
+    plans: Sequence[PlannedTrial] | None = None
+    teacher_ids: tuple[int, ...] = ()
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.sweep}/{self.name}"
+
+
+@dataclass
+class StageOutcome:
+    """Counts by status after the stage ran (or was found finished)."""
+
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    ran: int = 0
+
+
+@dataclass
+class StageProgress:
+    """Live counters the terminal table shows (updated by the recorder)."""
+
+    name: str
+    total: int
+    running: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+class StoreRecorder(tune.Callback):
+    """The one writer: trials, metrics, evaluations and checkpoints to the store, then Optuna.
+
+    Every write is an upsert on a natural key, so replaying a result adds nothing twice.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stage_id: int,
+        spec: StageSpec,
+        searcher: StageSearcher,
+        progress: StageProgress,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store, self.stage_id, self.spec = store, stage_id, spec
+        self.searcher, self.progress, self.on_change = searcher, progress, on_change
+        self.trial_ids: dict[str, int] = {}
+        self.nodes: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tuner pickles its callbacks for Tuner.restore, which babysweep never uses.
+        return {"stage_id": self.stage_id, "trial_ids": self.trial_ids}
+
+    def _trial_id(self, trial: Trial) -> int:
+        if trial.trial_id not in self.trial_ids:
+            s = self.searcher.by_tune_id[trial.trial_id]
+            resources = {"cpu": self.spec.resources.cpu, "gpu": self.spec.resources.gpu}
+            trial_id = self.store.upsert_trial(
+                self.stage_id,
+                s.number,
+                role=s.role,
+                params=s.params,
+                seed=s.seed,
+                status=TrialStatus.RUNNING,
+                tune_trial_id=trial.trial_id,
+                optuna_trial_number=s.number,
+                resources=resources,
+                config=self._trial_config(s.params, s.seed),
+                source_trial_id=s.source_trial_id,
+                started_at=datetime.now(UTC),
+            )
+            alpha = s.params.get("alpha", self.spec.context.recipe.training.alpha)
+            if self.spec.teacher_ids and alpha < 1:
+                self.store.set_trial_teachers(trial_id, self.spec.teacher_ids)
+            self.trial_ids[trial.trial_id] = trial_id
+        return self.trial_ids[trial.trial_id]
+
+    def _trial_config(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
+        recipe = self.spec.context.recipe
+        training = recipe.training.model_copy(
+            update={**params, "seed": seed, "epochs": self.spec.context.epochs}
+        )
+        return recipe.model_copy(update={"training": training}).model_dump(mode="json")
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._trial_id(trial)
+        self.progress.running += 1
+        self.on_change()
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
+    ) -> None:
+        trial_id = self._trial_id(trial)
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        metrics = {
+            k: float(v)
+            for k, v in result.items()
+            if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        self.store.add_metrics(trial_id, epoch, metrics)
+        node = result.get("node_id")
+        if node and trial.trial_id not in self.nodes:
+            s = self.searcher.by_tune_id[trial.trial_id]
+            self.store.upsert_trial(
+                self.stage_id, s.number, role=s.role, params=s.params, seed=s.seed, node=str(node)
+            )
+            self.nodes.add(trial.trial_id)
+        evaluation = result.get(EVALUATION_KEY)
+        if evaluation:
+            self.store.add_evaluations(trial_id, _evaluation_rows(evaluation))
+        value = result.get(OBJECTIVE)
+        if isinstance(value, int | float):
+            self.searcher.report_intermediate(
+                self.searcher.by_tune_id[trial.trial_id].number, epoch, value
+            )
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any
+    ) -> None:
+        last = trial.last_result or {}
+        self.store.add_artifact(
+            self._trial_id(trial),
+            _checkpoint_uri(checkpoint),
+            kind="checkpoint",
+            iteration=int(last.get("epoch", 0)) or None,
+            size_bytes=last.get("checkpoint_bytes"),
+            sha256=last.get("checkpoint_sha256"),
+        )
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        last = trial.last_result or {}
+        finished = int(last.get("epoch", 0)) >= self.spec.context.epochs
+        objective = last.get(OBJECTIVE)
+        if finished and isinstance(objective, int | float) and math.isfinite(objective):
+            status = TrialStatus.COMPLETE
+        else:
+            # Stopped by the scheduler before its last epoch: early-stopped, not finished.
+            status = TrialStatus.PRUNED if not finished else TrialStatus.FAILED
+        checkpoint = _checkpoint_uri(trial.checkpoint) if trial.checkpoint else None
+        self._finish(trial, status, objective=objective, checkpoint_uri=checkpoint)
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._finish(trial, TrialStatus.FAILED, error=_error_text(trial))
+
+    def _finish(self, trial: Trial, status: TrialStatus, **fields: Any) -> None:
+        trial_id = self._trial_id(trial)
+        objective = fields.get("objective")
+        if status != TrialStatus.COMPLETE:
+            fields["objective"] = None
+        self.store.finish_trial(trial_id, status, ended_at=datetime.now(UTC), **fields)
+        number = self.searcher.by_tune_id[trial.trial_id].number
+        tell(self.searcher.study, number, status, objective)  # the store first, then Optuna
+        p = self.progress
+        p.running = max(0, p.running - 1)
+        if status == TrialStatus.COMPLETE and objective is not None:
+            p.complete += 1
+            p.best = float(objective) if p.best is None else min(p.best, float(objective))
+        elif status == TrialStatus.PRUNED:
+            p.pruned += 1
+        else:
+            p.failed += 1
+        self.on_change()
+
+
+def run_stage(
+    spec: StageSpec,
+    *,
+    store: Store,
+    stage_id: int,
+    storage_path: str,
+    progress: StageProgress | None = None,
+    on_change: Callable[[], None] = lambda: None,
+) -> StageOutcome:
+    """Run (or finish) one stage; returns the counts. Raises StageInterrupted on Ctrl-C."""
+    study = open_study(store.url, spec.study_name, seed=spec.seed, trials=spec.total)
+    adopted = reconcile(study, store, stage_id)
+    searcher = StageSearcher(
+        study,
+        total=spec.total,
+        seed=spec.seed,
+        role=spec.role,
+        space=spec.space,
+        plans=spec.plans,
+        adopted=adopted,
+    )
+    progress = progress or StageProgress(spec.name, spec.total)
+    _count_into(progress, study)
+    to_run = searcher.remaining
+    if to_run > 0:
+        store.set_stage_status(stage_id, StageStatus.RUNNING)
+        recorder = StoreRecorder(store, stage_id, spec, searcher, progress, on_change)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, context=spec.context),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=_scheduler(spec.scheduler, spec.context.epochs),
+                num_samples=to_run,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+                storage_path=storage_path,
+                callbacks=[recorder],
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+    counts = _counts(study)
+    if sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL")) < spec.total:
+        raise StageInterrupted(spec.name)
+    store.set_stage_status(stage_id, StageStatus.COMPLETE)
+    return StageOutcome(spec.name, counts, ran=to_run)
+
+
+def _scheduler(config: Scheduler | None, epochs: int) -> TrialScheduler:
+    if config is None or config.type == "none" or epochs <= 1:
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=OBJECTIVE,
+        mode="min",
+        max_t=epochs,
+        grace_period=config.grace_period,
+        reduction_factor=config.reduction_factor,
+    )
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def _count_into(progress: StageProgress, study: optuna.Study) -> None:
+    counts = _counts(study)
+    progress.complete, progress.pruned = counts.get("COMPLETE", 0), counts.get("PRUNED", 0)
+    progress.failed = counts.get("FAIL", 0)
+    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    progress.best = min(values) if values else None
+
+
+def _evaluation_rows(evaluation: dict[str, Any]) -> list[EvaluationRow]:
+    rows = []
+    for suite, tasks in evaluation.items():
+        for task, scores in tasks.items():
+            group, n = scores.get("group"), scores.get("n")
+            for metric, value in scores.items():
+                if metric in {"group", "n"}:
+                    continue
+                rows.append(EvaluationRow(suite, task, group, metric, float(value), n))
+    return rows
+
+
+def _checkpoint_uri(checkpoint: Any) -> str:
+    """A local path, or scheme://path for object stores (what `Checkpoint(uri)` reads back)."""
+    fs = getattr(checkpoint, "filesystem", None)
+    scheme = getattr(fs, "type_name", "local") if fs is not None else "local"
+    return str(checkpoint.path) if scheme == "local" else f"{scheme}://{checkpoint.path}"
+
+
+def _error_text(trial: Trial) -> str:
+    """The root error's last line first (e.g. 'NonFiniteLossError: ...'), then the traceback."""
+    error = trial.get_error()
+    text = str(error) if error is not None else "trial failed (no error recorded)"
+    lines = [line for line in text.splitlines() if line.strip()]
+    root = next((ln.strip() for ln in reversed(lines) if "Error" in ln.split(":")[0]), lines[-1])
+    return f"{root}\n\n{text[-4000:]}"

@@ -1,0 +1,265 @@
+"""A Ray Tune searcher on Optuna's ask/tell that tells the truth about every trial.
+
+The stock `ray.tune.search.optuna.OptunaSearch` records an ASHA-stopped trial as COMPLETE
+with a partial value, which misleads TPE and every later analysis; after a hard kill its
+study keeps stale RUNNING trials. Here:
+
+- `suggest` asks the stage's study (one per stage, `<sweep>/<stage>`, in the store's
+  database) and hands out interrupted trials first, so a resumed stage re-runs them under
+  their own Optuna number instead of asking new ones;
+- `tell` is called by the store recorder *after* the store has the result, with the
+  truthful state: COMPLETE with the objective, PRUNED (early-stopped, intermediate values
+  kept) or FAIL;
+- `reconcile` brings a study and the store into agreement before a (resumed) run.
+
+Example::
+
+    study = open_study(store.url, "demo/teachers", seed=0, trials=8)
+    searcher = StageSearcher(study, space=config.stages.teachers.space, total=8, seed=0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from sweep.config import Categorical, IntRange, LogUniform, Param, Uniform
+from sweep.store import Store, TrialStatus
+
+__all__ = ["PlannedTrial", "StageSearcher", "open_study", "reconcile", "to_distributions"]
+
+OBJECTIVE = "dev_loss"
+_ATTR_SLOT = "babysweep_slot"
+_ATTR_META = "babysweep_meta"
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """A fixed trial (baseline or repeat): its params and what it came from."""
+
+    params: dict[str, Any]
+    seed: int
+    role: str
+    source_trial_id: int | None = None
+
+
+@dataclass
+class Suggestion:
+    """What a Tune trial runs: an Optuna trial number, its params, seed and provenance."""
+
+    number: int
+    optuna_trial_id: int
+    params: dict[str, Any]
+    seed: int
+    role: str
+    source_trial_id: int | None = None
+    resume_uri: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_config(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "params": dict(self.params),
+            "seed": self.seed,
+            "role": self.role,
+            "source_trial_id": self.source_trial_id,
+            "resume_uri": self.resume_uri,
+        }
+
+
+def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
+    """sweep.yaml distributions as Optuna distributions; fixed values become 1-choice."""
+    out: dict[str, BaseDistribution] = {}
+    for name, param in space.items():
+        if isinstance(param, LogUniform):
+            out[name] = FloatDistribution(param.low, param.high, log=True)
+        elif isinstance(param, Uniform):
+            out[name] = FloatDistribution(param.low, param.high, step=param.step)
+        elif isinstance(param, IntRange):
+            out[name] = IntDistribution(param.low, param.high, step=param.step, log=param.log)
+        elif isinstance(param, Categorical):
+            out[name] = CategoricalDistribution(list(param.choices))
+        else:
+            out[name] = CategoricalDistribution([param])
+    return out
+
+
+def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
+    """The stage's study in the store's database: TPE, seeded, constant liar for parallelism."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=seed, constant_liar=True, n_startup_trials=max(2, min(10, trials // 2))
+    )
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    return optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, direction="minimize", load_if_exists=True
+    )
+
+
+def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Suggestion]:
+    """Make the study agree with the store; return the interrupted trials to re-run.
+
+    The recorder writes the store first and tells Optuna second, so after a hard kill:
+    - store finished, study RUNNING: tell Optuna what the store knows;
+    - both RUNNING (or the store never saw it): the trial was interrupted; re-run it under
+      its own number, from its last checkpoint.
+    """
+    rows = {row.number: row for row in store.trials(stage_id)}
+    adopted: list[Suggestion] = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.is_finished():
+            continue
+        row = rows.get(trial.number)
+        if row is not None and row.status != TrialStatus.RUNNING:
+            tell(study, trial.number, row.status, row.objective)
+            continue
+        meta = trial.system_attrs.get(_ATTR_META) or {}
+        resume = store.checkpoint_artifacts(row.id) if row is not None else []
+        adopted.append(
+            Suggestion(
+                number=trial.number,
+                optuna_trial_id=trial._trial_id,
+                params=dict(trial.params),
+                seed=int(meta.get("seed", 0)),
+                role=str(meta.get("role", "teacher")),
+                source_trial_id=meta.get("source_trial_id"),
+                resume_uri=resume[0].uri if resume else None,
+            )
+        )
+    return adopted
+
+
+def tell(
+    study: optuna.Study, number: int, status: TrialStatus | str, objective: float | None
+) -> None:
+    """Finish an Optuna trial with the state the store recorded."""
+    status = TrialStatus(status)
+    if status == TrialStatus.COMPLETE and objective is not None and math.isfinite(objective):
+        study.tell(number, objective, skip_if_finished=True)
+    elif status == TrialStatus.PRUNED:
+        study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+    else:
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+class StageSearcher(Searcher):
+    """Ask-only Tune searcher: Optuna samples (or fixed plans fill) each trial's params.
+
+    The recorder callback, not this class, finishes trials (`tell`), so the store always
+    knows a result before Optuna does.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        *,
+        total: int,
+        seed: int,
+        role: str,
+        space: Mapping[str, Param] | None = None,
+        plans: Sequence[PlannedTrial] | None = None,
+        adopted: Sequence[Suggestion] = (),
+    ) -> None:
+        super().__init__(metric=OBJECTIVE, mode="min")
+        self.study = study
+        self.seed = seed
+        self.role = role
+        self.distributions = to_distributions(space or {})
+        self.plans = list(plans) if plans is not None else None
+        self.pending_adopted = list(adopted)
+        existing = study.get_trials(deepcopy=False)
+        self.used_slots = {t.system_attrs.get(_ATTR_SLOT) for t in existing}
+        self.remaining = total - sum(t.state.is_finished() for t in existing)
+        self.by_tune_id: dict[str, Suggestion] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        finished: Any = Searcher.FINISHED  # Tune's sentinel string for "no more trials"
+        if self.remaining <= 0:
+            return finished
+        suggestion = self.pending_adopted.pop(0) if self.pending_adopted else self._ask()
+        if suggestion is None:
+            return finished
+        self.remaining -= 1
+        self.by_tune_id[trial_id] = suggestion
+        return suggestion.as_config()
+
+    def _ask(self) -> Suggestion | None:
+        if self.plans is None:
+            trial = self.study.ask(self.distributions)
+            params = dict(trial.params)
+            meta: dict[str, Any] = {
+                "seed": self.seed + trial.number,
+                "role": self.role,
+                "source_trial_id": None,
+            }
+        else:
+            slot = next((i for i in range(len(self.plans)) if i not in self.used_slots), None)
+            if slot is None:
+                return None
+            self.used_slots.add(slot)
+            plan = self.plans[slot]
+            trial = self.study.ask(self._fixed_distributions(plan.params))
+            params = dict(trial.params)
+            meta = {"seed": plan.seed, "role": plan.role, "source_trial_id": plan.source_trial_id}
+            self.study._storage.set_trial_system_attr(trial._trial_id, _ATTR_SLOT, slot)
+        self.study._storage.set_trial_system_attr(trial._trial_id, _ATTR_META, meta)
+        return Suggestion(
+            number=trial.number,
+            optuna_trial_id=trial._trial_id,
+            params=params,
+            seed=int(meta["seed"]),
+            role=str(meta["role"]),
+            source_trial_id=meta["source_trial_id"],
+        )
+
+    def _fixed_distributions(self, params: Mapping[str, Any]) -> dict[str, BaseDistribution]:
+        """A planned trial's values as one-point distributions of a stable kind per name.
+
+        Optuna refuses a parameter whose categorical choices change between trials, so
+        numbers become [v, v] ranges and other values one categorical over every plan.
+        """
+        plans = self.plans or []
+        out: dict[str, BaseDistribution] = {}
+        for name, value in params.items():
+            values = [p.params[name] for p in plans if name in p.params]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                out[name] = IntDistribution(value, value)
+            elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                out[name] = FloatDistribution(float(value), float(value))
+            else:
+                out[name] = CategoricalDistribution(sorted(set(values), key=repr))
+        return out
+
+    # Tuner pickles its searcher for Tuner.restore, which babysweep never uses: the study
+    # in the database is the state, so the live connection is left out.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "study"}
+
+    def save(self, checkpoint_path: str) -> None:
+        return None
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        # The recorder tells Optuna after the store has the result; see the module doc.
+        return None
+
+    def report_intermediate(self, number: int, step: int, value: float) -> None:
+        """Per-epoch objective, so optuna-dashboard draws learning curves live."""
+        if math.isfinite(value):
+            trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
+                self.study._study_id, number
+            )
+            self.study._storage.set_trial_intermediate_value(trial_id, step, value)

@@ -1,0 +1,391 @@
+"""The staged study `sweep run` executes: teachers, ensemble, students, baselines, repeats.
+
+Each trial stage is one `run_stage`; the ensemble stage is a selection recorded in the
+store. Provenance is explicit: students link to their ensemble's teacher trials,
+baselines to the student config they control for, repeats to the config they re-seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sweep.config import STAGE_ORDER, SearchStage, SweepConfig
+from sweep.errors import SweepError
+from sweep.runner import StageInterrupted, StageOutcome, StageProgress, StageSpec, run_stage
+from sweep.search import PlannedTrial
+from sweep.store import StageStatus, Store, SweepStatus, TrialRow, TrialStatus
+from sweep.trainable import TrialContext
+from trainers.config import RecipeConfig
+
+__all__ = ["StudyResult", "code_version", "run_study"]
+
+# Repeat seeds start here so they never coincide with a sweep trial's seed + number.
+REPEAT_SEED_OFFSET = 10_000
+
+
+@dataclass
+class StudyResult:
+    """What `sweep run` did, per stage."""
+
+    sweep_id: int
+    outcomes: list[StageOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def run_study(
+    config: SweepConfig,
+    *,
+    stage: str | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> StudyResult:
+    """Run every stage (or `stage` alone) of the study, recording it in the store."""
+    if stage is not None and stage not in STAGE_ORDER:
+        raise SweepError(f"--stage: unknown stage {stage!r}; use one of {', '.join(STAGE_ORDER)}")
+    console = console or Console(stderr=True)
+    store = Store(config.storage or "")
+    existing = store.get_sweep(config.name)
+    if existing is not None and existing.config_hash != config.config_hash():
+        raise SweepError(
+            f"name: sweep {config.name!r} in {store.masked_url} was run with another config "
+            f"(hash {existing.config_hash[:12]}); give this sweep a new name or another storage"
+        )
+    if (
+        existing is not None
+        and existing.status != SweepStatus.COMPLETE
+        and stage is None
+        and not resume
+    ):
+        raise SweepError(
+            f"sweep {config.name!r} in {store.masked_url} is unfinished ({existing.status}); "
+            "continue it with `sweep run --resume`, or rename the sweep to start afresh"
+        )
+    sweep_id = store.upsert_sweep(
+        config.name,
+        config=config.resolved_json(),
+        config_hash=config.config_hash(),
+        code_version=code_version(),
+    )
+    result = StudyResult(sweep_id)
+    stages = [stage] if stage else list(STAGE_ORDER)
+    console.print(f"store: {store.masked_url}", highlight=False)
+    _prepare_data(config, console)
+    board = _Board(console)
+    store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
+    try:
+        with _ray(config), board.live():
+            for name in stages:
+                row = store.get_stage(sweep_id, name)
+                if row is not None and row.status == StageStatus.COMPLETE:
+                    result.skipped.append(name)
+                    continue
+                stage_id = store.upsert_stage(sweep_id, name, optuna_study=f"{config.name}/{name}")
+                if name == "ensemble":
+                    result.outcomes.append(_select_ensemble(config, store, sweep_id, stage_id))
+                    continue
+                spec = _stage_spec(config, store, sweep_id, name)
+                if spec is None or spec.total == 0:
+                    store.set_stage_status(stage_id, StageStatus.COMPLETE)
+                    result.outcomes.append(StageOutcome(name))
+                    continue
+                progress = board.add(name, spec.total)
+                outcome = run_stage(
+                    spec,
+                    store=store,
+                    stage_id=stage_id,
+                    storage_path=_storage_path(config),
+                    progress=progress,
+                    on_change=board.refresh,
+                )
+                result.outcomes.append(outcome)
+    except (KeyboardInterrupt, StageInterrupted):
+        store.set_sweep_status(sweep_id, SweepStatus.INTERRUPTED)
+        raise SweepError(
+            f"interrupted; finished trials are in {store.masked_url}. "
+            "Continue with `sweep run --resume`"
+        ) from None
+    except BaseException:
+        store.set_sweep_status(sweep_id, SweepStatus.FAILED)
+        raise
+    done = all(
+        (s := store.get_stage(sweep_id, n)) is not None and s.status == StageStatus.COMPLETE
+        for n in STAGE_ORDER
+    )
+    store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.INTERRUPTED)
+    store.dispose()
+    return result
+
+
+def _stage_spec(config: SweepConfig, store: Store, sweep_id: int, name: str) -> StageSpec | None:
+    stages = config.stages
+    seed = config.seed + 1000 * STAGE_ORDER.index(name)
+    if name == "teachers":
+        return _search_spec(config, name, stages.teachers, seed, role="teacher", teachers=())
+    ensemble = _ensemble(store, sweep_id, name)
+    if name == "students":
+        return _search_spec(config, name, stages.students, seed, role="student", teachers=ensemble)
+    if name == "baselines":
+        students = _best(store, sweep_id, "students")[: stages.baselines.top_n]
+        plans = [
+            PlannedTrial({**s.params, "alpha": 1.0}, s.seed, "student", source_trial_id=s.id)
+            for s in students
+        ]
+        return _fixed_spec(config, name, stages.baselines, seed, plans, teachers=())
+    if name == "repeats":
+        plans = []
+        for role, source in (("teachers", "teacher"), ("students", "student")):
+            best = _best(store, sweep_id, role)[:1]
+            for s in best:
+                params = {**s.params, "alpha": 1.0} if source == "teacher" else dict(s.params)
+                plans += [
+                    PlannedTrial(params, config.seed + REPEAT_SEED_OFFSET + i, source, s.id)
+                    for i in range(stages.repeats.seeds)
+                ]
+        return _fixed_spec(config, name, stages.repeats, seed, plans, teachers=ensemble)
+    return None
+
+
+def _context(
+    config: SweepConfig,
+    name: str,
+    epochs: int,
+    teachers: tuple[tuple[int, str], ...],
+    *,
+    alpha1: bool,
+) -> TrialContext:
+    training = config.training.model_copy(update={"alpha": 1.0}) if alpha1 else config.training
+    recipe = RecipeConfig(data=config.data, model=config.model, training=training)
+    glue = config.evaluation.glue
+    return TrialContext(
+        recipe=recipe,
+        epochs=epochs,
+        teacher_uris=tuple(uri for _, uri in teachers),
+        glue=glue if name in glue.stages and glue.tasks else None,
+    )
+
+
+def _search_spec(
+    config: SweepConfig,
+    name: str,
+    stage: SearchStage,
+    seed: int,
+    *,
+    role: str,
+    teachers: tuple[tuple[int, str], ...],
+) -> StageSpec:
+    return StageSpec(
+        sweep=config.name,
+        name=name,
+        seed=seed,
+        total=stage.trials,
+        role=role,
+        context=_context(config, name, stage.epochs, teachers, alpha1=role == "teacher"),
+        resources=stage.resources,
+        max_failures=stage.max_failures,
+        scheduler=stage.scheduler,
+        space=dict(stage.space),
+        teacher_ids=tuple(i for i, _ in teachers),
+    )
+
+
+def _fixed_spec(
+    config: SweepConfig,
+    name: str,
+    stage: object,
+    seed: int,
+    plans: list[PlannedTrial],
+    *,
+    teachers: tuple[tuple[int, str], ...],
+) -> StageSpec:
+    epochs = getattr(stage, "epochs")  # noqa: B009 - BaselinesStage and RepeatsStage share it
+    return StageSpec(
+        sweep=config.name,
+        name=name,
+        seed=seed,
+        total=len(plans),
+        role="student",
+        context=_context(config, name, epochs, teachers, alpha1=False),
+        resources=getattr(stage, "resources"),  # noqa: B009
+        max_failures=getattr(stage, "max_failures"),  # noqa: B009
+        scheduler=None,
+        plans=plans,
+        teacher_ids=tuple(i for i, _ in teachers),
+    )
+
+
+def _best(store: Store, sweep_id: int, stage: str) -> list[TrialRow]:
+    """Finished trials of a stage, best objective first."""
+    row = store.get_stage(sweep_id, stage)
+    if row is None or row.status != StageStatus.COMPLETE:
+        raise SweepError(
+            f"stage {stage!r} has not finished in the store; run `sweep run --stage {stage}` first"
+        )
+    trials = [
+        t
+        for t in store.trials(row.id)
+        if t.status == TrialStatus.COMPLETE and t.objective is not None
+    ]
+    return sorted(trials, key=lambda t: (t.objective, t.number))
+
+
+def _select_ensemble(
+    config: SweepConfig, store: Store, sweep_id: int, stage_id: int
+) -> StageOutcome:
+    """The K best finished teachers (by the configured metric) become the ensemble."""
+    k, metric = config.stages.ensemble.k, config.stages.ensemble.metric
+    candidates = [t for t in _best(store, sweep_id, "teachers") if t.checkpoint_uri]
+    if metric == "blimp_overall":
+        scored = [(t, store.trial_metrics(t.id)) for t in candidates]
+        ranked = sorted(
+            ((t, max(m.items())[1].get("blimp_overall")) for t, m in scored if m),
+            key=lambda tv: -(tv[1] if tv[1] is not None else -1.0),
+        )
+    else:
+        ranked = [(t, t.objective) for t in candidates]
+    if len(ranked) < k:
+        raise SweepError(
+            f"stages.ensemble.k: only {len(ranked)} teacher trials finished with a checkpoint, "
+            f"{k} needed; lower k or run more teacher trials"
+        )
+    members = [(t.id, rank, float(v or 0.0)) for rank, (t, v) in enumerate(ranked[:k], 1)]
+    store.set_ensemble(stage_id, members)
+    store.set_stage_status(stage_id, StageStatus.COMPLETE)
+    return StageOutcome("ensemble", {"MEMBERS": len(members)})
+
+
+def _ensemble(store: Store, sweep_id: int, needed_by: str) -> tuple[tuple[int, str], ...]:
+    row = store.get_stage(sweep_id, "ensemble")
+    members = store.ensemble_members(row.id) if row is not None else []
+    if not members:
+        raise SweepError(
+            f"stage {needed_by!r} needs the teacher ensemble; run `sweep run --stage ensemble` "
+            "(after the teachers) first"
+        )
+    return tuple((m.trial_id, m.checkpoint_uri or "") for m in members)
+
+
+def _prepare_data(config: SweepConfig, console: Console) -> None:
+    """Tokenizer and token caches once, on the driver, before trials start in parallel."""
+    from trainers.data import prepare_corpus
+
+    with console.status("preparing tokenizer and token caches"):
+        prepare_corpus(config.data)
+
+
+def _storage_path(config: SweepConfig) -> str:
+    out = config.output_dir or "runs"
+    if "://" not in out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    return f"{out.rstrip('/')}/{config.name}"
+
+
+@contextmanager
+def _ray(config: SweepConfig) -> Iterator[None]:
+    """Join the configured cluster, or start a local Ray that this process owns."""
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    owned = not ray.is_initialized()
+    if owned:
+        ray.init(
+            address=config.ray_address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=True,
+        )
+    try:
+        yield
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def code_version() -> str:
+    """The package version and, in a git checkout, the commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("babysweep")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{v}+g{commit}" if commit else v
+    except (OSError, subprocess.SubprocessError):
+        return v
+
+
+class _Board:
+    """The live terminal table: stage, running/done/pruned/failed, best, elapsed, ETA."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.stages: list[StageProgress] = []
+        self._live: Live | None = None
+
+    def add(self, name: str, total: int) -> StageProgress:
+        progress = StageProgress(name, total)
+        self.stages.append(progress)
+        self.refresh()
+        return progress
+
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        with Live(self.render(), console=self.console, refresh_per_second=2) as live:
+            self._live = live
+            yield
+            self.refresh()
+        self._live = None
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+
+    def render(self) -> Table:
+        table = Table(title="babysweep", title_justify="left")
+        for col in ("stage", "running", "complete", "pruned", "failed", "total"):
+            table.add_column(col, justify="right" if col != "stage" else "left")
+        table.add_column("best dev_loss", justify="right")
+        table.add_column("elapsed", justify="right")
+        table.add_column("ETA", justify="right")
+        for p in self.stages:
+            elapsed = time.monotonic() - p.started
+            left = p.total - p.done
+            eta = elapsed / p.done * left if p.done and left else 0.0
+            table.add_row(
+                p.name,
+                str(p.running),
+                str(p.complete),
+                str(p.pruned),
+                str(p.failed),
+                str(p.total),
+                f"{p.best:.4f}" if p.best is not None else "-",
+                _clock(elapsed),
+                _clock(eta) if left else "done",
+            )
+        return table
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"

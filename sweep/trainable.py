@@ -1,0 +1,112 @@
+"""The Ray Tune function trainable: one trial runs one trainers/ recipe.
+
+It runs on a Ray worker: it builds the trial's RecipeConfig from the stage's base config
+and the searcher's params, materialises the teacher checkpoints (shared path or URI),
+resumes from Tune's restore checkpoint or the store's last checkpoint, and reports every
+epoch to Tune with its checkpoint. The last epoch's report also carries BLiMP (and GLUE
+where enabled), so the store gets a trial's evaluation with its final result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from sweep.config import GlueEvaluation
+from trainers.config import RecipeConfig
+
+__all__ = ["TrialContext", "run_trial"]
+
+EVALUATION_KEY = "evaluation"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a stage shares (sent once to the workers)."""
+
+    recipe: RecipeConfig
+    epochs: int
+    teacher_uris: tuple[str, ...] = ()
+    glue: GlueEvaluation | None = None
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Train one trial; report metrics and a checkpoint to Tune after every epoch."""
+    from ray.tune import Checkpoint
+
+    from sweep.store.checkpoints import checkpoint_fingerprint
+    from trainers.recipe import train
+
+    threads = max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1"))))
+    training = context.recipe.training.model_copy(
+        update={
+            **config["params"],
+            "seed": config["seed"],
+            "epochs": context.epochs,
+            "threads": context.recipe.training.threads or threads,
+        }
+    )
+    # Validate the merged params as the trainers would (a bad combination fails the trial).
+    training = type(training).model_validate(training.model_dump())
+    workdir = Path(tempfile.mkdtemp(prefix=f"trial{config['number']}-"))
+    recipe = context.recipe.model_copy(update={"training": training, "output_dir": workdir})
+    node = {"node_id": _node_id(), "hostname": socket.gethostname(), "pid": os.getpid()}
+
+    def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
+        out: dict[str, Any] = {**metrics, **node}
+        size, sha = checkpoint_fingerprint(checkpoint_dir)
+        out["checkpoint_bytes"], out["checkpoint_sha256"] = size, sha
+        if int(metrics["epoch"]) >= context.epochs:
+            out.update(_evaluate(checkpoint_dir, recipe, context))
+        tune.report(out, checkpoint=Checkpoint.from_directory(str(checkpoint_dir)))
+
+    with contextlib.ExitStack() as stack:
+        teachers = [
+            Path(stack.enter_context(Checkpoint(uri).as_directory()))
+            for uri in (context.teacher_uris if training.alpha < 1 else ())
+        ]
+        restore = tune.get_checkpoint()
+        if restore is None and config.get("resume_uri"):
+            restore = Checkpoint(config["resume_uri"])
+        resume_dir = Path(stack.enter_context(restore.as_directory())) if restore else None
+        train(recipe, teacher_dirs=teachers, report=report, resume_from=resume_dir, progress=False)
+
+
+def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> dict[str, Any]:
+    """BLiMP per paradigm (and GLUE where enabled) for the final Tune result.
+
+    Returns {"blimp_overall": x, "evaluation": {suite: {task: {"group", "n", metric: value}}}}.
+    """
+    from trainers.evaluate import blimp_accuracy
+
+    blimp = blimp_accuracy(
+        model_dir, recipe.data.blimp, max_pairs_per_paradigm=recipe.data.blimp_pairs_per_paradigm
+    )
+    suites: dict[str, dict[str, dict[str, Any]]] = {
+        "blimp": {
+            paradigm: {"group": score.group, "n": score.n, "accuracy": score.accuracy}
+            for paradigm, score in blimp.by_paradigm.items()
+        }
+    }
+    suites["blimp"]["overall"] = {"group": None, "n": None, "accuracy": blimp.overall}
+    if context.glue is not None:
+        from trainers.evaluate.glue import glue_scores
+
+        suites["glue"] = glue_scores(model_dir, recipe.data.glue, context.glue)
+    return {"blimp_overall": blimp.overall, EVALUATION_KEY: suites}
+
+
+def _node_id() -> str:
+    import ray
+
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (tests calling run_trial directly)
+        return socket.gethostname()

@@ -1,0 +1,123 @@
+"""docker/README.md ("Run on a cluster") only names services, ports, variables, files and
+`sweep` commands that exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cluster_files import DOCKER, REPO, Dockerfile, as_argv, interpolate
+
+README = DOCKER / "README.md"
+SUBCOMMANDS = {"run", "status", "report", "dashboard", "db", "validate"}
+
+
+def shell_commands() -> Iterator[list[str]]:
+    """Each simple command in the README's code blocks and inline code, as argv."""
+    text = README.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    for snippet in [*blocks, *inline]:
+        for line in snippet.splitlines():
+            line = re.sub(r"(^|\s)#.*$", "", line)  # shell comments
+            for part in re.split(r"&&|\|\||[;|()]", line):
+                try:
+                    argv = shlex.split(part)
+                except ValueError:
+                    continue  # prose in backticks, not a command
+                if argv:
+                    yield argv
+
+
+def compose_invocations() -> Iterator[tuple[str, list[str]]]:
+    """(verb, args) of every `docker compose VERB ARGS`."""
+    for argv in shell_commands():
+        if argv[:2] == ["docker", "compose"] and len(argv) > 2:
+            yield argv[2], argv[3:]
+
+
+def sweep_invocations(compose: dict[str, Any], env: dict[str, str]) -> Iterator[list[str]]:
+    """Every `sweep SUBCOMMAND ...`, plus `docker compose run sweep ARGS` as the argv it runs."""
+    svc = compose["services"]["sweep"]
+    entrypoint = [interpolate(a, env) for a in as_argv(svc["entrypoint"])][
+        1:
+    ]  # after with-ray-node
+    for argv in shell_commands():
+        for i, token in enumerate(argv):
+            if token == "sweep" and i + 1 < len(argv) and argv[i + 1] in SUBCOMMANDS:
+                yield argv[i:]
+                break
+        else:
+            if argv[:3] == ["docker", "compose", "run"] and "sweep" in argv:
+                yield entrypoint + argv[argv.index("sweep") + 1 :]
+
+
+def test_names_only_services_that_exist(compose: dict[str, Any]) -> None:
+    services = set(compose["services"])
+    seen = set()
+    for verb, args in compose_invocations():
+        positional = [a for a in args if not a.startswith("-")]
+        if verb in {"run", "exec", "logs"}:
+            seen.add(positional[0])
+        elif verb == "cp":
+            seen |= {a.split(":")[0] for a in positional if ":" in a}
+        if "--scale" in args:
+            seen.add(args[args.index("--scale") + 1].split("=")[0])
+    assert seen, "the README shows no docker compose command"
+    assert seen <= services, seen - services
+
+
+def test_every_sweep_command_parses_with_the_real_cli(
+    compose: dict[str, Any],
+    env_example: dict[str, str],
+    check_sweep_argv: Callable[[list[str]], None],
+) -> None:
+    invocations = list(sweep_invocations(compose, env_example))
+    assert {argv[1] for argv in invocations} >= {"run", "status", "report"}
+    for argv in invocations:
+        check_sweep_argv(argv)
+
+
+def test_localhost_urls_are_published_ports(compose: dict[str, Any]) -> None:
+    published = {
+        int(spec.split(":")[1])
+        for svc in compose["services"].values()
+        for spec in svc.get("ports", [])
+    }
+    urls = {int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", README.read_text())}
+    assert urls and urls <= published
+
+
+def test_variables_are_in_env_example_or_read_by_the_code(
+    env_example: dict[str, str], code_text: str
+) -> None:
+    names = set(
+        re.findall(r"\b((?:SWEEP|POSTGRES|RAY|BABYSWEEP|COMPOSE)_[A-Z_]+)\b", README.read_text())
+    )
+    assert names
+    for name in names:
+        assert name in env_example or f'"{name}"' in code_text or name == "COMPOSE_FILE", name
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        set(re.findall(r"`(docker/[\w./-]+|[\w-]+\.ya?ml|\.env\.example)`", README.read_text()))
+    ),
+)
+def test_files_it_names_exist(path: str) -> None:
+    if path.endswith("/.env"):
+        return  # made by the user from .env.example, never committed
+    candidates = [REPO / path, DOCKER / path, DOCKER / "kuberay" / path]
+    assert any(p.exists() for p in candidates), path
+
+
+def test_versions_it_quotes_are_the_images(dockerfile: Dockerfile) -> None:
+    text = README.read_text()
+    args = dockerfile.arg_defaults()
+    assert set(re.findall(r"Ray (\d+\.\d+\.\d+)", text)) == {args["RAY_VERSION"]}
+    python = "3." + args["PYTHON_TAG"].removeprefix("py3")
+    assert set(re.findall(r"Python (3\.\d+)", text)) == {python}
