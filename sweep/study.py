@@ -61,14 +61,9 @@ def run_study(
             f"name: sweep {config.name!r} in {store.masked_url} was run with another config "
             f"(hash {existing.config_hash[:12]}); give this sweep a new name or another storage"
         )
-    if (
-        existing is not None
-        and existing.status != SweepStatus.COMPLETE
-        and stage is None
-        and not resume
-    ):
+    if existing is not None and not resume and _interrupted_trials(store, existing.id):
         raise SweepError(
-            f"sweep {config.name!r} in {store.masked_url} is unfinished ({existing.status}); "
+            f"sweep {config.name!r} in {store.masked_url} has interrupted trials; "
             "continue it with `sweep run --resume`, or rename the sweep to start afresh"
         )
     sweep_id = store.upsert_sweep(
@@ -94,6 +89,11 @@ def run_study(
                 if name == "ensemble":
                     result.outcomes.append(_select_ensemble(config, store, sweep_id, stage_id))
                     continue
+                if name != "teachers" and not _stage_complete(store, sweep_id, "ensemble"):
+                    # The ensemble is a selection, not trials: derive it when a later stage
+                    # runs alone on a store with finished teachers.
+                    ensemble_id = store.upsert_stage(sweep_id, "ensemble")
+                    result.outcomes.append(_select_ensemble(config, store, sweep_id, ensemble_id))
                 spec = _stage_spec(config, store, sweep_id, name)
                 if spec is None or spec.total == 0:
                     store.set_stage_status(stage_id, StageStatus.COMPLETE)
@@ -118,13 +118,24 @@ def run_study(
     except BaseException:
         store.set_sweep_status(sweep_id, SweepStatus.FAILED)
         raise
-    done = all(
-        (s := store.get_stage(sweep_id, n)) is not None and s.status == StageStatus.COMPLETE
-        for n in STAGE_ORDER
-    )
+    done = all(_stage_complete(store, sweep_id, n) for n in STAGE_ORDER)
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.INTERRUPTED)
     store.dispose()
     return result
+
+
+def _stage_complete(store: Store, sweep_id: int, name: str) -> bool:
+    row = store.get_stage(sweep_id, name)
+    return row is not None and row.status == StageStatus.COMPLETE
+
+
+def _interrupted_trials(store: Store, sweep_id: int) -> bool:
+    """Trials left RUNNING by a killed or interrupted driver (to be re-run by --resume)."""
+    return any(
+        t.status == TrialStatus.RUNNING
+        for stage in store.stages(sweep_id)
+        for t in store.trials(stage.id)
+    )
 
 
 def _stage_spec(config: SweepConfig, store: Store, sweep_id: int, name: str) -> StageSpec | None:

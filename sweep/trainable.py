@@ -99,8 +99,26 @@ def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> d
     if context.glue is not None:
         from trainers.evaluate.glue import glue_scores
 
-        suites["glue"] = glue_scores(model_dir, recipe.data.glue, context.glue)
+        glue = context.glue
+        suites["glue"] = glue_scores(
+            model_dir,
+            recipe.data.glue,
+            tasks=glue.tasks,
+            epochs=glue.epochs,
+            lr=glue.lr,
+            batch_size=glue.batch_size,
+            max_train_examples=glue.max_train_examples,
+            max_eval_examples=glue.max_eval_examples,
+            seed=glue.seed,
+            device="cuda" if _cuda() else "cpu",
+        )
     return {"blimp_overall": blimp.overall, EVALUATION_KEY: suites}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _node_id() -> str:

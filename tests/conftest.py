@@ -74,3 +74,107 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# --- tiny sweeps: a real study through Ray, Optuna and the store, on a micro model ----------
+
+MICRO_MODEL = {
+    "preset": None,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_layers": 1,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "max_position_embeddings": 64,
+    "tie_embeddings": False,
+}
+
+
+@pytest.fixture(scope="session")
+def sweep_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tokenizer and token cache for every tiny sweep of the session."""
+    return tmp_path_factory.mktemp("sweep-cache")
+
+
+@pytest.fixture(scope="session")
+def write_tiny_sweep(data_root: Path, sweep_cache_dir: Path):
+    """write_tiny_sweep(dir, **overrides) -> path of a sweep.yaml for a minutes-long study.
+
+    Overrides are dotted paths into the default sweep.yaml (e.g. "stages.teachers.trials").
+    """
+    import copy
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    default = yaml.safe_load((repo / "sweep.yaml").read_text())
+
+    def write(directory: Path, **overrides: object) -> Path:
+        doc = copy.deepcopy(default)
+        doc["data"].update(
+            root=str(data_root),
+            vocab_size=500,
+            seq_length=32,
+            max_train_tokens=16_000,
+            max_eval_tokens=4_000,
+            blimp_pairs_per_paradigm=4,
+            cache_dir=str(sweep_cache_dir),
+        )
+        doc["model"] = dict(MICRO_MODEL)
+        doc["training"].update(batch_size=16, warmup_steps=2)
+        stages = doc["stages"]
+        for name in ("teachers", "students"):
+            stages[name].update(trials=3, epochs=2)
+            stages[name]["space"]["batch_size"] = 16
+        stages["baselines"].update(top_n=2, epochs=2)
+        stages["repeats"].update(seeds=2, epochs=2)
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.replace("__", ".").split(".")
+            node = doc
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "sweep.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray (2 CPUs) for the in-process sweeps of the session."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_study(ray_local: None, write_tiny_sweep, tmp_path_factory: pytest.TempPathFactory):
+    """A real five-stage study, run as a user would: --stage teachers, --stage students, rest.
+
+    Returns a namespace with the config, the store URL and the trial counts seen after
+    each partial run, for tests of the study, the store readers and the analysis.
+    """
+    from types import SimpleNamespace
+
+    from sweep.config import load_sweep_config
+    from sweep.study import run_study
+
+    path = write_tiny_sweep(tmp_path_factory.mktemp("tiny-study"))
+    config = load_sweep_config(path)
+    seen = {}
+    for stage in ("teachers", "students", None):
+        run_study(config, stage=stage)
+        seen[stage or "all"] = _stage_counts(config.storage or "", config.name)
+    return SimpleNamespace(config=config, url=config.storage, path=path, seen=seen)
+
+
+def _stage_counts(url: str, sweep: str) -> dict[str, int]:
+    from sweep.store import read_trials
+
+    trials = read_trials(url, sweep)
+    return trials.groupby("stage").size().to_dict() if len(trials) else {}

@@ -1,0 +1,311 @@
+"""Plotly figures of the report. SVG traces only (Scatter, Bar, Heatmap) except Parcoords,
+so the page draws in any browser; each function takes tidy data and returns a Figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.load import HYPERPARAMETERS, METRICS
+from analysis.stats import ExpectedBest
+
+__all__ = [
+    "METRIC_LABELS",
+    "STAGE_COLOURS",
+    "expected_best_figure",
+    "importance_figure",
+    "learning_curves_figure",
+    "paradigm_heatmap",
+    "parallel_coordinates",
+    "slice_figure",
+    "timeline_figure",
+]
+
+STAGE_COLOURS = {
+    "teachers": "#1f77b4",
+    "students": "#d62728",
+    "baselines": "#7f7f7f",
+    "repeats": "#2ca02c",
+}
+METRIC_LABELS = {"blimp_overall": "BLiMP accuracy", "dev_loss": "dev loss"}
+PARAM_LABELS = {
+    "alpha": "alpha (CE weight)",
+    "temperature": "temperature",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "weight_decay": "weight decay",
+}
+_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+}
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def expected_best_figure(curves: dict[str, dict[str, ExpectedBest]]) -> go.Figure:
+    """Expected best score vs trials, one panel per metric, teachers and students on each.
+
+    `curves[metric][stage]` is the curve of that sweep.
+    """
+    metrics = list(curves)
+    fig = make_subplots(
+        rows=1,
+        cols=len(metrics),
+        subplot_titles=[f"expected best {METRIC_LABELS[m]}" for m in metrics],
+    )
+    for col, metric in enumerate(metrics, start=1):
+        for stage, curve in curves[metric].items():
+            if not curve.ks:
+                continue
+            colour = STAGE_COLOURS[stage]
+            if curve.low is not None and curve.high is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=curve.ks + curve.ks[::-1],
+                        y=curve.high + curve.low[::-1],
+                        fill="toself",
+                        mode="lines",
+                        fillcolor=_rgba(colour, 0.18),
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        name=f"{stage} 95% band",
+                        legendgroup=stage,
+                        showlegend=col == 1,
+                    ),
+                    row=1,
+                    col=col,
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=curve.ks,
+                    y=curve.mean,
+                    mode="lines+markers",
+                    line={"color": colour},
+                    name=f"{stage} (n={curve.n})",
+                    legendgroup=stage,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="trials (k)", row=1, col=col)
+        fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=col)
+    fig.update_layout(**_LAYOUT, height=420)
+    return fig
+
+
+def slice_figure(trials: pd.DataFrame) -> go.Figure:
+    """Each headline metric against each swept hyperparameter, one dot per completed trial."""
+    params = [p for p in HYPERPARAMETERS if f"param_{p}" in trials.columns]
+    metrics = [m for m in METRICS if m in trials.columns]
+    in_legend: set[str] = set()  # one legend entry per stage, wherever it first appears
+    fig = make_subplots(
+        rows=len(metrics),
+        cols=len(params),
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12,
+    )
+    for row, metric in enumerate(metrics, start=1):
+        for col, param in enumerate(params, start=1):
+            for stage, rows in trials.groupby("stage", sort=False):
+                xy = rows[[f"param_{param}", metric, "number"]].dropna(
+                    subset=[f"param_{param}", metric]
+                )
+                if xy.empty:
+                    continue
+                fig.add_trace(
+                    go.Scatter(
+                        x=xy[f"param_{param}"],
+                        y=xy[metric],
+                        mode="markers",
+                        marker={
+                            "color": STAGE_COLOURS.get(str(stage), "#333"),
+                            "size": 7,
+                            "opacity": 0.75,
+                        },
+                        name=str(stage),
+                        legendgroup=str(stage),
+                        showlegend=str(stage) not in in_legend,
+                        customdata=xy["number"],
+                        hovertemplate=f"trial %{{customdata}}<br>{param}=%{{x}}<br>"
+                        f"{metric}=%{{y:.4f}}<extra>{stage}</extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+                in_legend.add(str(stage))
+            if row == len(metrics):
+                fig.update_xaxes(title_text=PARAM_LABELS.get(param, param), row=row, col=col)
+            if param in ("lr",):
+                fig.update_xaxes(type="log", row=row, col=col)
+        fig.update_yaxes(title_text=METRIC_LABELS[metric], row=row, col=1)
+    fig.update_layout(**_LAYOUT, height=300 * max(len(metrics), 1))
+    return fig
+
+
+def parallel_coordinates(students: pd.DataFrame) -> go.Figure:
+    """Student trials across their hyperparameters and both metrics, coloured by BLiMP."""
+    dims = []
+    for p in ("lr", "batch_size", "weight_decay", "alpha", "temperature"):
+        col = f"param_{p}"
+        # a parameter the sweep held fixed is no axis worth drawing
+        if col in students.columns and students[col].notna().all() and students[col].nunique() > 1:
+            values = students[col].astype(float)
+            label = PARAM_LABELS.get(p, p)
+            if p == "lr":
+                values, label = np.log10(values), "log10 learning rate"
+            dims.append({"label": label, "values": values.tolist()})
+    for m in METRICS:
+        if m in students.columns and students[m].notna().all():
+            dims.append({"label": METRIC_LABELS[m], "values": students[m].astype(float).tolist()})
+    colour = (
+        students["blimp_overall"].astype(float).tolist()
+        if "blimp_overall" in students.columns and students["blimp_overall"].notna().all()
+        else students["number"].astype(float).tolist()
+    )
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={
+                "color": colour,
+                "colorscale": "Viridis",
+                "showscale": True,
+                "colorbar": {"title": {"text": "BLiMP"}},
+            },
+        )
+    )
+    fig.update_layout(**{**_LAYOUT, "margin": {"l": 80, "r": 80, "t": 60, "b": 30}}, height=420)
+    return fig
+
+
+def importance_figure(importances: pd.DataFrame) -> go.Figure:
+    """Grouped bars: importance of each hyperparameter per (study, evaluator)."""
+    fig = go.Figure()
+    for (study, evaluator), rows in importances.groupby(["study", "evaluator"], sort=False):
+        fig.add_trace(go.Bar(x=rows["param"], y=rows["importance"], name=f"{study} · {evaluator}"))
+    fig.update_layout(
+        **_LAYOUT, barmode="group", height=380, yaxis_title="importance for dev loss (sums to 1)"
+    )
+    return fig
+
+
+def paradigm_heatmap(table: pd.DataFrame) -> go.Figure:
+    """Best student minus best teacher, BLiMP percentage points: one column per phenomenon group,
+    the group total on the top row and its paradigms below; ● marks BH q < 0.05."""
+    groups = sorted(table["group"].unique())
+    per_group = {g: table[(table["group"] == g) & (table["level"] == "paradigm")] for g in groups}
+    depth = max((len(r) for r in per_group.values()), default=0)
+    ylabels = ["whole group"] + [f"paradigm {i + 1}" for i in range(depth)]
+    z = np.full((depth + 1, len(groups)), np.nan)
+    text = np.full(z.shape, "", dtype=object)
+    hover = np.full(z.shape, "", dtype=object)
+
+    def cell(i: int, j: int, r: pd.Series) -> None:
+        z[i, j] = 100 * r["difference"]
+        text[i, j] = f"{100 * r['difference']:+.1f}" + (" ●" if r["significant"] else "")
+        hover[i, j] = (
+            f"{r['group']}<br>{r['task']}<br>student {100 * r['student']:.1f}% vs "
+            f"teacher {100 * r['teacher']:.1f}%<br>diff {100 * r['difference']:+.1f} pp, "
+            f"p={r['p']:.3g}, BH q={r['q']:.3g}"
+        )
+
+    for j, g in enumerate(groups):
+        whole = table[(table["group"] == g) & (table["level"] == "group")]
+        if not whole.empty:
+            cell(0, j, whole.iloc[0])
+        for i, (_, r) in enumerate(per_group[g].sort_values("task").iterrows(), start=1):
+            cell(i, j, r)
+    bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=groups,
+            y=ylabels,
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            colorbar={"title": {"text": "pp"}},
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(**_LAYOUT, height=200 + 28 * (depth + 1))
+    return fig
+
+
+def learning_curves_figure(metrics: pd.DataFrame, name: str, stages: list[str]) -> go.Figure:
+    """One panel per stage, one line per trial (joined with gaps into one trace per stage)."""
+    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=stages, shared_yaxes=True)
+    curves = metrics[metrics["name"] == name]
+    for col, stage in enumerate(stages, start=1):
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for _, trial in curves[curves["stage"] == stage].groupby("trial_id", sort=False):
+            trial = trial.sort_values("iteration")
+            xs += [*trial["iteration"].astype(float).tolist(), None]
+            ys += [*trial["value"].astype(float).tolist(), None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                connectgaps=False,
+                line={"color": STAGE_COLOURS.get(stage, "#333"), "width": 1},
+                marker={"size": 4},
+                opacity=0.7,
+                name=stage,
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="iteration (epoch)", dtick=1, row=1, col=col)
+    fig.update_yaxes(title_text=METRIC_LABELS.get(name, name), row=1, col=1)
+    fig.update_layout(**_LAYOUT, height=360)
+    return fig
+
+
+def timeline_figure(spans: pd.DataFrame) -> go.Figure:
+    """Horizontal bars from start to end of each trial, one row per worker node."""
+    fig = go.Figure()
+    for stage, rows in spans.groupby("stage", sort=False):
+        fig.add_trace(
+            go.Bar(
+                base=rows["start"].tolist(),
+                x=(rows["end"] - rows["start"]).tolist(),
+                y=rows["lane"].tolist(),
+                orientation="h",
+                marker={
+                    "color": STAGE_COLOURS.get(str(stage), "#333"),
+                    "opacity": 0.8,
+                    "line": {"color": "white", "width": 1},
+                },
+                name=str(stage),
+                customdata=rows[["number", "status"]].to_numpy(),
+                hovertemplate="trial %{customdata[0]} (%{customdata[1]})<br>"
+                "%{base:.0f}s to %{x:.0f}s long<extra>" + str(stage) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="overlay",
+        height=160 + 30 * spans["lane"].nunique(),
+        xaxis_title="seconds since the sweep's first trial started",
+    )
+    fig.update_yaxes(type="category", categoryorder="category descending")
+    return fig

@@ -1,0 +1,466 @@
+"""The statistics of the robustness report, on plain arrays: scipy.stats wherever it has the test.
+
+Conventions: every comparison is "student minus other" in the metric's own units; `higher`
+says whether a larger value is better (BLiMP accuracy) or worse (dev loss). Functions that
+need more data than they were given return a result whose `note` says what is missing,
+never NaN, so the report can print the note instead of a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+__all__ = [
+    "CONFIDENCE",
+    "MIN_FOR_CI",
+    "MIN_FOR_TEST",
+    "N_RESAMPLES",
+    "Estimate",
+    "ExpectedBest",
+    "TestResult",
+    "apply_holm",
+    "benjamini_hochberg",
+    "bootstrap_ci",
+    "expected_best",
+    "expected_best_curve",
+    "fraction_beating",
+    "hedges_g",
+    "holm",
+    "interquartile_mean",
+    "iqm_estimate",
+    "paired_tests",
+    "probability_of_improvement",
+    "proportion_test",
+    "two_sample_tests",
+]
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+"""Bootstrap resamples: enough for a stable 95% percentile interval, quick on 2 cores."""
+MIN_FOR_CI = 3
+"""Fewest values for which a bootstrap interval means anything."""
+MIN_FOR_TEST = 2
+"""Fewest values per side for a two-sample or paired test."""
+SEED = 0
+"""Bootstrap seed: the same store always gives the same report."""
+
+Array = npt.NDArray[np.float64]
+
+
+def _values(x: Sequence[float] | npt.ArrayLike) -> Array:
+    """A 1-D float array without NaNs (a trial without the metric is no observation)."""
+    arr = np.asarray(x, dtype=float).ravel()
+    return arr[~np.isnan(arr)]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its 95% interval, or a note saying why there is no interval."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    n: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One hypothesis test; `p_value` is None when the data cannot support the test."""
+
+    name: str
+    """e.g. "Welch t", "Mann-Whitney U", "paired t", "Wilcoxon signed-rank"."""
+    metric: str
+    comparison: str
+    """e.g. "student repeats vs teacher repeats"."""
+    n_a: int
+    n_b: int
+    statistic: float | None
+    p_value: float | None
+    effect_name: str
+    effect: float | None
+    difference: float | None
+    """Mean (or mean paired) difference, student minus other, in the metric's units."""
+    p_holm: float | None = None
+    note: str | None = None
+
+    def with_holm(self, p_holm: float | None) -> TestResult:
+        return replace(self, p_holm=p_holm)
+
+
+def interquartile_mean(x: npt.ArrayLike) -> float:
+    """Mean of the middle 50% (rliable's IQM): robust to one diverged or lucky trial."""
+    return float(stats.trim_mean(_values(x), 0.25))
+
+
+def _iqm_axis(x: Array, axis: int = -1) -> Array:
+    return np.asarray(stats.trim_mean(x, 0.25, axis=axis))
+
+
+def bootstrap_ci(
+    samples: Sequence[npt.ArrayLike],
+    statistic: Callable[..., Array],
+    *,
+    paired: bool = False,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a vectorised statistic (scipy.stats.bootstrap).
+
+    Percentile rather than BCa: BCa fails on the ties that small sweeps produce.
+    """
+    data = tuple(_values(s) for s in samples)
+    res = stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=N_RESAMPLES,
+        vectorized=True,
+        paired=paired,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(SEED),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def iqm_estimate(x: npt.ArrayLike) -> Estimate:
+    """IQM with a 95% bootstrap interval when there are at least MIN_FOR_CI values."""
+    v = _values(x)
+    if v.size == 0:
+        return Estimate(None, n=0, note="no values")
+    point = interquartile_mean(v)
+    if v.size < MIN_FOR_CI:
+        return Estimate(point, n=v.size, note=f"n={v.size}: an interval needs {MIN_FOR_CI}+")
+    low, high = bootstrap_ci([v], _iqm_axis)
+    return Estimate(point, low, high, n=v.size)
+
+
+def _prob_improvement_axis(a: Array, b: Array, axis: int = -1) -> Array:
+    a = np.moveaxis(a, axis, -1)[..., :, None]
+    b = np.moveaxis(b, axis, -1)[..., None, :]
+    return np.asarray(np.mean((a > b) + 0.5 * (a == b), axis=(-2, -1)))
+
+
+def probability_of_improvement(a: npt.ArrayLike, b: npt.ArrayLike, *, higher: bool) -> Estimate:
+    """P(a better than b) + P(tie)/2 over all pairs (rliable), with a bootstrap interval.
+
+    Equals the Mann-Whitney U of a divided by len(a)*len(b); 0.5 means no difference.
+    """
+    va, vb = _values(a), _values(b)
+    if not higher:
+        va, vb = -va, -vb
+    if va.size == 0 or vb.size == 0:
+        return Estimate(None, n=min(va.size, vb.size), note="one side has no values")
+    point = float(_prob_improvement_axis(va, vb))
+    n = min(va.size, vb.size)
+    if n < MIN_FOR_TEST:
+        return Estimate(point, n=n, note=f"{va.size} vs {vb.size} values, too few for an interval")
+    low, high = bootstrap_ci([va, vb], _prob_improvement_axis)
+    return Estimate(point, low, high, n=n)
+
+
+def hedges_g(a: npt.ArrayLike, b: npt.ArrayLike) -> float | None:
+    """Standardised mean difference (a - b) / pooled sd, small-sample corrected."""
+    va, vb = _values(a), _values(b)
+    na, nb = va.size, vb.size
+    if na < 2 or nb < 2:
+        return None
+    pooled = ((na - 1) * va.var(ddof=1) + (nb - 1) * vb.var(ddof=1)) / (na + nb - 2)
+    if pooled <= 0:
+        return None
+    correction = 1 - 3 / (4 * (na + nb) - 9)
+    return float((va.mean() - vb.mean()) / np.sqrt(pooled) * correction)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _test(
+    name: str,
+    effect_name: str,
+    *,
+    metric: str,
+    comparison: str,
+    n: tuple[int, int],
+    statistic: float | None = None,
+    p_value: float | None = None,
+    effect: float | None = None,
+    difference: float | None = None,
+    note: str | None = None,
+) -> TestResult:
+    return TestResult(
+        name=name,
+        metric=metric,
+        comparison=comparison,
+        n_a=n[0],
+        n_b=n[1],
+        statistic=statistic,
+        p_value=p_value,
+        effect_name=effect_name,
+        effect=effect,
+        difference=difference,
+        note=note,
+    )
+
+
+def two_sample_tests(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str, comparison: str
+) -> list[TestResult]:
+    """Welch's t (unequal variances) and Mann-Whitney U, two-sided, a minus b.
+
+    Effect sizes: Hedges' g for Welch, P(a > b) + P(tie)/2 (U / n_a n_b) for Mann-Whitney.
+    """
+    va, vb = _values(a), _values(b)
+    if va.size < MIN_FOR_TEST or vb.size < MIN_FOR_TEST:
+        note = f"not tested: {va.size} vs {vb.size} values; each side needs {MIN_FOR_TEST}+ seeds"
+        return [
+            _test(
+                name, effect, metric=metric, comparison=comparison, n=(va.size, vb.size), note=note
+            )
+            for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(a>b)"))
+        ]
+    diff = float(va.mean() - vb.mean())
+    if np.ptp(va) == 0 and np.ptp(vb) == 0:
+        welch = _test(
+            "Welch t",
+            "Hedges g",
+            metric=metric,
+            comparison=comparison,
+            n=(va.size, vb.size),
+            difference=diff,
+            note="not tested: every value on each side is identical",
+        )
+    else:
+        t = stats.ttest_ind(va, vb, equal_var=False)
+        welch = _test(
+            "Welch t",
+            "Hedges g",
+            metric=metric,
+            comparison=comparison,
+            n=(va.size, vb.size),
+            statistic=_finite(t.statistic),
+            p_value=_finite(t.pvalue),
+            effect=hedges_g(va, vb),
+            difference=diff,
+        )
+    u = stats.mannwhitneyu(va, vb, alternative="two-sided")
+    mw = _test(
+        "Mann-Whitney U",
+        "P(a>b)",
+        metric=metric,
+        comparison=comparison,
+        n=(va.size, vb.size),
+        statistic=float(u.statistic),
+        p_value=_finite(u.pvalue),
+        effect=float(u.statistic) / (va.size * vb.size),
+        difference=diff,
+    )
+    return [welch, mw]
+
+
+def paired_tests(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str, comparison: str
+) -> list[TestResult]:
+    """Paired t and Wilcoxon signed-rank on a[i] - b[i]; effect size d_z = mean/sd of diffs.
+
+    Pairs where either side is missing are dropped.
+    """
+    pa, pb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(pa) | np.isnan(pb))
+    pa, pb = pa[keep], pb[keep]
+    n = int(pa.size)
+    d = pa - pb
+    diff = float(d.mean()) if n else None
+    if n < MIN_FOR_TEST:
+        note = f"not tested: {n} pair(s); a paired test needs {MIN_FOR_TEST}+"
+        return [
+            _test(
+                name,
+                "d_z",
+                metric=metric,
+                comparison=comparison,
+                n=(n, n),
+                difference=diff,
+                note=note,
+            )
+            for name in ("paired t", "Wilcoxon signed-rank")
+        ]
+    sd = float(d.std(ddof=1))
+    dz = diff / sd if sd > 0 and diff is not None else None
+    if sd == 0:
+        paired_t = _test(
+            "paired t",
+            "d_z",
+            metric=metric,
+            comparison=comparison,
+            n=(n, n),
+            difference=diff,
+            note="not tested: every pair differs by the same amount (no variance)",
+        )
+    else:
+        t = stats.ttest_rel(pa, pb)
+        paired_t = _test(
+            "paired t",
+            "d_z",
+            metric=metric,
+            comparison=comparison,
+            n=(n, n),
+            statistic=_finite(t.statistic),
+            p_value=_finite(t.pvalue),
+            effect=dz,
+            difference=diff,
+        )
+    if np.all(d == 0):
+        wilcoxon = _test(
+            "Wilcoxon signed-rank",
+            "d_z",
+            metric=metric,
+            comparison=comparison,
+            n=(n, n),
+            effect=dz,
+            difference=diff,
+            note="not tested: every pair is tied",
+        )
+    else:
+        w = stats.wilcoxon(pa, pb)
+        wilcoxon = _test(
+            "Wilcoxon signed-rank",
+            "d_z",
+            metric=metric,
+            comparison=comparison,
+            n=(n, n),
+            statistic=float(w.statistic),
+            p_value=_finite(w.pvalue),
+            effect=dz,
+            difference=diff,
+        )
+    return [paired_t, wilcoxon]
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, family-wise error control)."""
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return [float(x) for x in adjusted]
+
+
+def apply_holm(tests: Sequence[TestResult]) -> list[TestResult]:
+    """Holm across the tests that ran; the others keep p_holm=None."""
+    ran = [i for i, t in enumerate(tests) if t.p_value is not None]
+    adjusted = holm([tests[i].p_value for i in ran])  # type: ignore[misc]
+    out = list(tests)
+    for i, p in zip(ran, adjusted, strict=True):
+        out[i] = tests[i].with_holm(p)
+    return out
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg q-values (false discovery rate), scipy's false_discovery_control."""
+    if len(p_values) == 0:
+        return []
+    q = stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")
+    return [float(x) for x in np.atleast_1d(q)]
+
+
+def proportion_test(correct_a: float, n_a: float, correct_b: float, n_b: float) -> float:
+    """Two-sided Fisher exact p-value for two accuracies on n_a and n_b scored pairs.
+
+    The store keeps accuracies, not per-pair outcomes, so McNemar's paired test is out of
+    reach; the unpaired test is conservative when both models score the same pairs.
+    """
+    table = [
+        [round(correct_a), round(n_a - correct_a)],
+        [round(correct_b), round(n_b - correct_b)],
+    ]
+    return float(stats.fisher_exact(table).pvalue)
+
+
+def fraction_beating(
+    values: npt.ArrayLike, threshold: float, *, higher: bool
+) -> tuple[int, int, Estimate]:
+    """How many values beat a threshold, as a fraction with a 95% Wilson interval."""
+    v = _values(values)
+    wins = int(np.sum(v > threshold) if higher else np.sum(v < threshold))
+    if v.size == 0:
+        return 0, 0, Estimate(None, note="no values")
+    ci = stats.binomtest(wins, v.size).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return wins, v.size, Estimate(wins / v.size, float(ci.low), float(ci.high), n=v.size)
+
+
+def _expected_best_axis(x: Array, ks: Array, axis: int = -1) -> Array:
+    """Dodge et al. (2019) eq. 1 on each sample: E[max of k draws with replacement]."""
+    x = np.sort(np.moveaxis(x, axis, -1), axis=-1)
+    n = x.shape[-1]
+    i = np.arange(1, n + 1)
+    weights = (i / n) ** ks[:, None] - ((i - 1) / n) ** ks[:, None]  # (K, n)
+    return np.asarray(np.einsum("...n,kn->k...", x, weights))
+
+
+def expected_best(values: npt.ArrayLike, ks: npt.ArrayLike, *, higher: bool) -> Array:
+    """Expected best score after k trials drawn from the sweep's empirical distribution."""
+    v = _values(values)
+    sign = 1.0 if higher else -1.0
+    return sign * _expected_best_axis(sign * v, np.asarray(ks, dtype=float))
+
+
+@dataclass(frozen=True)
+class ExpectedBest:
+    """An expected-best-score curve (k = 1..n) with a pointwise 95% bootstrap band."""
+
+    ks: list[int]
+    mean: list[float]
+    low: list[float] | None
+    high: list[float] | None
+    n: int
+    note: str | None = None
+
+
+def expected_best_curve(values: npt.ArrayLike, *, higher: bool) -> ExpectedBest:
+    """Dodge et al.'s expected maximum for k = 1..n, band from scipy.stats.bootstrap.
+
+    The band is pointwise and percentile-based; near k = n it is optimistic (a bootstrap
+    cannot see beyond the best value observed), which the methods footer says.
+    """
+    v = _values(values)
+    n = v.size
+    if n == 0:
+        return ExpectedBest([], [], None, None, 0, note="no completed trials")
+    ks = np.arange(1, n + 1, dtype=float)
+    mean = expected_best(v, ks, higher=higher)
+    if n < MIN_FOR_CI:
+        return ExpectedBest(
+            list(range(1, n + 1)),
+            [float(m) for m in mean],
+            None,
+            None,
+            n,
+            note=f"{n} trial(s): a band needs {MIN_FOR_CI}+",
+        )
+    sign = 1.0 if higher else -1.0
+    res = stats.bootstrap(
+        (sign * v,),
+        lambda x, axis=-1: _expected_best_axis(x, ks, axis=axis),
+        n_resamples=N_RESAMPLES,
+        vectorized=True,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(SEED),
+    )
+    a, b = sign * res.confidence_interval.low, sign * res.confidence_interval.high
+    return ExpectedBest(
+        list(range(1, n + 1)),
+        [float(m) for m in mean],
+        [float(x) for x in np.minimum(a, b)],
+        [float(x) for x in np.maximum(a, b)],
+        n,
+    )

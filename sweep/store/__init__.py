@@ -1,0 +1,55 @@
+"""The sweep's results in one SQL database (SQLite by default, PostgreSQL on clusters).
+
+Our tables (sweep, stage, trial, trial_teacher, trial_metric, evaluation, ensemble_member,
+artifact) share the database with Optuna's study tables, so `optuna-dashboard URL` shows
+the studies. Alembic owns the schema (version table `babysweep_alembic_version`).
+"""
+
+from sweep.errors import StoreError
+from sweep.store.checkpoints import checkpoint_fingerprint
+from sweep.store.connection import mask_url
+from sweep.store.migrate import current_revision, head_revision, upgrade
+from sweep.store.models import StageName, StageStatus, SweepStatus, TrialStatus
+from sweep.store.read import (
+    read_ensemble,
+    read_evaluations,
+    read_metrics,
+    read_sweeps,
+    read_trials,
+)
+from sweep.store.rows import (
+    ArtifactRow,
+    EnsembleMember,
+    EvaluationRow,
+    StageRow,
+    SweepRow,
+    TrialRow,
+)
+from sweep.store.status import render_status
+from sweep.store.store import Store
+
+__all__ = [
+    "ArtifactRow",
+    "EnsembleMember",
+    "EvaluationRow",
+    "StageName",
+    "StageRow",
+    "StageStatus",
+    "Store",
+    "StoreError",
+    "SweepRow",
+    "SweepStatus",
+    "TrialRow",
+    "TrialStatus",
+    "checkpoint_fingerprint",
+    "current_revision",
+    "head_revision",
+    "mask_url",
+    "read_ensemble",
+    "read_evaluations",
+    "read_metrics",
+    "read_sweeps",
+    "read_trials",
+    "render_status",
+    "upgrade",
+]

@@ -1,0 +1,269 @@
+"""Database URLs and engines: masking, dialect checks, SQLite pragmas, driver errors -> StoreError."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from sweep.errors import StoreError
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_S",
+    "create_store_engine",
+    "describe_driver_error",
+    "is_retryable",
+    "mask_url",
+    "parse_store_url",
+    "reader_engine",
+    "sqlite_file",
+    "translate_driver_errors",
+]
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_POLL_S = 5.0
+POSTGRES_CONNECT_TIMEOUT_S = 10
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+URL_EXAMPLES = "sqlite:///path/to/sweep.db or postgresql+psycopg://user:password@host:5432/db"
+
+# execution option read by the SQLite "begin" hook: writers take the write lock up front
+_SQLITE_BEGIN = "babysweep_sqlite_begin"
+
+_PASSWORD_IN_NETLOC = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+_PASSWORD_IN_QUERY = re.compile(r"(?i)(\b(?:password|passwd|pwd)=)([^&\s]*)")
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by '***'; safe on strings that are not URLs."""
+    text = str(url) if isinstance(url, URL) else url
+    try:
+        text = make_url(text).render_as_string(hide_password=True)
+    except Exception:  # not a URL: fall back to the patterns below
+        text = str(text)
+    text = _PASSWORD_IN_NETLOC.sub(r"\1***\3", text)
+    return _PASSWORD_IN_QUERY.sub(r"\1***", text)
+
+
+def parse_store_url(url: str | URL) -> URL:
+    """Parse and normalise a storage URL (postgresql -> postgresql+psycopg); StoreError if unusable."""
+    if isinstance(url, URL):
+        parsed = url
+    else:
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise StoreError(
+                f"storage {mask_url(str(url))!r} is not a database URL; use {URL_EXAMPLES}"
+            ) from None
+    backend = parsed.get_backend_name()
+    if backend == "postgres":  # the Heroku spelling, refused by SQLAlchemy 2
+        backend = "postgresql"
+        parsed = parsed.set(drivername="postgresql")
+    if backend not in SUPPORTED_DIALECTS:
+        raise StoreError(
+            f"storage {mask_url(parsed)!r} uses the unknown database kind {backend!r}; "
+            f"babysweep stores results in SQLite or PostgreSQL: use {URL_EXAMPLES}"
+        )
+    if backend == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        # psycopg 3 is the driver babysweep ships; plain postgresql:// would pick psycopg2
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory/URI-form database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("uri") == "true":
+        return None
+    return Path(database)
+
+
+def create_store_engine(url: URL) -> Engine:
+    """An engine for the store: SQLite with WAL, foreign keys and busy timeout; psycopg 3 otherwise."""
+    masked = mask_url(url)
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        if path is not None and not path.parent.is_dir():
+            raise StoreError(
+                f"the directory {path.parent.resolve()} of the SQLite store {masked!r} does "
+                "not exist; create it or point storage at an existing directory"
+            )
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        if path is None:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database
+            kwargs["connect_args"]["check_same_thread"] = False
+        engine = _create_engine(url, masked, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    connect_args = (
+        {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    )
+    return _create_engine(url, masked, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _create_engine(url: URL, masked: str, **kwargs: Any) -> Engine:
+    try:
+        return sa.create_engine(url, **kwargs)
+    except ImportError as exc:
+        raise StoreError(
+            f"the database driver for {masked!r} is not installed ({exc}); use {URL_EXAMPLES}"
+        ) from None
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"storage {masked!r} is not usable: {exc}; use {URL_EXAMPLES}") from None
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """The same pool, for short read-only transactions that never take a write lock."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+    # one snapshot per read transaction, so a frame never mixes two moments of a running sweep
+    return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3's own transaction handling is off: the "begin" hook emits BEGIN [IMMEDIATE]
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL: readers never block the writer; the mode is stored in the file
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # with WAL, NORMAL survives application crashes (only a power loss can drop the last commits)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: sa.Connection) -> None:
+    # IMMEDIATE takes the write lock at BEGIN, so a write transaction never fails half-way
+    # when it would upgrade from a read lock
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+    if mode == "IMMEDIATE" and _poll_write_lock(connection.connection.dbapi_connection):
+        return
+    connection.exec_driver_sql(f"BEGIN {mode}")  # waits up to busy_timeout
+
+
+def _poll_write_lock(dbapi_connection: Any) -> bool:
+    """BEGIN IMMEDIATE, retried with short jittered sleeps for up to SQLITE_POLL_S.
+
+    SQLite's busy handler sleeps ever longer (up to 100 ms) between tries, so with many
+    writers the lock sits idle while they sleep; polling keeps it busy. False if still
+    locked: the caller then falls back to the busy handler.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + SQLITE_POLL_S
+        pause = 0.0005
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as exc:
+                if not _is_locked_text(str(exc).lower()) or time.monotonic() > deadline:
+                    return False
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, 0.005)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+
+def _detail(exc: BaseException, url: URL | None) -> str:
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    detail = lines[0] if lines else type(original).__name__
+    if url is not None and url.password:
+        detail = detail.replace(str(url.password), "***")
+    return mask_url(detail)
+
+
+_LOGIN = ("password authentication failed", "no password supplied", "authentication failed")
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "connection failed",
+    "timeout expired",
+    "could not translate host name",
+    "name or service not known",
+    "no route to host",
+    "network is unreachable",
+    "server closed the connection",
+)
+
+
+def describe_driver_error(exc: BaseException, url: URL | None) -> str:
+    """One line saying what failed at which (masked) URL and what to do."""
+    masked = mask_url(url) if url is not None else "the store"
+    detail = _detail(exc, url)
+    low = detail.lower()
+    if any(s in low for s in _LOGIN) or ("role" in low and "does not exist" in low):
+        return (
+            f"cannot log in to the database at {masked}: {detail}; "
+            "check the user name and password in the storage URL"
+        )
+    if "database" in low and "does not exist" in low:
+        return (
+            f"the database named in {masked} does not exist: {detail}; "
+            "create it (e.g. `createdb NAME`) or fix the database name in the URL"
+        )
+    if any(s in low for s in _UNREACHABLE):
+        return (
+            f"cannot reach the database at {masked}: {detail}; "
+            "is PostgreSQL running? check the host and port in the storage URL"
+        )
+    if "unable to open database file" in low:
+        return (
+            f"cannot open the SQLite store {masked}: {detail}; check the path and its permissions"
+        )
+    if "file is not a database" in low:
+        return (
+            f"{masked} is not a SQLite database: {detail}; "
+            "point storage at a store babysweep created, or at a new file"
+        )
+    if _is_locked_text(low):
+        return (
+            f"the database at {masked} stayed locked: {detail}; "
+            "another process holds a long write transaction"
+        )
+    return f"database error at {masked}: {detail}"
+
+
+def _is_locked_text(low: str) -> bool:
+    return "database is locked" in low or "database table is locked" in low or "busy" in low
+
+
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transient conflict between writers: SQLite busy/locked, a PostgreSQL deadlock."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    original = exc.orig
+    if getattr(original, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    return isinstance(exc, sa.exc.OperationalError) and _is_locked_text(str(original).lower())
+
+
+@contextmanager
+def translate_driver_errors(url: URL | None) -> Iterator[None]:
+    """Turn driver errors into StoreError naming the masked URL; everything else passes through."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(describe_driver_error(exc, url)) from exc

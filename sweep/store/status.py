@@ -1,0 +1,159 @@
+"""`sweep status`: each stage's trial counts by status and its best trial, from the store alone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.orm import Session
+
+from sweep.store.models import (
+    EnsembleMemberModel,
+    StageModel,
+    Sweep,
+    SweepStatus,
+    Trial,
+    TrialStatus,
+    utcnow,
+)
+from sweep.store.read import open_store, select_sweeps
+from sweep.store.store import Store
+
+__all__ = ["render_status"]
+
+_STATUS_STYLE = {
+    "RUNNING": "yellow",
+    "COMPLETE": "green",
+    "PRUNED": "blue",
+    "FAILED": "red",
+    "INTERRUPTED": "magenta",
+    "PENDING": "dim",
+}
+
+
+def render_status(store: Store | str, sweep: str | None = None) -> RenderableType:
+    """A rich renderable: per sweep (all when `sweep` is None), per stage, its status, trial
+    counts RUNNING/COMPLETE/PRUNED/FAILED and best COMPLETE trial (number, objective, params).
+    Reads one snapshot in a read-only transaction, so it works while the sweep runs."""
+    with open_store(store) as opened, opened.session(readonly=True) as session:
+        sweep_ids = select_sweeps(session, sweep, opened)
+        if not sweep_ids:
+            return Text(f"no sweeps in {opened.masked_url} yet")
+        sweeps = session.scalars(
+            sa.select(Sweep).where(Sweep.id.in_(list(sweep_ids))).order_by(Sweep.id)
+        ).all()
+        stages = session.scalars(
+            sa.select(StageModel)
+            .where(StageModel.sweep_id.in_(list(sweep_ids)))
+            .order_by(StageModel.id)
+        ).all()
+        stage_ids = [s.id for s in stages]
+        counts: dict[int, dict[str, int]] = {}
+        for stage_id, status, count in session.execute(
+            sa.select(Trial.stage_id, Trial.status, sa.func.count())
+            .where(Trial.stage_id.in_(stage_ids))
+            .group_by(Trial.stage_id, Trial.status)
+        ):
+            counts.setdefault(stage_id, {})[status] = count
+        best = {stage.id: _best_trial(session, stage) for stage in stages}
+        members: dict[int, list[int]] = {}
+        for stage_id, number in session.execute(
+            sa.select(EnsembleMemberModel.stage_id, Trial.number)
+            .join(Trial, Trial.id == EnsembleMemberModel.trial_id)
+            .where(EnsembleMemberModel.stage_id.in_(stage_ids))
+            .order_by(EnsembleMemberModel.stage_id, EnsembleMemberModel.rank)
+        ):
+            members.setdefault(stage_id, []).append(number)
+        masked = opened.masked_url
+
+    parts: list[RenderableType] = []
+    for sw in sweeps:
+        parts.append(_header(sw, masked))
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("stage", "status"):
+            table.add_column(column)
+        for status in TrialStatus:
+            table.add_column(status.lower(), justify="right")
+        for column in ("best trial", "objective", "params"):
+            table.add_column(column, overflow="fold")
+        for stage in (s for s in stages if s.sweep_id == sw.id):
+            by_status = counts.get(stage.id, {})
+            row: list[RenderableType] = [stage.name, _styled(stage.status)]
+            row += [str(by_status.get(status, 0)) for status in TrialStatus]
+            top = best[stage.id]
+            if top is not None:
+                objective = f"{top.objective:.4g}"
+                if stage.objective_name:
+                    objective = f"{stage.objective_name} {objective} ({_arrow(stage.direction)})"
+                row += [f"#{top.number}", objective, _format_params(top.params)]
+            elif stage.id in members:
+                picks = ", ".join(f"#{n}" for n in members[stage.id])
+                row += ["", "", f"ensemble of teacher trials {picks}"]
+            else:
+                row += ["", "", ""]
+            table.add_row(*row)
+        if not table.rows:
+            parts.append(Text("  no stages yet", style="dim"))
+        else:
+            parts.append(table)
+        parts.append(Text(""))
+    return Group(*parts[:-1])
+
+
+def _best_trial(session: Session, stage: StageModel) -> Trial | None:
+    order = Trial.objective.desc() if stage.direction == "maximize" else Trial.objective.asc()
+    return session.scalars(
+        sa.select(Trial)
+        .where(
+            Trial.stage_id == stage.id,
+            Trial.status == TrialStatus.COMPLETE,
+            Trial.objective.is_not(None),
+        )
+        .order_by(order, Trial.number)
+        .limit(1)
+    ).first()
+
+
+def _header(sw: Sweep, masked: str) -> Text:
+    end = sw.finished_at or utcnow()
+    text = Text.assemble(
+        ("sweep ", "bold"),
+        (sw.name, "bold cyan"),
+        "  ",
+        _styled(sw.status),
+        f"  started {_when(sw.created_at)}",
+        f"  {'took' if sw.status != SweepStatus.RUNNING else 'running for'} "
+        f"{_duration((end - sw.created_at).total_seconds())}",
+        f"  code {sw.code_version}  store {masked}",
+    )
+    return text
+
+
+def _styled(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def _arrow(direction: str) -> str:
+    return "higher is better" if direction == "maximize" else "lower is better"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(max(seconds, 0)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _format_params(params: dict[str, Any], limit: int = 6) -> str:
+    items = sorted(params.items())
+    shown = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"(+{len(items) - limit} more)")
+    return " ".join(shown)

@@ -1,0 +1,671 @@
+"""The Store: every write and read of a sweep's results, through one scoped-session helper."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from sweep.errors import StoreError
+from sweep.store.connection import (
+    create_store_engine,
+    describe_driver_error,
+    is_retryable,
+    mask_url,
+    parse_store_url,
+    reader_engine,
+    sqlite_file,
+    translate_driver_errors,
+)
+from sweep.store.migrate import ensure_schema
+from sweep.store.models import (
+    Artifact,
+    EnsembleMemberModel,
+    Evaluation,
+    StageModel,
+    StageName,
+    StageStatus,
+    Sweep,
+    SweepStatus,
+    Trial,
+    TrialMetric,
+    TrialStatus,
+    TrialTeacher,
+    utcnow,
+)
+from sweep.store.rows import (
+    ArtifactRow,
+    EnsembleMember,
+    EvaluationRow,
+    StageRow,
+    SweepRow,
+    TrialRow,
+)
+
+__all__ = ["Store"]
+
+T = TypeVar("T")
+
+_WRITE_ATTEMPTS = 8  # bounded retry on SQLite busy/locked and PostgreSQL deadlocks
+_TERMINAL_SWEEP = {SweepStatus.COMPLETE, SweepStatus.FAILED, SweepStatus.INTERRUPTED}
+_DIRECTIONS = ("minimize", "maximize")
+
+
+class Store:
+    """A sweep's results in one SQL database: SQLite file by default, PostgreSQL on a cluster.
+
+    Opening a store migrates an empty or older database to the current schema (unless
+    `upgrade=False`) and refuses one made by a newer babysweep. Every write is an upsert
+    on a natural key, so replaying results after a crash adds nothing twice::
+
+        store = Store("sqlite:///runs/demo.db")
+        sweep_id = store.upsert_sweep("demo", config=cfg, config_hash=h, code_version="0.1.0")
+        stage_id = store.upsert_stage(sweep_id, "teachers", optuna_study="demo/teachers")
+        trial_id = store.upsert_trial(stage_id, 0, role="teacher", params={"lr": 7e-4}, seed=0)
+        store.add_metrics(trial_id, 1, {"dev_loss": 3.2, "train_loss": 3.5})
+        store.finish_trial(trial_id, TrialStatus.COMPLETE, objective=3.2)
+    """
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self.parsed_url = parse_store_url(url)
+        self.url: str = self.parsed_url.render_as_string(hide_password=False)
+        self.masked_url: str = mask_url(self.parsed_url)
+        path = sqlite_file(self.parsed_url)
+        if not upgrade and path is not None and not path.exists():
+            raise StoreError(
+                f"there is no store at {self.masked_url} (the file {path.resolve()} does not "
+                "exist); check the path or run a sweep first"
+            )
+        self.engine = create_store_engine(self.parsed_url)
+        self._writes = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = sessionmaker(reader_engine(self.engine), expire_on_commit=False)
+        self._upserts: dict[tuple[Any, ...], Any] = {}
+        try:
+            self.revision_before, self.revision = ensure_schema(
+                self.engine, self.parsed_url, upgrade=upgrade
+            )
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Store({self.masked_url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url}  # engines do not pickle: reconnect on the other side
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], upgrade=False)  # type: ignore[misc]
+
+    def dispose(self) -> None:
+        """Close every pooled connection (call before forking, or when done)."""
+        self.engine.dispose()
+
+    # -- the one scoped-session helper ---------------------------------------------------
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A transaction: commit on success, roll back on error, always close; driver errors
+        become StoreError naming the masked URL. `readonly=True` never takes a write lock."""
+        with translate_driver_errors(self.parsed_url), self._transaction(readonly) as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self, readonly: bool) -> Iterator[Session]:
+        session = (self._reads if readonly else self._writes)()
+        try:
+            yield session
+            if not readonly:  # a reader just closes: the pool rolls back, objects stay loaded
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run `work` in one transaction, retrying (bounded) when writers collide."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction(readonly) as session:
+                    return work(session)
+            except sa.exc.DBAPIError as exc:
+                if attempt < _WRITE_ATTEMPTS and is_retryable(exc):
+                    time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+                    continue
+                raise StoreError(describe_driver_error(exc, self.parsed_url)) from exc
+        raise AssertionError("unreachable")
+
+    def _insert(self, model: Any) -> Any:
+        """INSERT .. ON CONFLICT for this dialect (both spell it the same way)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    def _upsert(
+        self,
+        session: Session,
+        model: type[Any],
+        rows: Sequence[dict[str, Any]],
+        *,
+        keys: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        """INSERT .. ON CONFLICT (keys) DO UPDATE SET update, once per row (executemany)."""
+        statement_key = (model, tuple(keys), tuple(update))
+        stmt = self._upserts.get(statement_key)
+        if stmt is None:  # built once: the compiled form is cached, so a write costs little CPU
+            stmt = self._insert(model.__table__)
+            if update:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={column: stmt.excluded[column] for column in update},
+                )
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+            self._upserts[statement_key] = stmt
+        session.execute(stmt, list(rows))
+
+    # -- sweeps and stages ----------------------------------------------------------------
+
+    def upsert_sweep(
+        self, name: str, *, config: Mapping[str, Any], config_hash: str, code_version: str
+    ) -> int:
+        """The sweep's id, creating it (RUNNING) if new; a different config under the same
+        name is refused, so two configs never mix in one sweep."""
+
+        def work(session: Session) -> int:
+            now = utcnow()
+            session.execute(
+                self._insert(Sweep)
+                .values(
+                    name=name,
+                    config=_jsonable(config),
+                    config_hash=config_hash,
+                    status=SweepStatus.RUNNING,
+                    code_version=code_version,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            row = session.execute(
+                sa.select(Sweep.id, Sweep.config_hash).where(Sweep.name == name)
+            ).one()
+            if row.config_hash != config_hash:
+                raise StoreError(
+                    f"the sweep {name!r} in {self.masked_url} was run with another config "
+                    f"(hash {row.config_hash[:12]}, now {config_hash[:12]}); rename the sweep "
+                    "(`name:` in sweep.yaml) or use a fresh store"
+                )
+            return int(row.id)
+
+        return self._run(work)
+
+    def get_sweep_id(self, name: str) -> int | None:
+        return self._run(
+            lambda s: s.scalar(sa.select(Sweep.id).where(Sweep.name == name)), readonly=True
+        )
+
+    def get_sweep(self, name: str) -> SweepRow | None:
+        def work(session: Session) -> SweepRow | None:
+            sweep = session.scalar(sa.select(Sweep).where(Sweep.name == name))
+            return None if sweep is None else _sweep_row(sweep)
+
+        return self._run(work, readonly=True)
+
+    def sweeps(self) -> list[SweepRow]:
+        """All sweeps, oldest first."""
+        return self._run(
+            lambda s: [_sweep_row(x) for x in s.scalars(sa.select(Sweep).order_by(Sweep.id))],
+            readonly=True,
+        )
+
+    def set_sweep_status(self, sweep_id: int, status: str) -> None:
+        """RUNNING / COMPLETE / FAILED / INTERRUPTED; a terminal status sets finished_at."""
+        status = SweepStatus(status)
+        finished = utcnow() if status in _TERMINAL_SWEEP else None
+        values = {"status": status, "finished_at": finished, "updated_at": utcnow()}
+        self._update(Sweep, sweep_id, values, what="sweep")
+
+    def upsert_stage(
+        self,
+        sweep_id: int,
+        name: str,
+        *,
+        optuna_study: str | None = None,
+        objective_name: str | None = None,
+        direction: str = "minimize",
+    ) -> int:
+        """The stage's id, creating it (PENDING) if new. `objective_name` and `direction`
+        say what a trial's objective is and which way is better (for `sweep status`)."""
+        name = StageName(name)
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be one of {_DIRECTIONS}, not {direction!r}")
+        now = utcnow()
+        values = {
+            "sweep_id": sweep_id,
+            "name": name,
+            "status": StageStatus.PENDING,
+            "optuna_study": optuna_study,
+            "objective_name": objective_name,
+            "direction": direction,
+            "created_at": now,
+            "updated_at": now,
+        }
+        update = ["direction", "updated_at"]
+        update += [k for k in ("optuna_study", "objective_name") if values[k] is not None]
+
+        def work(session: Session) -> int:
+            stmt = self._insert(StageModel).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["sweep_id", "name"],
+                set_={column: stmt.excluded[column] for column in update},
+            ).returning(StageModel.id)
+            return int(session.execute(stmt).scalar_one())
+
+        return self._run(work)
+
+    def set_stage_status(self, stage_id: int, status: str) -> None:
+        """PENDING / RUNNING / COMPLETE / FAILED."""
+        self._update(
+            StageModel,
+            stage_id,
+            {"status": StageStatus(status), "updated_at": utcnow()},
+            what="stage",
+        )
+
+    def get_stage(self, sweep_id: int, name: str) -> StageRow | None:
+        def work(session: Session) -> StageRow | None:
+            stage = session.scalar(
+                sa.select(StageModel).where(
+                    StageModel.sweep_id == sweep_id, StageModel.name == name
+                )
+            )
+            return None if stage is None else _stage_row(stage)
+
+        return self._run(work, readonly=True)
+
+    def stages(self, sweep_id: int) -> list[StageRow]:
+        """The sweep's stages in the order they were created."""
+        stmt = sa.select(StageModel).where(StageModel.sweep_id == sweep_id).order_by(StageModel.id)
+        return self._run(lambda s: [_stage_row(x) for x in s.scalars(stmt)], readonly=True)
+
+    def _update(self, model: type[Any], row_id: int, values: dict[str, Any], *, what: str) -> None:
+        def work(session: Session) -> None:
+            result = session.execute(sa.update(model).where(model.id == row_id).values(values))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise StoreError(f"there is no {what} with id {row_id} in {self.masked_url}")
+
+        self._run(work)
+
+    # -- trials ---------------------------------------------------------------------------
+
+    def upsert_trial(
+        self,
+        stage_id: int,
+        number: int,
+        *,
+        role: str,
+        params: Mapping[str, Any],
+        seed: int,
+        status: TrialStatus = TrialStatus.RUNNING,
+        tune_trial_id: str | None = None,
+        optuna_trial_number: int | None = None,
+        resources: Mapping[str, Any] | None = None,
+        node: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        source_trial_id: int | None = None,
+        started_at: datetime | None = None,
+    ) -> int:
+        """Insert the trial (stage_id, number) or update it; returns its id.
+
+        role, params, seed and status are always written; the optional fields only when
+        given, so a replay with less information never erases what is known. The outcome
+        (objective, error, end) belongs to finish_trial.
+        """
+        status = TrialStatus(status)
+        optional = {
+            "tune_trial_id": tune_trial_id,
+            "optuna_trial_number": optuna_trial_number,
+            "resources": None if resources is None else _jsonable(resources),
+            "node": node,
+            "config": None if config is None else _jsonable(config),
+            "source_trial_id": source_trial_id,
+            "started_at": started_at,
+        }
+        now = utcnow()
+        values = {
+            "stage_id": stage_id,
+            "number": number,
+            "role": role,
+            "status": status,
+            "params": _jsonable(params),
+            "seed": seed,
+            "updated_at": now,
+            **optional,
+        }
+        if values["started_at"] is None:
+            values["started_at"] = now
+        update = ["role", "status", "params", "seed", "updated_at"]
+        update += [column for column, value in optional.items() if value is not None]
+
+        def work(session: Session) -> int:
+            stmt = self._insert(Trial).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["stage_id", "number"],
+                set_={column: stmt.excluded[column] for column in update},
+            ).returning(Trial.id)
+            return int(session.execute(stmt).scalar_one())
+
+        return self._run(work)
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        status: TrialStatus,
+        *,
+        objective: float | None = None,
+        error: str | None = None,
+        checkpoint_uri: str | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
+        """Record the outcome. The error text is always replaced (None clears an old one);
+        objective and checkpoint_uri only when given."""
+        values: dict[str, Any] = {
+            "status": TrialStatus(status),
+            "error": error,
+            "ended_at": ended_at or utcnow(),
+            "updated_at": utcnow(),
+        }
+        if objective is not None:
+            values["objective"] = _finite(objective, "objective")
+        if checkpoint_uri is not None:
+            values["checkpoint_uri"] = checkpoint_uri
+        self._update(Trial, trial_id, values, what="trial")
+
+    def set_trial_teachers(self, student_trial_id: int, teacher_trial_ids: Sequence[int]) -> None:
+        """The teacher trials a student distilled from, in ensemble order (replaces)."""
+        teachers = list(dict.fromkeys(teacher_trial_ids))
+
+        def work(session: Session) -> None:
+            session.execute(
+                sa.delete(TrialTeacher).where(TrialTeacher.student_trial_id == student_trial_id)
+            )
+            if teachers:
+                session.execute(
+                    sa.insert(TrialTeacher).values(
+                        [
+                            {
+                                "student_trial_id": student_trial_id,
+                                "teacher_trial_id": teacher,
+                                "position": position,
+                            }
+                            for position, teacher in enumerate(teachers)
+                        ]
+                    )
+                )
+
+        self._run(work)
+
+    def add_metrics(self, trial_id: int, iteration: int, metrics: Mapping[str, float]) -> None:
+        """Upsert one iteration's metrics; a NaN or infinite value is stored as NULL."""
+        rows = [
+            {"trial_id": trial_id, "iteration": iteration, "name": name, "value": _finite(v, name)}
+            for name, v in sorted(metrics.items())  # one lock order for every writer
+        ]
+        if rows:
+            self._run(
+                lambda s: self._upsert(
+                    s, TrialMetric, rows, keys=["trial_id", "iteration", "name"], update=["value"]
+                )
+            )
+
+    def add_evaluations(self, trial_id: int, rows: Iterable[EvaluationRow]) -> None:
+        """Upsert evaluation results on (trial, suite, task, metric); the last duplicate wins."""
+        unique = {(r.suite, r.task, r.metric): r for r in rows}
+        values = [
+            {
+                "trial_id": trial_id,
+                "suite": r.suite,
+                "task": r.task,
+                "task_group": r.group,
+                "metric": r.metric,
+                "value": None if r.value is None else _finite(r.value, f"{r.suite}/{r.task}"),
+                "n": r.n,
+            }
+            for _, r in sorted(unique.items())
+        ]
+        if values:
+            self._run(
+                lambda s: self._upsert(
+                    s,
+                    Evaluation,
+                    values,
+                    keys=["trial_id", "suite", "task", "metric"],
+                    update=["task_group", "value", "n"],
+                )
+            )
+
+    def add_artifact(
+        self,
+        trial_id: int,
+        uri: str,
+        *,
+        kind: str = "checkpoint",
+        iteration: int | None = None,
+        size_bytes: int | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        """Upsert a file or directory the trial wrote, on (trial, uri)."""
+        row = {
+            "trial_id": trial_id,
+            "uri": uri,
+            "kind": kind,
+            "iteration": iteration,
+            "size_bytes": size_bytes,
+            "sha256": sha256,
+            "created_at": utcnow(),
+        }
+        self._run(
+            lambda s: self._upsert(
+                s,
+                Artifact,
+                [row],
+                keys=["trial_id", "uri"],
+                update=["kind", "iteration", "size_bytes", "sha256"],
+            )
+        )
+
+    def set_ensemble(self, stage_id: int, members: Sequence[tuple[int, int, float]]) -> None:
+        """The ensemble stage's picks as (teacher trial id, rank, metric value); replaces."""
+        rows = [
+            {
+                "stage_id": stage_id,
+                "trial_id": trial_id,
+                "rank": rank,
+                "value": None if value is None else _finite(value, "ensemble value"),
+            }
+            for trial_id, rank, value in members
+        ]
+
+        def work(session: Session) -> None:
+            session.execute(
+                sa.delete(EnsembleMemberModel).where(EnsembleMemberModel.stage_id == stage_id)
+            )
+            if rows:
+                session.execute(sa.insert(EnsembleMemberModel).values(rows))
+
+        self._run(work)
+
+    # -- reads for the runner -------------------------------------------------------------
+
+    def ensemble_members(self, stage_id: int) -> list[EnsembleMember]:
+        stmt = (
+            sa.select(
+                EnsembleMemberModel.trial_id,
+                EnsembleMemberModel.rank,
+                EnsembleMemberModel.value,
+                Trial.checkpoint_uri,
+                Trial.params,
+            )
+            .join(Trial, Trial.id == EnsembleMemberModel.trial_id)
+            .where(EnsembleMemberModel.stage_id == stage_id)
+            .order_by(EnsembleMemberModel.rank)
+        )
+        return self._run(lambda s: [EnsembleMember(*row) for row in s.execute(stmt)], readonly=True)
+
+    def trials(self, stage_id: int) -> list[TrialRow]:
+        """The stage's trials by number, with the teacher trials each distilled from."""
+
+        def work(session: Session) -> list[TrialRow]:
+            trials = list(
+                session.scalars(
+                    sa.select(Trial).where(Trial.stage_id == stage_id).order_by(Trial.number)
+                )
+            )
+            teachers: dict[int, list[int]] = {}
+            links = session.execute(
+                sa.select(TrialTeacher.student_trial_id, TrialTeacher.teacher_trial_id)
+                .join(Trial, Trial.id == TrialTeacher.student_trial_id)
+                .where(Trial.stage_id == stage_id)
+                .order_by(TrialTeacher.student_trial_id, TrialTeacher.position)
+            )
+            for student, teacher in links:
+                teachers.setdefault(student, []).append(teacher)
+            return [_trial_row(t, teachers.get(t.id, [])) for t in trials]
+
+        return self._run(work, readonly=True)
+
+    def trial_metrics(self, trial_id: int) -> dict[int, dict[str, float]]:
+        """{iteration: {name: value}}; a value stored as NULL comes back as NaN."""
+
+        def work(session: Session) -> dict[int, dict[str, float]]:
+            curves: dict[int, dict[str, float]] = {}
+            rows = session.execute(
+                sa.select(TrialMetric.iteration, TrialMetric.name, TrialMetric.value)
+                .where(TrialMetric.trial_id == trial_id)
+                .order_by(TrialMetric.iteration, TrialMetric.name)
+            )
+            for iteration, name, value in rows:
+                curves.setdefault(iteration, {})[name] = math.nan if value is None else value
+            return curves
+
+        return self._run(work, readonly=True)
+
+    def checkpoint_artifacts(self, trial_id: int) -> list[ArtifactRow]:
+        """The trial's checkpoints, latest first."""
+        stmt = (
+            sa.select(Artifact)
+            .where(Artifact.trial_id == trial_id, Artifact.kind == "checkpoint")
+            .order_by(
+                Artifact.iteration.desc().nulls_last(),
+                Artifact.created_at.desc(),
+                Artifact.id.desc(),
+            )
+        )
+        return self._run(lambda s: [_artifact_row(a) for a in s.scalars(stmt)], readonly=True)
+
+
+def _finite(value: Any, name: str) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name!r} must be a number, not {value!r}") from None
+    return number if math.isfinite(number) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON document both backends accept: NaN/inf -> null, paths and other objects -> str."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _sweep_row(sweep: Sweep) -> SweepRow:
+    return SweepRow(
+        id=sweep.id,
+        name=sweep.name,
+        status=sweep.status,
+        config=sweep.config,
+        config_hash=sweep.config_hash,
+        code_version=sweep.code_version,
+        created_at=sweep.created_at,
+        finished_at=sweep.finished_at,
+    )
+
+
+def _stage_row(stage: StageModel) -> StageRow:
+    return StageRow(
+        id=stage.id,
+        sweep_id=stage.sweep_id,
+        name=stage.name,
+        status=stage.status,
+        optuna_study=stage.optuna_study,
+        objective_name=stage.objective_name,
+        direction=stage.direction,
+        created_at=stage.created_at,
+        updated_at=stage.updated_at,
+    )
+
+
+def _trial_row(trial: Trial, teacher_ids: Sequence[int]) -> TrialRow:
+    return TrialRow(
+        id=trial.id,
+        stage_id=trial.stage_id,
+        number=trial.number,
+        role=trial.role,
+        status=trial.status,
+        params=trial.params,
+        seed=trial.seed,
+        objective=trial.objective,
+        checkpoint_uri=trial.checkpoint_uri,
+        tune_trial_id=trial.tune_trial_id,
+        optuna_trial_number=trial.optuna_trial_number,
+        source_trial_id=trial.source_trial_id,
+        error=trial.error,
+        node=trial.node,
+        resources=trial.resources,
+        started_at=trial.started_at,
+        ended_at=trial.ended_at,
+        config=trial.config,
+        teacher_ids=tuple(teacher_ids),
+    )
+
+
+def _artifact_row(artifact: Artifact) -> ArtifactRow:
+    return ArtifactRow(
+        id=artifact.id,
+        trial_id=artifact.trial_id,
+        uri=artifact.uri,
+        kind=artifact.kind,
+        iteration=artifact.iteration,
+        size_bytes=artifact.size_bytes,
+        sha256=artifact.sha256,
+        created_at=artifact.created_at,
+    )

@@ -1,0 +1,123 @@
+"""The staged study end to end: real Ray, Optuna, store and micro models on babylm-mini."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+
+from sweep.store import read_trials
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trials(tiny_study) -> pd.DataFrame:
+    return read_trials(tiny_study.url, tiny_study.config.name)
+
+
+def test_stage_alone_runs_only_that_stage(tiny_study) -> None:
+    cfg = tiny_study.config.stages
+    assert tiny_study.seen["teachers"] == {"teachers": cfg.teachers.trials}
+    # --stage students on a store with finished teachers: only students are added
+    assert tiny_study.seen["students"] == {
+        "teachers": cfg.teachers.trials,
+        "students": cfg.students.trials,
+    }
+
+
+def test_every_stage_has_its_configured_trial_count(tiny_study, trials: pd.DataFrame) -> None:
+    cfg = tiny_study.config.stages
+    expected = {
+        "teachers": cfg.teachers.trials,
+        "students": cfg.students.trials,
+        "baselines": cfg.baselines.top_n,
+        "repeats": 2 * cfg.repeats.seeds,
+    }
+    assert trials.groupby("stage").size().to_dict() == expected
+    assert set(trials["status"]) <= {"COMPLETE", "PRUNED", "FAILED"}
+    assert (trials.loc[trials.stage.isin(["baselines", "repeats"]), "status"] == "COMPLETE").all()
+    for stage, count in expected.items():
+        study = optuna.load_study(study_name=f"{tiny_study.config.name}/{stage}", storage=tiny_study.url)
+        states = [t.state.name for t in study.trials]
+        assert len(states) == count
+        assert "RUNNING" not in states
+        # the store and Optuna agree trial by trial
+        store_states = trials[trials.stage == stage].set_index("number")["status"].to_dict()
+        for t in study.trials:
+            assert {"FAIL": "FAILED"}.get(t.state.name, t.state.name) == store_states[t.number]
+
+
+def test_students_distil_from_the_ensemble(tiny_study, trials: pd.DataFrame) -> None:
+    from sweep.store import read_ensemble
+
+    ensemble = read_ensemble(tiny_study.url, tiny_study.config.name)
+    assert len(ensemble) == tiny_study.config.stages.ensemble.k
+    teachers = trials[trials.stage == "teachers"].set_index("trial_id")
+    chosen = set(ensemble["trial_id"])
+    # the ensemble is the K best finished teachers by dev loss
+    finished = teachers[teachers.status == "COMPLETE"].sort_values("objective")
+    assert chosen == set(finished.index[: len(chosen)])
+    for _, student in trials[trials.stage == "students"].iterrows():
+        assert set(student["teacher_ids"]) == chosen
+
+
+def test_baselines_are_matched_controls(trials: pd.DataFrame) -> None:
+    students = trials[trials.stage == "students"].set_index("trial_id")
+    baselines = trials[trials.stage == "baselines"]
+    best = students[students.status == "COMPLETE"].sort_values("objective").index
+    assert list(baselines.sort_values("number")["source_trial_id"]) == list(best[: len(baselines)])
+    for _, base in baselines.iterrows():
+        source = students.loc[base["source_trial_id"]]
+        assert base["param_alpha"] == 1.0
+        assert list(base["teacher_ids"]) == []
+        assert base["seed"] == source["seed"]
+        for name in ("param_lr", "param_temperature", "param_batch_size"):
+            assert base[name] == source[name]
+
+
+def test_repeats_reseed_the_best_configs(trials: pd.DataFrame) -> None:
+    repeats = trials[trials.stage == "repeats"]
+    # distinct seeds per config; teacher and student repeats share them (paired by seed)
+    assert repeats.groupby("role")["seed"].nunique().to_dict() == {"student": 2, "teacher": 2}
+    assert set(repeats[repeats.role == "teacher"].seed) == set(repeats[repeats.role == "student"].seed)
+    for stage, role in (("teachers", "teacher"), ("students", "student")):
+        pool = trials[(trials.stage == stage) & (trials.status == "COMPLETE")]
+        best = pool.sort_values("objective").iloc[0]
+        mine = repeats[repeats.role == role]
+        assert set(mine["source_trial_id"]) == {best["trial_id"]}
+        assert not set(mine["seed"]) & set(pool["seed"])
+        assert (mine["param_lr"] == best["param_lr"]).all()
+        if role == "student":
+            assert (mine["param_alpha"] == best["param_alpha"]).all()
+            assert all(len(t) == 2 for t in mine["teacher_ids"])
+        else:
+            assert all(len(t) == 0 for t in mine["teacher_ids"])
+
+
+def test_finished_trials_carry_blimp_checkpoints_and_curves(tiny_study, trials) -> None:
+    from sweep.store import read_evaluations, read_metrics
+
+    done = trials[trials.status == "COMPLETE"]
+    assert done["blimp_overall"].between(0, 1).all()
+    assert done["checkpoint_uri"].notna().all()
+    evaluations = read_evaluations(tiny_study.url, tiny_study.config.name)
+    per_trial = evaluations[evaluations.task != "overall"].groupby("trial_id").size()
+    assert (per_trial.loc[done["trial_id"]] == 67).all()
+    curves = read_metrics(tiny_study.url, tiny_study.config.name)
+    dev = curves[curves.name == "dev_loss"].groupby("trial_id")["iteration"].max()
+    assert (dev.loc[done["trial_id"]] == 2).all()
+
+
+def test_two_trials_really_overlap(trials: pd.DataFrame) -> None:
+    spans = trials.dropna(subset=["started_at", "ended_at"]).sort_values("started_at")
+    starts, ends = list(spans["started_at"]), list(spans["ended_at"])
+    assert any(starts[i + 1] < ends[i] for i in range(len(starts) - 1))
+
+
+def test_rerunning_a_finished_study_runs_nothing(tiny_study) -> None:
+    from sweep.study import run_study
+
+    result = run_study(tiny_study.config)
+    assert result.skipped == ["teachers", "ensemble", "students", "baselines", "repeats"]
+    assert len(read_trials(tiny_study.url, tiny_study.config.name)) == 3 + 3 + 2 + 4
