@@ -9,11 +9,13 @@ study are reconciled first and interrupted trials re-run under their own numbers
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -250,6 +252,9 @@ def run_stage(
     progress = progress or StageProgress(spec.name, spec.total)
     _count_into(progress, study)
     to_run = searcher.remaining
+    # Failed trials go to the store with their error text and to the live table, not
+    # as tracebacks on the console.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     if to_run > 0:
         store.set_stage_status(stage_id, StageStatus.RUNNING)
         recorder = StoreRecorder(store, stage_id, spec, searcher, progress, on_change)
@@ -331,8 +336,13 @@ def _checkpoint_uri(checkpoint: Any) -> str:
 
 def _error_text(trial: Trial) -> str:
     """The root error's last line first (e.g. 'NonFiniteLossError: ...'), then the traceback."""
-    error = trial.get_error()
-    text = str(error) if error is not None else "trial failed (no error recorded)"
+    # Tune writes the error to the trial's local folder before the callbacks run.
+    path = trial.error_file
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace")
+    else:
+        error = trial.get_error()
+        text = str(error) if error is not None else "trial failed (no error recorded)"
     lines = [line for line in text.splitlines() if line.strip()]
     root = next((ln.strip() for ln in reversed(lines) if "Error" in ln.split(":")[0]), lines[-1])
     return f"{root}\n\n{text[-4000:]}"

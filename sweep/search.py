@@ -102,7 +102,9 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
     sampler = optuna.samplers.TPESampler(
         seed=seed, constant_liar=True, n_startup_trials=max(2, min(10, trials // 2))
     )
-    storage = optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    # SQLite: wait for the store's writers rather than fail after sqlite3's default 5 s.
+    engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     return optuna.create_study(
         study_name=name, storage=storage, sampler=sampler, direction="minimize", load_if_exists=True
     )

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class TrialContext:
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Train one trial; report metrics and a checkpoint to Tune after every epoch."""
+    started = time.time()  # before the heavy imports: start-up latency ends here
     from ray.tune import Checkpoint
 
     from sweep.store.checkpoints import checkpoint_fingerprint
@@ -57,7 +59,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     training = type(training).model_validate(training.model_dump())
     workdir = Path(tempfile.mkdtemp(prefix=f"trial{config['number']}-"))
     recipe = context.recipe.model_copy(update={"training": training, "output_dir": workdir})
-    node = {"node_id": _node_id(), "hostname": socket.gethostname(), "pid": os.getpid()}
+    node = {
+        "node_id": _node_id(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker_started_at": started,
+    }
 
     def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
         out: dict[str, Any] = {**metrics, **node}

@@ -126,6 +126,9 @@ def write_tiny_sweep(data_root: Path, sweep_cache_dir: Path):
         for name in ("teachers", "students"):
             stages[name].update(trials=3, epochs=2)
             stages[name]["space"]["batch_size"] = 16
+            # no early stopping: counts downstream (ensemble K, baselines) stay deterministic;
+            # tests/sweep/test_runner.py covers ASHA on its own
+            stages[name]["scheduler"] = {"type": "none"}
         stages["baselines"].update(top_n=2, epochs=2)
         stages["repeats"].update(seeds=2, epochs=2)
         for dotted, value in overrides.items():

@@ -40,6 +40,7 @@ URL_EXAMPLES = "sqlite:///path/to/sweep.db or postgresql+psycopg://user:password
 _SQLITE_BEGIN = "babysweep_sqlite_begin"
 
 _PASSWORD_IN_NETLOC = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+_PASSWORD_WITHOUT_SCHEME = re.compile(r"""((?:^|[\s'"(])[^\s:/@'"]+:)([^@\s/'"]+)(@)""")
 _PASSWORD_IN_QUERY = re.compile(r"(?i)(\b(?:password|passwd|pwd)=)([^&\s]*)")
 
 
@@ -51,6 +52,7 @@ def mask_url(url: str | URL) -> str:
     except Exception:  # not a URL: fall back to the patterns below
         text = str(text)
     text = _PASSWORD_IN_NETLOC.sub(r"\1***\3", text)
+    text = _PASSWORD_WITHOUT_SCHEME.sub(r"\1***\3", text)
     return _PASSWORD_IN_QUERY.sub(r"\1***", text)
 
 
@@ -74,8 +76,8 @@ def parse_store_url(url: str | URL) -> URL:
             f"storage {mask_url(parsed)!r} uses the unknown database kind {backend!r}; "
             f"babysweep stores results in SQLite or PostgreSQL: use {URL_EXAMPLES}"
         )
-    if backend == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
-        # psycopg 3 is the driver babysweep ships; plain postgresql:// would pick psycopg2
+    if backend == "postgresql" and "+" not in parsed.drivername:
+        # psycopg 3 is the driver babysweep ships; say so, whatever SQLAlchemy's default
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
@@ -234,6 +236,11 @@ def describe_driver_error(exc: BaseException, url: URL | None) -> str:
         return (
             f"{masked} is not a SQLite database: {detail}; "
             "point storage at a store babysweep created, or at a new file"
+        )
+    if "foreign key" in low:
+        return (
+            f"the store at {masked} refused the write: {detail}; it names a sweep, stage or "
+            "trial id that does not exist in this store"
         )
     if _is_locked_text(low):
         return (

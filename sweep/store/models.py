@@ -152,7 +152,8 @@ class Trial(Base):
     status: Mapped[str] = mapped_column(sa.String())
     params: Mapped[dict[str, Any]]
     config: Mapped[dict[str, Any] | None]
-    seed: Mapped[int]
+    # seeds may use all 32 unsigned bits; SQLite's INTEGER is 64-bit already (revision 0003)
+    seed: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
     objective: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(sa.Text())
     tune_trial_id: Mapped[str | None] = mapped_column(sa.String())

@@ -385,8 +385,10 @@ class Store:
         checkpoint_uri: str | None = None,
         ended_at: datetime | None = None,
     ) -> None:
-        """Record the outcome. The error text is always replaced (None clears an old one);
-        objective and checkpoint_uri only when given."""
+        """Record the outcome (COMPLETE, PRUNED or FAILED). The error text is always replaced
+        (None clears an old one); objective and checkpoint_uri only when given."""
+        if TrialStatus(status) == TrialStatus.RUNNING:
+            raise ValueError("finish_trial needs an outcome: COMPLETE, PRUNED or FAILED")
         values: dict[str, Any] = {
             "status": TrialStatus(status),
             "error": error,

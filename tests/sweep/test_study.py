@@ -38,7 +38,9 @@ def test_every_stage_has_its_configured_trial_count(tiny_study, trials: pd.DataF
     assert set(trials["status"]) <= {"COMPLETE", "PRUNED", "FAILED"}
     assert (trials.loc[trials.stage.isin(["baselines", "repeats"]), "status"] == "COMPLETE").all()
     for stage, count in expected.items():
-        study = optuna.load_study(study_name=f"{tiny_study.config.name}/{stage}", storage=tiny_study.url)
+        study = optuna.load_study(
+            study_name=f"{tiny_study.config.name}/{stage}", storage=tiny_study.url
+        )
         states = [t.state.name for t in study.trials]
         assert len(states) == count
         assert "RUNNING" not in states
@@ -80,7 +82,9 @@ def test_repeats_reseed_the_best_configs(trials: pd.DataFrame) -> None:
     repeats = trials[trials.stage == "repeats"]
     # distinct seeds per config; teacher and student repeats share them (paired by seed)
     assert repeats.groupby("role")["seed"].nunique().to_dict() == {"student": 2, "teacher": 2}
-    assert set(repeats[repeats.role == "teacher"].seed) == set(repeats[repeats.role == "student"].seed)
+    assert set(repeats[repeats.role == "teacher"].seed) == set(
+        repeats[repeats.role == "student"].seed
+    )
     for stage, role in (("teachers", "teacher"), ("students", "student")):
         pool = trials[(trials.stage == stage) & (trials.status == "COMPLETE")]
         best = pool.sort_values("objective").iloc[0]

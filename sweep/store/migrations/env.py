@@ -32,7 +32,11 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=target_metadata,
         version_table=VERSION_TABLE,  # Optuna owns the default `alembic_version`
         include_object=_our_tables,
-        render_as_batch=True,  # SQLite can only ALTER through table copies
+        # No batch mode: on SQLite it rebuilds a table by DROP + RENAME, and with foreign
+        # keys on (as the store runs) dropping `trial` cascades to every metric row. A
+        # revision that must rebuild a table on SQLite has to turn foreign keys off first,
+        # outside the migration transaction.
+        render_as_batch=False,
         compare_type=True,
         **kwargs,
     )

@@ -1,0 +1,181 @@
+"""The runner and its searcher tell the truth: pruned, failed, killed and resumed trials."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweep.config import Resources, Scheduler, load_sweep_config
+from sweep.runner import StageSpec, run_stage
+from sweep.search import PlannedTrial
+from sweep.store import Store, read_evaluations, read_trials
+from sweep.trainable import TrialContext
+from trainers.config import RecipeConfig
+
+pytestmark = pytest.mark.slow
+
+
+def test_pruned_failed_and_complete_are_recorded_truthfully(
+    ray_local: None, write_tiny_sweep, tmp_path: Path
+) -> None:
+    """One trial learns, one barely moves (ASHA stops it), one diverges to NaN."""
+    config = load_sweep_config(write_tiny_sweep(tmp_path))
+    store = Store(config.storage or "")
+    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
+    stage_id = store.upsert_stage(sweep_id, "teachers", optuna_study="demo/teachers")
+    recipe = RecipeConfig(
+        data=config.data,
+        model=config.model,
+        training=config.training.model_copy(update={"alpha": 1.0}),
+    )
+    plans = [
+        PlannedTrial({"lr": 3e-3, "grad_clip": 1.0}, seed=0, role="teacher"),
+        PlannedTrial({"lr": 1e-7, "grad_clip": 1.0}, seed=0, role="teacher"),
+        PlannedTrial({"lr": 1e6, "grad_clip": 1e6}, seed=0, role="teacher"),
+    ]
+    spec = StageSpec(
+        sweep=config.name,
+        name="teachers",
+        seed=0,
+        total=len(plans),
+        role="teacher",
+        context=TrialContext(recipe=recipe, epochs=2),
+        resources=Resources(cpu=2),  # one at a time: ASHA sees trial 0 before trial 1
+        scheduler=Scheduler(type="asha", grace_period=1, reduction_factor=2),
+        plans=plans,
+    )
+    outcome = run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "runs"))
+    assert outcome.counts == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
+
+    rows = {t.number: t for t in store.trials(stage_id)}
+    assert [rows[n].status for n in range(3)] == ["COMPLETE", "PRUNED", "FAILED"]
+    assert "loss became" in (rows[2].error or "") and "epoch 1" in (rows[2].error or "")
+    assert rows[0].objective is not None and rows[1].objective is None
+
+    study = optuna.load_study(study_name="demo/teachers", storage=store.url)
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[0].state.name == "COMPLETE"
+    assert by_number[0].value == pytest.approx(rows[0].objective)
+    assert set(by_number[0].intermediate_values) == {1, 2}
+    assert by_number[1].state.name == "PRUNED"  # not COMPLETE with a partial value
+    assert set(by_number[1].intermediate_values) == {1}
+    assert by_number[2].state.name == "FAIL"
+
+    # only the finished trial was evaluated on BLiMP
+    evaluations = read_evaluations(store)
+    assert set(evaluations["trial_id"]) == {rows[0].id}
+    store.dispose()
+
+
+def test_optuna_dashboard_reads_the_studies(tiny_study) -> None:
+    from optuna_dashboard import wsgi
+
+    app = wsgi(tiny_study.url)
+    status: list[str] = []
+    body = app(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/api/studies",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "8080",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http",
+        },
+        lambda s, headers: status.append(s),
+    )
+    assert status[0].startswith("200")
+    studies = json.loads(b"".join(body))["studies"]
+    names = {s["study_name"] for s in studies}
+    assert {f"demo/{s}" for s in ("teachers", "students", "baselines", "repeats")} <= names
+
+
+def _poll(db: Path, sql: str) -> list[tuple]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_kill_9_during_students_then_resume_completes_the_study(
+    write_tiny_sweep, tmp_path: Path
+) -> None:
+    path = write_tiny_sweep(tmp_path, **{"stages.students.epochs": 3})
+    config = load_sweep_config(path)
+    db = tmp_path / "demo.db"
+    sweep = [str(Path(sys.executable).parent / "sweep"), "run", str(path)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    driver = subprocess.Popen(
+        sweep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    # wait until a student trial has checkpointed an epoch and is still running
+    query = (
+        "select count(*) from trial t join stage s on t.stage_id = s.id "
+        "join artifact a on a.trial_id = t.id where s.name = 'students' and t.status = 'RUNNING'"
+    )
+    deadline = time.monotonic() + 420
+    try:
+        while time.monotonic() < deadline and driver.poll() is None:
+            rows = _poll(db, query)
+            if rows and rows[0][0] > 0:
+                break
+            time.sleep(0.3)
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        _kill_group(driver.pid)
+
+    interrupted = _poll(
+        db,
+        "select t.number from trial t join stage s on t.stage_id = s.id "
+        "where s.name = 'students' and t.status = 'RUNNING'",
+    )
+    assert interrupted, "the kill left no interrupted trial"
+
+    refused = subprocess.run(sweep, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = subprocess.run(
+        [*sweep, "--resume"], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    trials = read_trials(config.storage or "", config.name)
+    cfg = config.stages
+    expected = {
+        "teachers": cfg.teachers.trials,
+        "students": cfg.students.trials,
+        "baselines": cfg.baselines.top_n,
+        "repeats": 2 * cfg.repeats.seeds,
+    }
+    assert trials.groupby("stage").size().to_dict() == expected
+    assert "RUNNING" not in set(trials["status"])
+    for stage, count in expected.items():
+        study = optuna.load_study(study_name=f"demo/{stage}", storage=config.storage)
+        assert sorted(t.number for t in study.trials) == list(range(count))  # none twice
+        assert all(t.state.is_finished() for t in study.trials)
+        store_states = trials[trials.stage == stage].set_index("number")["status"].to_dict()
+        for t in study.trials:
+            assert {"FAIL": "FAILED"}.get(t.state.name, t.state.name) == store_states[t.number]
+    # the interrupted students finished under their own numbers, with a full learning curve
+    students = trials[trials.stage == "students"].set_index("number")
+    for (number,) in interrupted:
+        assert students.loc[number, "status"] in {"COMPLETE", "PRUNED"}
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
