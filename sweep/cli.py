@@ -178,11 +178,19 @@ def db_upgrade(
 def _store_target(
     config: Path | None, storage: str | None, sweep_name: str | None
 ) -> tuple[str, str | None]:
-    """The store URL and sweep name: --storage wins; else sweep.yaml (default ./sweep.yaml)."""
-    from sweep.config import load_sweep_config
+    """The store URL and sweep name: --storage, else the yaml, else $SWEEP_STORAGE_URL."""
+    import os
+
+    from sweep.config import STORAGE_ENV, load_sweep_config
 
     if storage is not None and config is None:
         return storage, sweep_name
+    if config is None and not DEFAULT_YAML.is_file():
+        if os.environ.get(STORAGE_ENV):
+            return os.environ[STORAGE_ENV], sweep_name
+        raise SweepError(
+            f"no ./{DEFAULT_YAML} here; pass a sweep.yaml, --storage URL, or set {STORAGE_ENV}"
+        )
     cfg = load_sweep_config(config or DEFAULT_YAML, storage=storage)
     return cfg.storage or "", sweep_name or cfg.name
 
