@@ -18,3 +18,7 @@ class NonFiniteLossError(TrainerError):
             "lower training.lr or enable training.grad_clip"
         )
         self.epoch, self.step, self.value = epoch, step, value
+
+    def __reduce__(self) -> tuple[type, tuple[int, int, float]]:
+        # Ray copies and pickles exceptions across processes; keep the fields.
+        return (type(self), (self.epoch, self.step, self.value))

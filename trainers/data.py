@@ -1,0 +1,310 @@
+"""Corpus -> byte-level BPE tokenizer -> cached token streams -> training windows.
+
+A BabyLM-layout corpus dir holds train/, dev/ and test/, each with `<source>.<split>` text
+files; every non-empty line is one document. The tokenizer is trained on the train split
+only and saved in Hugging Face format; each split is tokenized once into a .npy token
+stream (read back as a memmap) that later runs and parallel trials share. Both live under
+`data.cache_dir`, keyed by content hashes, and are built to a temp path, then renamed into
+place under a file lock, so two processes building at once never see a half-written file.
+
+Each document is encoded as `<s> tokens...` (no newline): `<s>` separates documents in the
+stream and is the prefix BLiMP scoring conditions on, so the model has learnt its meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from filelock import FileLock
+
+from trainers.config import DataConfig
+from trainers.errors import TrainerError
+
+if TYPE_CHECKING:
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "BOS_TOKEN",
+    "EOS_TOKEN",
+    "PAD_TOKEN",
+    "SPLITS",
+    "PreparedCorpus",
+    "TrainWindows",
+    "corpus_files",
+    "eval_windows",
+    "load_tokenizer",
+    "prepare_corpus",
+    "split_tokens",
+    "tokenizer_fingerprint",
+]
+
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
+SPLITS = ("train", "dev", "test")
+_CACHE_FORMAT = 1  # bump when the tokenizer recipe or stream layout changes
+_ENCODE_CHUNK_LINES = 50_000
+
+
+@dataclass(frozen=True)
+class PreparedCorpus:
+    """The tokenizer and token streams of one corpus, ready in the cache."""
+
+    tokenizer_dir: Path
+    """HF tokenizer folder (tokenizer.json, tokenizer_config.json)."""
+    token_files: dict[str, Path]
+    """Split name -> .npy token stream (documents as `<s> tokens...`, concatenated)."""
+    built: tuple[str, ...]
+    """What this call had to build ("tokenizer", "train", ...); empty when all was cached."""
+
+
+def corpus_files(data: DataConfig, split: str) -> list[Path]:
+    """The `<source>.<split>` files of one split, sorted; TrainerError if none hold text."""
+    split_dir = Path(data.corpus) / split
+    if not split_dir.is_dir():
+        raise TrainerError(
+            f"data.corpus: {split_dir} does not exist; a BabyLM-layout corpus needs "
+            f"train/, dev/ and test/ folders of <source>.<split> text files"
+        )
+    files = sorted(p for p in split_dir.glob(f"*.{split}") if p.is_file())
+    if not files or all(p.stat().st_size == 0 for p in files):
+        raise TrainerError(
+            f"data.corpus: {split_dir} holds no non-empty *.{split} files; "
+            f"add the {split} split's text files or point data.corpus elsewhere"
+        )
+    return files
+
+
+def prepare_corpus(data: DataConfig, *, splits: tuple[str, ...] = SPLITS) -> PreparedCorpus:
+    """Build (or find in the cache) the tokenizer and the token stream of each split.
+
+    The sweep calls this once on the driver, so parallel trials only read the cache.
+    """
+    data = data.resolved()
+    built: list[str] = []
+    tokenizer_dir = _cached_tokenizer_dir(data, built)
+    backend = _backend_tokenizer(tokenizer_dir)
+    token_files = {split: _cached_token_file(data, split, backend, built) for split in splits}
+    return PreparedCorpus(tokenizer_dir, token_files, tuple(built))
+
+
+def load_tokenizer(tokenizer_dir: Path) -> PreTrainedTokenizerBase:
+    """The HF tokenizer saved in a tokenizer or model folder."""
+    from transformers import AutoTokenizer
+
+    if not (Path(tokenizer_dir) / "tokenizer.json").is_file():
+        raise TrainerError(
+            f"{tokenizer_dir}: no tokenizer.json; pass a checkpoint written by trainers"
+        )
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+
+
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    """A hash of what decides the token ids (model, normalizer, pre-tokenizer, specials)."""
+    spec = json.loads(tokenizer.to_str())
+    keep = {k: spec.get(k) for k in ("model", "normalizer", "pre_tokenizer", "added_tokens")}
+    return _sha(json.dumps(keep, sort_keys=True).encode())[:16]
+
+
+def split_tokens(data: DataConfig, split: str, tokenizer_dir: Path | None = None) -> np.ndarray:
+    """The token stream of one split (a read-only memmap), capped by the config.
+
+    The train split is capped by `max_train_tokens`, dev/test by `max_eval_tokens`; a cap
+    takes the first tokens of every source in proportion to its size, so a slice keeps
+    the corpus's mix of sources.
+    """
+    data = data.resolved()
+    built: list[str] = []
+    if tokenizer_dir is None:
+        tokenizer_dir = _cached_tokenizer_dir(data, built)
+    backend = _backend_tokenizer(tokenizer_dir)
+    path = _cached_token_file(data, split, backend, built)
+    tokens = np.load(path, mmap_mode="r")
+    cap = data.max_train_tokens if split == "train" else data.max_eval_tokens
+    if cap is None or cap >= len(tokens):
+        return tokens
+    source_sizes = json.loads(path.with_suffix(".json").read_text())["source_tokens"]
+    pieces, start = [], 0
+    for size in source_sizes:
+        take = round(cap * size / len(tokens))
+        pieces.append(tokens[start : start + take])
+        start += size
+    return np.concatenate(pieces)
+
+
+class TrainWindows:
+    """Training windows of `seq_length` tokens, cut at a fresh random offset each epoch.
+
+    As in BabyLlama-2, every epoch shifts the window grid by a random offset in
+    [0, seq_length), so the model sees other boundaries each time; window order is
+    shuffled too. Both depend only on (seed, epoch), so a resumed run sees the same data.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_length: int, seed: int) -> None:
+        self.tokens, self.seq_length, self.seed = tokens, seq_length, seed
+        # The same count every epoch whatever the offset, so the LR schedule is fixed.
+        self.num_windows = (len(tokens) - (seq_length - 1)) // seq_length
+        if self.num_windows < 1:
+            raise TrainerError(
+                f"data.max_train_tokens: {len(tokens)} training tokens do not fill one "
+                f"window of data.seq_length={seq_length}; raise the cap or lower seq_length"
+            )
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return -(-self.num_windows // batch_size)
+
+    def epoch_batches(self, epoch: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """Yield (B, L) int64 batches of epoch `epoch` (1-based); the last may be smaller."""
+        import torch
+
+        rng = np.random.default_rng([self.seed, epoch])
+        offset = int(rng.integers(0, self.seq_length))
+        n, length = self.num_windows, self.seq_length
+        grid = np.asarray(self.tokens[offset : offset + n * length]).reshape(n, length)
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            rows = grid[order[start : start + batch_size]]  # (B, L)
+            yield torch.from_numpy(rows.astype(np.int64))
+
+
+def eval_windows(tokens: np.ndarray, seq_length: int) -> np.ndarray:
+    """Dev/test windows at offset 0, (N, L); the tail that fills no window is dropped."""
+    n = len(tokens) // seq_length
+    if n < 1:
+        raise TrainerError(
+            f"data.max_eval_tokens: {len(tokens)} evaluation tokens do not fill one window "
+            f"of data.seq_length={seq_length}; raise the cap"
+        )
+    return np.asarray(tokens[: n * seq_length]).reshape(n, seq_length).astype(np.int64)
+
+
+# --- the cache -------------------------------------------------------------------------
+
+
+def _cache_dir(data: DataConfig) -> Path:
+    assert data.cache_dir is not None  # resolved() fills it
+    path = Path(data.cache_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainerError(
+            f"data.cache_dir: cannot create {path} ({exc.strerror}); point it at a writable folder"
+        ) from None
+    return path
+
+
+def _files_hash(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _sha(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
+    files = corpus_files(data, "train")
+    key = f"bpe{data.vocab_size}-{_files_hash(files)}-v{_CACHE_FORMAT}"
+    root = _cache_dir(data) / "tokenizers"
+    root.mkdir(exist_ok=True)
+    final = root / key
+    if (final / "tokenizer.json").is_file():
+        return final
+    with FileLock(str(root / f"{key}.lock")):
+        if (final / "tokenizer.json").is_file():  # another process built it meanwhile
+            return final
+        staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+        try:
+            _train_tokenizer(files, data.vocab_size).save_pretrained(str(staging))
+            os.replace(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    built.append("tokenizer")
+    return final
+
+
+def _train_tokenizer(files: list[Path], vocab_size: int) -> PreTrainedTokenizerBase:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    bpe_trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD_TOKEN, BOS_TOKEN, EOS_TOKEN],  # ids 0, 1, 2
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train([str(p) for p in files], bpe_trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN
+    )
+
+
+def _backend_tokenizer(tokenizer_dir: Path) -> Tokenizer:
+    from tokenizers import Tokenizer
+
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise TrainerError(f"{tokenizer_dir}: no tokenizer.json; pass a folder written by trainers")
+    return Tokenizer.from_file(str(path))
+
+
+def _cached_token_file(
+    data: DataConfig, split: str, tokenizer: Tokenizer, built: list[str]
+) -> Path:
+    files = corpus_files(data, split)
+    key = f"{split}-{_files_hash(files)}-{tokenizer_fingerprint(tokenizer)}-v{_CACHE_FORMAT}"
+    root = _cache_dir(data) / "tokens"
+    root.mkdir(exist_ok=True)
+    final = root / f"{key}.npy"
+    if final.is_file():
+        return final
+    with FileLock(str(root / f"{key}.lock")):
+        if final.is_file():
+            return final
+        bos = tokenizer.token_to_id(BOS_TOKEN)
+        dtype = np.uint16 if tokenizer.get_vocab_size() <= np.iinfo(np.uint16).max else np.uint32
+        pieces = [_encode_documents(path, tokenizer, bos, dtype) for path in files]
+        fd, staging = tempfile.mkstemp(prefix=f"{key}.", suffix=".npy", dir=root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.concatenate(pieces))
+            sidecar = {"files": [p.name for p in files], "source_tokens": [len(p) for p in pieces]}
+            final.with_suffix(".json").write_text(json.dumps(sidecar))
+            os.replace(staging, final)  # the .npy appears last: its presence means complete
+        finally:
+            if os.path.exists(staging):
+                os.unlink(staging)
+    built.append(split)
+    return final
+
+
+def _encode_documents(path: Path, tokenizer: Tokenizer, bos: int, dtype: type) -> np.ndarray:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids: list[int] = []
+    for start in range(0, len(lines), _ENCODE_CHUNK_LINES):
+        encodings = tokenizer.encode_batch(
+            lines[start : start + _ENCODE_CHUNK_LINES], add_special_tokens=False
+        )
+        for encoding in encodings:
+            ids.append(bos)
+            ids.extend(encoding.ids)
+    return np.asarray(ids, dtype=dtype)

@@ -1,0 +1,167 @@
+"""BLiMP minimal pairs scored as lm-eval-harness scores them.
+
+Each sentence's score is the sum of its tokens' log-probabilities, conditioned on a BOS
+prefix token (lm-eval's `prefix_token_id`: BOS, else EOS); a pair is correct when
+score(good) >= score(bad). Overall accuracy is the mean over paradigms; groups are the
+12 `linguistics_term` values, with the two "s-selection" paradigms
+(animate_subject_passive/_trans) counted under argument_structure as BLiMP's paper does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from trainers.data import load_tokenizer
+from trainers.errors import TrainerError
+from trainers.model import load_model
+
+__all__ = ["BlimpResult", "ParadigmScore", "blimp_accuracy", "read_blimp"]
+
+_GROUP_ALIASES = {"s-selection": "argument_structure"}
+
+
+@dataclass
+class ParadigmScore:
+    """Accuracy on one BLiMP paradigm (e.g. adjunct_island)."""
+
+    accuracy: float
+    n: int
+    group: str
+
+
+@dataclass
+class BlimpResult:
+    """BLiMP accuracy overall (mean over paradigms), per paradigm and per phenomenon group."""
+
+    overall: float
+    by_paradigm: dict[str, ParadigmScore]
+    by_group: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Paradigm:
+    name: str
+    group: str
+    pairs: list[tuple[str, str]]  # (good, bad)
+
+
+def read_blimp(blimp_dir: Path, max_pairs_per_paradigm: int | None = None) -> list[_Paradigm]:
+    """The paradigms of a BLiMP dir (one `<UID>.jsonl` each), first pairs first."""
+    blimp_dir = Path(blimp_dir)
+    files = sorted(blimp_dir.glob("*.jsonl")) if blimp_dir.is_dir() else []
+    if not files:
+        raise TrainerError(
+            f"data.blimp: {blimp_dir} holds no BLiMP *.jsonl files; point data.blimp at "
+            "the folder of the 67 paradigm files"
+        )
+    paradigms = []
+    for path in files:
+        pairs, group = [], ""
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                if max_pairs_per_paradigm is not None and len(pairs) >= max_pairs_per_paradigm:
+                    break
+                try:
+                    row = json.loads(line)
+                    pairs.append((row["sentence_good"], row["sentence_bad"]))
+                except (json.JSONDecodeError, KeyError) as exc:
+                    raise TrainerError(
+                        f"{path}: not a BLiMP file (needs sentence_good, sentence_bad, "
+                        f"linguistics_term per line): {exc}"
+                    ) from None
+                group = row.get("linguistics_term", group)
+        if pairs:
+            group = _GROUP_ALIASES.get(group, group)
+            paradigms.append(_Paradigm(path.stem, group, pairs))
+    return paradigms
+
+
+def blimp_accuracy(
+    model: str | Path | PreTrainedModel,
+    blimp_dir: Path,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    max_pairs_per_paradigm: int | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> BlimpResult:
+    """Score every BLiMP paradigm; `model` is a checkpoint dir or a loaded model + tokenizer.
+
+    Example::
+
+        result = blimp_accuracy("runs/teacher/final", Path("../shared/data/blimp"))
+        print(result.overall, result.by_group["island_effects"])
+    """
+    if isinstance(model, str | Path):
+        model_dir = Path(model)
+        lm = load_model(model_dir, what="checkpoint")
+        tokenizer = tokenizer or load_tokenizer(model_dir)
+    else:
+        lm = model
+        if tokenizer is None:
+            raise TrainerError("tokenizer: required when blimp_accuracy gets a loaded model")
+    prefix_id = tokenizer.bos_token_id
+    if prefix_id is None:
+        prefix_id = tokenizer.eos_token_id
+    if prefix_id is None:
+        raise TrainerError("tokenizer: has neither a BOS nor an EOS token to condition on")
+
+    paradigms = read_blimp(blimp_dir, max_pairs_per_paradigm)
+    sentences = sorted({s for p in paradigms for pair in p.pairs for s in pair})
+    encoded = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    token_ids = {s: [prefix_id, *ids] for s, ids in zip(sentences, encoded, strict=True)}
+    scores = _sentence_log_probs(lm, token_ids, batch_size=batch_size, device=device)
+
+    by_paradigm = {}
+    for p in paradigms:
+        correct = sum(scores[good] >= scores[bad] for good, bad in p.pairs)
+        by_paradigm[p.name] = ParadigmScore(correct / len(p.pairs), len(p.pairs), p.group)
+    groups: dict[str, list[float]] = {}
+    for score in by_paradigm.values():
+        groups.setdefault(score.group, []).append(score.accuracy)
+    return BlimpResult(
+        overall=sum(s.accuracy for s in by_paradigm.values()) / len(by_paradigm),
+        by_paradigm=by_paradigm,
+        by_group={g: sum(a) / len(a) for g, a in sorted(groups.items())},
+    )
+
+
+@torch.no_grad()
+def _sentence_log_probs(
+    model: PreTrainedModel, token_ids: dict[str, list[int]], *, batch_size: int, device: str
+) -> dict[str, float]:
+    """Sum of log p(token | prefix) over each sentence's tokens after the BOS prefix."""
+    was_training = model.training
+    model.eval()
+    model_device = next(model.parameters()).device
+    target = torch.device(device) if device else model_device
+    if model_device != target:
+        model.to(target)
+    # Length-sorted batches waste little on padding; padding is on the right, so causal
+    # attention keeps it from touching the real tokens.
+    ordered = sorted(token_ids, key=lambda s: (len(token_ids[s]), s))
+    scores: dict[str, float] = {}
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        lengths = torch.tensor([len(token_ids[s]) for s in batch])
+        width = int(lengths.max())
+        input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+        for row, sentence in enumerate(batch):
+            input_ids[row, : lengths[row]] = torch.tensor(token_ids[sentence])
+        mask = torch.arange(width)[None, :] < lengths[:, None]  # (B, W)
+        input_ids, mask = input_ids.to(target), mask.to(target)
+        logits = model(input_ids=input_ids, attention_mask=mask.long()).logits  # (B, W, V)
+        log_probs = F.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, W-1, V)
+        token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, W-1)
+        sums = (token_log_probs * mask[:, 1:]).sum(-1)
+        scores.update(zip(batch, sums.tolist(), strict=True))
+    model.train(was_training)
+    return scores
