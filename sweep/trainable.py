@@ -104,7 +104,7 @@ def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> d
     }
     suites["blimp"]["overall"] = {"group": None, "n": None, "accuracy": blimp.overall}
     if context.glue is not None:
-        from trainers.evaluate.glue import glue_scores
+        from trainers.evaluate import glue_scores
 
         glue = context.glue
         suites["glue"] = glue_scores(

@@ -2,12 +2,15 @@
 
 The head and the second node are separate `ray start --block` processes (as on a real
 cluster), each in its own process group, so teardown kills exactly them even when the
-test fails, and never the other Ray instances of the session.
+test fails, and never the other Ray instances of the session. Ray 2.60 turns token
+authentication on by default: every process of the cluster shares one token, as in
+docker/compose.yaml.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +26,12 @@ from sweep.store import read_trials
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+CLUSTER_ENV = {
+    **os.environ,
+    "RAY_ADDRESS": "",
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(32),
+}
 
 
 def _free_port() -> int:
@@ -37,7 +46,7 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env=CLUSTER_ENV,
     )
 
 
@@ -59,7 +68,9 @@ def _alive_nodes(address: str) -> int:
         f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
         "print(sum(n['Alive'] for n in ray.nodes()))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=CLUSTER_ENV
+    )
     lines = out.stdout.strip().splitlines()
     return int(lines[-1]) if out.returncode == 0 and lines else 0
 
@@ -113,7 +124,7 @@ def test_sweep_spreads_trials_over_two_nodes(
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env=CLUSTER_ENV,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     trials = read_trials(postgres_url, "demo")

@@ -22,6 +22,9 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PROJECT_SERVICES = {"migrate", "ray-head", "ray-worker", "optuna-dashboard", "sweep"}
 # Names that must never be build arguments or image variables, nor hold literals in manifests.
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|CREDENTIAL|STORAGE_URL", re.IGNORECASE)
+# Variables that Ray itself reads, allowed in containers although no babysweep code reads them
+# (test_compose_file checks that the installed Ray does): token authentication, on in Ray 2.60.
+RAY_OWN_VARIABLES = frozenset({"RAY_AUTH_MODE", "RAY_AUTH_TOKEN"})
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -63,6 +66,12 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         return "x" if op in (":?", "?") else ""
 
     return _INTERPOLATION.sub(one, value)
+
+
+def required_variables(text: str) -> set[str]:
+    """Names that a compose file requires with ${VAR:?error} (compose refuses to run without)."""
+    found = _INTERPOLATION.finditer(text.replace("$$", ""))
+    return {m.group(1) for m in found if m.group(2) in (":?", "?")}
 
 
 def parse_env_file(path: Path) -> dict[str, str]:

@@ -9,7 +9,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from cluster_files import DOCKER, REPO, Dockerfile, as_argv, interpolate
+from cluster_files import (
+    DOCKER,
+    RAY_OWN_VARIABLES,
+    REPO,
+    SECRET_NAME,
+    Dockerfile,
+    as_argv,
+    interpolate,
+    required_variables,
+    walk_strings,
+)
 
 README = DOCKER / "README.md"
 SUBCOMMANDS = {"run", "status", "report", "dashboard", "db", "validate"}
@@ -98,8 +108,46 @@ def test_variables_are_in_env_example_or_read_by_the_code(
         re.findall(r"\b((?:SWEEP|POSTGRES|RAY|BABYSWEEP|COMPOSE)_[A-Z_]+)\b", README.read_text())
     )
     assert names
+    allowed = RAY_OWN_VARIABLES | {"COMPOSE_FILE"}
     for name in names:
-        assert name in env_example or f'"{name}"' in code_text or name == "COMPOSE_FILE", name
+        assert name in env_example or f'"{name}"' in code_text or name in allowed, name
+
+
+def test_setup_generates_every_secret_compose_requires() -> None:
+    secrets = {
+        n
+        for n in required_variables((DOCKER / "compose.yaml").read_text())
+        if SECRET_NAME.search(n)
+    }
+    assert secrets >= {"POSTGRES_PASSWORD", "RAY_AUTH_TOKEN"}
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    (setup,) = [b for b in blocks if "cp .env.example .env" in b]
+    for name in secrets:
+        line = f'sed -i "s/^{name}=.*/{name}=$(openssl rand -hex '
+        assert line in setup, f"the setup lines leave {name} empty"
+
+
+def test_creates_every_secret_the_manifests_reference(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Each Secret a manifest names, with the key it reads, has its `kubectl create secret`."""
+    wanted = set()
+    for docs in manifests.values():
+        for where, text in walk_strings(docs):
+            if where.endswith(".secretKeyRef.name"):
+                key = where.removesuffix(".name") + ".key"
+                wanted.add((text, dict(walk_strings(docs))[key]))
+            elif where.endswith(".authOptions.secretName"):
+                wanted.add((text, "auth_token"))  # KubeRay's key for the Ray token
+    assert {name for name, _ in wanted} >= {"babysweep-db", "babysweep-ray-token"}
+    created = set(
+        re.findall(
+            r"^kubectl create secret generic ([\w.-]+) --from-literal=(\w+)=",
+            README.read_text(),
+            re.M,
+        )
+    )
+    assert wanted <= created, wanted - created
 
 
 @pytest.mark.parametrize(

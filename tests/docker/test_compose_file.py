@@ -5,16 +5,20 @@ The YAML checks need no Docker; the last tests also run `docker compose config` 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cluster_files import (
     DOCKER,
     PROJECT_SERVICES,
+    RAY_OWN_VARIABLES,
     REPO,
     SECRET_NAME,
     Dockerfile,
@@ -22,6 +26,7 @@ from cluster_files import (
     interpolate,
     interpolations,
     load_compose,
+    required_variables,
     walk_strings,
 )
 from sqlalchemy.engine import make_url
@@ -29,6 +34,11 @@ from sqlalchemy.engine import make_url
 Compose = dict[str, Any]
 RunCompose = Callable[..., subprocess.CompletedProcess[str]]
 TEST_PASSWORD = "test-only-0123456789abcdef"
+TEST_TOKEN = "test-only-token-fedcba9876543210"
+# What `docker/.env` must set beyond .env.example: compose refuses to run without either.
+TEST_SECRETS = {"POSTGRES_PASSWORD": TEST_PASSWORD, "RAY_AUTH_TOKEN": TEST_TOKEN}
+# The services whose processes join or serve the Ray cluster, so need its token.
+RAY_SERVICES = {"ray-head", "ray-worker", "sweep"}
 
 
 def service(compose: Compose, name: str) -> dict[str, Any]:
@@ -42,6 +52,12 @@ def mounts(svc: dict[str, Any]) -> dict[str, tuple[str, bool]]:
         source, target, *mode = spec.rsplit(":", 2) if spec.count(":") >= 2 else spec.split(":")
         found[target] = (source, "ro" in mode)
     return found
+
+
+def runs_ray(svc: dict[str, Any]) -> bool:
+    """Whether the container's main process is a Ray node (`ray ...` or `with-ray-node ...`)."""
+    argv = as_argv(svc.get("entrypoint")) + as_argv(svc.get("command"))
+    return bool(argv) and argv[0] in {"ray", "with-ray-node"}
 
 
 def sweep_argv(compose: Compose, env: dict[str, str], extra: tuple[str, ...] = ()) -> list[str]:
@@ -153,12 +169,44 @@ def test_store_url_points_at_the_postgres_service(compose: Compose) -> None:
 def test_containers_get_only_variables_the_code_reads(compose: Compose, code_text: str) -> None:
     for name in PROJECT_SERVICES:
         for var in service(compose, name).get("environment", {}):
+            if var in RAY_OWN_VARIABLES:
+                continue  # read by Ray, not by babysweep (next test)
             assert f'"{var}"' in code_text, f"{name}: sets {var}, which no code reads"
     assert set(service(compose, "postgres")["environment"]) == {
         "POSTGRES_USER",
         "POSTGRES_PASSWORD",
         "POSTGRES_DB",
     }
+
+
+def test_ray_reads_the_ray_variables_the_containers_get() -> None:
+    spec = importlib.util.find_spec("ray")
+    assert spec and spec.origin
+    sources = [
+        p.read_text(errors="ignore")
+        for p in (Path(spec.origin).parent / "_private").rglob("*.py")
+        if "test" not in p.name
+    ]
+    for name in RAY_OWN_VARIABLES:
+        assert any(f'"{name}"' in text for text in sources), f"Ray {name}: no such variable"
+
+
+def test_every_ray_process_presents_the_token_from_the_env_file(compose: Compose) -> None:
+    # Ray 2.60 runs in token mode: a node or driver without the head's token is refused.
+    ray_services = {name for name, svc in compose["services"].items() if runs_ray(svc)}
+    assert ray_services == RAY_SERVICES
+    for name, svc in compose["services"].items():
+        env = svc.get("environment", {})
+        if name not in RAY_SERVICES:  # the token goes only where Ray runs
+            assert not RAY_OWN_VARIABLES & set(env), name
+            continue
+        assert env["RAY_AUTH_MODE"] == "token", name
+        token = env["RAY_AUTH_TOKEN"]
+        assert token.startswith("${RAY_AUTH_TOKEN:?"), f"{name}: the token must come from .env"
+        assert interpolate(token, {"RAY_AUTH_TOKEN": TEST_TOKEN}) == TEST_TOKEN, name
+    # The head's healthcheck (`ray health-check`) runs with the head's environment.
+    assert as_argv(service(compose, "ray-head")["healthcheck"]["test"])[1] == "ray"
+    assert required_variables((DOCKER / "compose.yaml").read_text()) >= {"RAY_AUTH_TOKEN"}
 
 
 def test_data_and_checkpoints_are_where_the_image_and_the_example_expect(
@@ -184,6 +232,8 @@ def test_env_example_lists_every_variable_and_no_secret(env_example: dict[str, s
     used = interpolations((DOCKER / "compose.yaml").read_text())
     assert set(env_example) == used, "docker/.env.example and compose.yaml disagree"
     assert env_example["POSTGRES_PASSWORD"] == "", "the example must not carry a password"
+    assert env_example["RAY_AUTH_TOKEN"] == "", "the example must not carry a Ray token"
+    assert set(TEST_SECRETS) == required_variables((DOCKER / "compose.yaml").read_text())
     secrets = {k: v for k, v in env_example.items() if SECRET_NAME.search(k) and v}
     assert not secrets
     commented = re.findall(r"^# ([A-Z_]+)=", (DOCKER / ".env.example").read_text(), re.M)
@@ -206,33 +256,52 @@ def test_env_file_is_git_ignored() -> None:
     assert result.returncode == 0, "docker/.env holds the password: .gitignore must cover it"
 
 
+def assert_ray_auth(services: dict[str, Any]) -> None:
+    """The resolved token reaches exactly the Ray services, in token mode."""
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if name in RAY_SERVICES:
+            assert env.get("RAY_AUTH_MODE") == "token", name
+            assert env.get("RAY_AUTH_TOKEN") == TEST_TOKEN, name
+        else:
+            assert not RAY_OWN_VARIABLES & set(env), name
+
+
 def test_compose_config_resolves_the_gpu_and_cpu_stacks(run_compose: RunCompose) -> None:
-    env = {"POSTGRES_PASSWORD": TEST_PASSWORD}
-    gpu = run_compose("--profile", "sweep", "config", "--format", "json", env=env)
+    gpu = run_compose("--profile", "sweep", "config", "--format", "json", env=TEST_SECRETS)
     assert gpu.returncode == 0, gpu.stderr
     services = json.loads(gpu.stdout)["services"]
     assert set(services) == PROJECT_SERVICES | {"postgres"}
     url = make_url(services["sweep"]["environment"]["SWEEP_STORAGE_URL"])
     assert url.password == TEST_PASSWORD and url.host == "postgres"
+    assert services["sweep"]["environment"]["RAY_ADDRESS"] == "ray-head:6379"
     assert services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
-    cpu_env = {**env, "COMPOSE_FILE": "compose.yaml:compose.cpu.yaml", "BABYSWEEP_DEVICE": "cpu"}
-    cpu = run_compose("config", "--format", "json", env=cpu_env)
+    assert_ray_auth(services)
+    cpu_env = {
+        **TEST_SECRETS,
+        "COMPOSE_FILE": "compose.yaml:compose.cpu.yaml",
+        "BABYSWEEP_DEVICE": "cpu",
+    }
+    cpu = run_compose("--profile", "sweep", "config", "--format", "json", env=cpu_env)
     assert cpu.returncode == 0, cpu.stderr
     cpu_services = json.loads(cpu.stdout)["services"]
     assert not cpu_services["ray-worker"]["deploy"]["resources"]["reservations"].get("devices")
     assert cpu_services["ray-head"]["build"]["args"] == {"DEVICE": "cpu"}
+    assert_ray_auth(cpu_services)
 
 
-def test_compose_refuses_to_start_without_a_password(run_compose: RunCompose) -> None:
-    result = run_compose("config", "--quiet")
+@pytest.mark.parametrize("missing", sorted(TEST_SECRETS))
+def test_compose_refuses_to_start_without_a_secret(run_compose: RunCompose, missing: str) -> None:
+    env = {k: v for k, v in TEST_SECRETS.items() if k != missing}
+    result = run_compose("config", "--quiet", env=env)
     assert result.returncode != 0
-    assert "POSTGRES_PASSWORD" in result.stderr
+    assert missing in result.stderr
 
 
 def test_compose_interpolates_only_variables_in_env_example(
     run_compose: RunCompose, env_example: dict[str, str]
 ) -> None:
-    result = run_compose("config", "--variables", env={"POSTGRES_PASSWORD": TEST_PASSWORD})
+    result = run_compose("config", "--variables", env=TEST_SECRETS)
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
     assert names == set(env_example)

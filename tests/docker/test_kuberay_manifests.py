@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from cluster_files import SECRET_NAME, Dockerfile, interpolate, walk_strings
+from cluster_files import RAY_OWN_VARIABLES, SECRET_NAME, Dockerfile, interpolate, walk_strings
 
 Manifests = dict[str, list[dict[str, Any]]]
 # RayJobSpec's fields in KubeRay's ray.io/v1 API: a typo here is silently dropped by the operator.
@@ -18,6 +18,15 @@ RAYJOB_FIELDS = {
     "submissionMode", "entrypointResources", "entrypointNumCpus", "entrypointNumGpus",
     "ttlSecondsAfterFinished", "shutdownAfterJobFinishes", "suspend",
 }  # fmt: skip
+# RayClusterSpec fields (KubeRay v1.6), the same guard one level down.
+RAYCLUSTER_FIELDS = {
+    "headGroupSpec", "workerGroupSpecs", "rayVersion", "enableInTreeAutoscaling",
+    "autoscalerOptions", "headServiceAnnotations", "suspend", "managedBy",
+    "gcsFaultToleranceOptions", "authOptions",
+}  # fmt: skip
+AUTH_OPTIONS_FIELDS = {"mode", "secretName", "enableK8sTokenAuth"}
+# The Secret (key auth_token) that holds the Ray token; README shows its `kubectl create secret`.
+RAY_TOKEN_SECRET = "babysweep-ray-token"
 WORKER_GROUP_FIELDS = {
     "groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams", "template",
     "scaleStrategy", "suspend", "idleTimeoutSeconds", "numOfHosts",
@@ -75,6 +84,8 @@ def test_rayjob_uses_known_fields_and_the_images_ray(
     assert job["apiVersion"] == "ray.io/v1"
     assert set(job["spec"]) <= RAYJOB_FIELDS, set(job["spec"]) - RAYJOB_FIELDS
     cluster = job["spec"]["rayClusterSpec"]
+    assert set(cluster) <= RAYCLUSTER_FIELDS, set(cluster) - RAYCLUSTER_FIELDS
+    assert set(cluster["authOptions"]) <= AUTH_OPTIONS_FIELDS
     assert cluster["rayVersion"] == dockerfile.arg_defaults()["RAY_VERSION"]
     for group in cluster["workerGroupSpecs"]:
         assert set(group) <= WORKER_GROUP_FIELDS, set(group) - WORKER_GROUP_FIELDS
@@ -164,10 +175,28 @@ def test_the_store_url_comes_from_a_secret_never_a_literal(
     for role, pod in pod_specs(manifests):
         env = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}
         for name, entry in env.items():
-            assert f'"{name}"' in code_text, f"{role}: sets {name}, which no code reads"
+            if name not in RAY_OWN_VARIABLES:  # those are read by Ray (test_compose_file)
+                assert f'"{name}"' in code_text, f"{role}: sets {name}, which no code reads"
             if SECRET_NAME.search(name):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], role
         assert ("SWEEP_STORAGE_URL" in env) == (role in needs_store), role
+
+
+def test_ray_token_auth_from_a_secret_and_failing_closed(manifests: Manifests) -> None:
+    cluster = one(manifests, "RayJob")["spec"]["rayClusterSpec"]
+    # The operator puts the Secret's token on every Ray pod, the submitter and its own job polls.
+    assert cluster["authOptions"] == {"mode": "token", "secretName": RAY_TOKEN_SECRET}
+    for role, pod in pod_specs(manifests):
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        # Never by hand: the operator skips its own RAY_AUTH_TOKEN where one is already set.
+        assert "RAY_AUTH_TOKEN" not in env, role
+        if role.startswith(("ray-head", "worker group")):
+            # Set here too, so an operator that drops authOptions leaves Ray unable to start
+            # (token mode, no token) instead of running without authentication.
+            assert env["RAY_AUTH_MODE"] == {"name": "RAY_AUTH_MODE", "value": "token"}, role
+        else:
+            assert "RAY_AUTH_MODE" not in env, f"{role} does not talk to Ray"
 
 
 @pytest.mark.parametrize("name", ["rayjob.yaml", "optuna-dashboard.yaml", "storage.yaml"])

@@ -78,6 +78,40 @@ def test_pruned_failed_and_complete_are_recorded_truthfully(
     store.dispose()
 
 
+def test_glue_runs_where_enabled_and_lands_in_the_store(
+    ray_local: None, write_tiny_sweep, tmp_path: Path
+) -> None:
+    from sweep.config import GlueEvaluation
+
+    config = load_sweep_config(write_tiny_sweep(tmp_path))
+    store = Store(config.storage or "")
+    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
+    stage_id = store.upsert_stage(sweep_id, "repeats", optuna_study="demo/repeats")
+    recipe = RecipeConfig(data=config.data, model=config.model, training=config.training)
+    glue = GlueEvaluation(
+        stages=["repeats"], tasks=["mrpc", "rte"], max_train_examples=16, max_eval_examples=24
+    )
+    spec = StageSpec(
+        sweep=config.name,
+        name="repeats",
+        seed=0,
+        total=1,
+        role="teacher",
+        context=TrialContext(recipe=recipe, epochs=1, glue=glue),
+        resources=Resources(cpu=1),
+        plans=[PlannedTrial({"lr": 3e-3, "alpha": 1.0}, seed=7, role="teacher")],
+    )
+    run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "runs"))
+    evaluations = read_evaluations(store)
+    glue_rows = evaluations[evaluations.suite == "glue"].set_index(["task", "metric"])
+    assert set(glue_rows.index) == {("mrpc", "accuracy"), ("mrpc", "f1"), ("rte", "accuracy")}
+    assert (glue_rows["n"] == 24).all()
+    assert glue_rows["value"].between(0, 1).all()
+    trials = read_trials(store)
+    assert trials.loc[0, "glue_mrpc_accuracy"] == glue_rows.loc[("mrpc", "accuracy"), "value"]
+    store.dispose()
+
+
 def test_optuna_dashboard_reads_the_studies(tiny_study) -> None:
     from optuna_dashboard import wsgi
 
@@ -179,3 +213,46 @@ def test_kill_9_during_students_then_resume_completes_the_study(
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(write_tiny_sweep, tmp_path: Path) -> None:
+    path = write_tiny_sweep(tmp_path, **{"stages.teachers.epochs": 3})
+    config = load_sweep_config(path)
+    db = tmp_path / "demo.db"
+    sweep = [str(Path(sys.executable).parent / "sweep"), "run", str(path), "--stage", "teachers"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    driver = subprocess.Popen(
+        sweep,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    query = "select count(*) from artifact a join trial t on a.trial_id = t.id where t.status = 'RUNNING'"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and driver.poll() is None:
+            rows = _poll(db, query)
+            if rows and rows[0][0] > 0:
+                break
+            time.sleep(0.3)
+        assert driver.poll() is None, "the stage ended before Ctrl-C"
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        _kill_group(driver.pid)
+    assert driver.returncode == 2, stderr[-2000:]
+    assert "--resume" in stderr and "Traceback" not in stderr
+    status = _poll(db, "select status from sweep")
+    assert status == [("INTERRUPTED",)]
+    # nothing interrupted was recorded as pruned or failed: those are verdicts, not accidents
+    assert not _poll(db, "select number from trial where status in ('PRUNED', 'FAILED')")
+
+    resumed = subprocess.run(
+        [*sweep, "--resume"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = read_trials(config.storage or "", config.name)
+    assert sorted(trials["number"]) == [0, 1, 2]
+    assert set(trials["status"]) == {"COMPLETE"}

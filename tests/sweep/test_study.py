@@ -106,6 +106,7 @@ def test_finished_trials_carry_blimp_checkpoints_and_curves(tiny_study, trials) 
     assert done["blimp_overall"].between(0, 1).all()
     assert done["checkpoint_uri"].notna().all()
     evaluations = read_evaluations(tiny_study.url, tiny_study.config.name)
+    assert set(evaluations["suite"]) == {"blimp"}  # GLUE is off in this sweep: nothing extra ran
     per_trial = evaluations[evaluations.task != "overall"].groupby("trial_id").size()
     assert (per_trial.loc[done["trial_id"]] == 67).all()
     curves = read_metrics(tiny_study.url, tiny_study.config.name)
