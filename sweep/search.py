@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from sweep.config import Categorical, IntRange, LogUniform, Param, Uniform
-from sweep.store import Store, TrialStatus
+from sweep.store import Store, TrialStatus, retry_while_disconnected
 
 __all__ = ["PlannedTrial", "StageSearcher", "open_study", "reconcile", "to_distributions"]
 
@@ -103,7 +103,9 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
         seed=seed, constant_liar=True, n_startup_trials=max(2, min(10, trials // 2))
     )
     # SQLite: wait for the store's writers rather than fail after sqlite3's default 5 s.
-    engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     return optuna.create_study(
         study_name=name, storage=storage, sampler=sampler, direction="minimize", load_if_exists=True
@@ -149,11 +151,10 @@ def tell(
     """Finish an Optuna trial with the state the store recorded."""
     status = TrialStatus(status)
     if status == TrialStatus.COMPLETE and objective is not None and math.isfinite(objective):
-        study.tell(number, objective, skip_if_finished=True)
-    elif status == TrialStatus.PRUNED:
-        study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+        retry_while_disconnected(lambda: study.tell(number, objective, skip_if_finished=True))
     else:
-        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        state = TrialState.PRUNED if status == TrialStatus.PRUNED else TrialState.FAIL
+        retry_while_disconnected(lambda: study.tell(number, state=state, skip_if_finished=True))
 
 
 class StageSearcher(Searcher):
@@ -190,7 +191,11 @@ class StageSearcher(Searcher):
         finished: Any = Searcher.FINISHED  # Tune's sentinel string for "no more trials"
         if self.remaining <= 0:
             return finished
-        suggestion = self.pending_adopted.pop(0) if self.pending_adopted else self._ask()
+        suggestion = (
+            self.pending_adopted.pop(0)
+            if self.pending_adopted
+            else retry_while_disconnected(self._ask)
+        )
         if suggestion is None:
             return finished
         self.remaining -= 1
@@ -261,7 +266,12 @@ class StageSearcher(Searcher):
     def report_intermediate(self, number: int, step: int, value: float) -> None:
         """Per-epoch objective, so optuna-dashboard draws learning curves live."""
         if math.isfinite(value):
-            trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
-                self.study._study_id, number
-            )
-            self.study._storage.set_trial_intermediate_value(trial_id, step, value)
+            storage = self.study._storage
+
+            def report() -> None:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(
+                    self.study._study_id, number
+                )
+                storage.set_trial_intermediate_value(trial_id, step, value)
+
+            retry_while_disconnected(report)

@@ -119,7 +119,7 @@ def run_study(
         store.set_sweep_status(sweep_id, SweepStatus.FAILED)
         raise
     done = all(_stage_complete(store, sweep_id, n) for n in STAGE_ORDER)
-    store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.INTERRUPTED)
+    store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
     store.dispose()
     return result
 
@@ -311,7 +311,8 @@ def _ray(config: SweepConfig) -> Iterator[None]:
     owned = not ray.is_initialized()
     if owned:
         ray.init(
-            address=config.ray_address,
+            # "local": a new Ray of this process, never a stale cluster found in /tmp/ray
+            address=config.ray_address or "local",
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,

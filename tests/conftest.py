@@ -150,7 +150,13 @@ def ray_local() -> Iterator[None]:
     """One local Ray (2 CPUs) for the in-process sweeps of the session."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",  # a new instance, whatever cluster another test left behind
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     yield
     ray.shutdown()
 
@@ -169,11 +175,14 @@ def tiny_study(ray_local: None, write_tiny_sweep, tmp_path_factory: pytest.TempP
 
     path = write_tiny_sweep(tmp_path_factory.mktemp("tiny-study"))
     config = load_sweep_config(path)
-    seen = {}
+    from sweep.store import read_sweeps
+
+    seen, status = {}, {}
     for stage in ("teachers", "students", None):
         run_study(config, stage=stage)
         seen[stage or "all"] = _stage_counts(config.storage or "", config.name)
-    return SimpleNamespace(config=config, url=config.storage, path=path, seen=seen)
+        status[stage or "all"] = read_sweeps(config.storage or "")["status"].iloc[0]
+    return SimpleNamespace(config=config, url=config.storage, path=path, seen=seen, status=status)
 
 
 def _stage_counts(url: str, sweep: str) -> dict[str, int]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -17,6 +19,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from sweep.errors import StoreError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_S",
@@ -265,6 +270,43 @@ def is_retryable(exc: BaseException) -> bool:
     if getattr(original, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
     return isinstance(exc, sa.exc.OperationalError) and _is_locked_text(str(original).lower())
+
+
+# How long a running sweep waits for a lost database before it gives up (seconds).
+RECONNECT_BUDGET_S = float(os.environ.get("SWEEP_STORE_RECONNECT_S", "120"))
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection was lost (server restarted, network blip, backend terminated)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        text = str(exc.orig).lower()
+    else:
+        text = str(exc).lower()
+    lost = ("terminating connection", "connection is closed", "consuming input failed")
+    return any(s in text for s in (*_UNREACHABLE, *lost))
+
+
+def retry_while_disconnected(call: Callable[[], T], *, budget_s: float | None = None) -> T:
+    """Run `call`, retrying with backoff while the database is unreachable, up to the budget.
+
+    Only for idempotent calls (every store write is an upsert), so a write whose commit was
+    lost in flight is safely replayed.
+    """
+    budget = RECONNECT_BUDGET_S if budget_s is None else budget_s
+    deadline = time.monotonic() + budget
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+            if not is_disconnect(cause) or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("database connection lost (%s); retrying in %.1f s", cause, delay)
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
 
 
 @contextmanager

@@ -50,6 +50,7 @@ class SweepStatus(StrEnum):
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
     INTERRUPTED = "INTERRUPTED"
+    PARTIAL = "PARTIAL"  # some stages ran (`sweep run --stage`), others have not yet
 
 
 class StageStatus(StrEnum):

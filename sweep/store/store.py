@@ -23,6 +23,7 @@ from sweep.store.connection import (
     mask_url,
     parse_store_url,
     reader_engine,
+    retry_while_disconnected,
     sqlite_file,
     translate_driver_errors,
 )
@@ -139,7 +140,11 @@ class Store:
             session.close()
 
     def _run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run `work` in one transaction, retrying (bounded) when writers collide."""
+        """Run `work` in one transaction: retried while writers collide (bounded) and, for
+        a store that was reachable, while the connection is lost (RECONNECT_BUDGET_S)."""
+        return retry_while_disconnected(lambda: self._run_once(work, readonly=readonly))
+
+    def _run_once(self, work: Callable[[Session], T], *, readonly: bool) -> T:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with self._transaction(readonly) as session:

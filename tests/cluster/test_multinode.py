@@ -96,6 +96,10 @@ def two_node_cluster(tmp_path: Path) -> Iterator[str]:
         if worker is not None:
             _stop(worker)
         _stop(head)
+        # `ray start` recorded this cluster for later `ray.init()` calls; it is gone now
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 def test_sweep_spreads_trials_over_two_nodes(

@@ -78,6 +78,71 @@ def test_pruned_failed_and_complete_are_recorded_truthfully(
     store.dispose()
 
 
+def test_a_lost_database_connection_loses_no_result(
+    ray_local: None, write_tiny_sweep, postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL drops every connection of the sweep, repeatedly, while trials run."""
+    import threading
+    import uuid
+
+    import sqlalchemy as sa
+
+    app = f"bs_{uuid.uuid4().hex[:10]}"
+    url = f"{postgres_url}&application_name={app}"
+    config = load_sweep_config(write_tiny_sweep(tmp_path), storage=url)
+    store = Store(url)
+    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
+    stage_id = store.upsert_stage(sweep_id, "teachers", optuna_study="demo/teachers")
+    recipe = RecipeConfig(
+        data=config.data,
+        model=config.model,
+        training=config.training.model_copy(update={"alpha": 1.0}),
+    )
+    plans = [PlannedTrial({"lr": 3e-3}, seed=i, role="teacher") for i in range(4)]
+    spec = StageSpec(
+        sweep=config.name,
+        name="teachers",
+        seed=0,
+        total=len(plans),
+        role="teacher",
+        context=TrialContext(recipe=recipe, epochs=2),
+        resources=Resources(cpu=1),
+        plans=plans,
+    )
+    admin = sa.create_engine(postgres_url.split("?")[0])
+    stop = threading.Event()
+    terminated: list[int] = []
+
+    def drop_connections() -> None:
+        while not stop.wait(1.5):
+            with admin.begin() as conn:
+                killed = conn.execute(
+                    sa.text(
+                        "select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where application_name = :app"
+                    ),
+                    {"app": app},
+                ).fetchall()
+            terminated.append(len(killed))
+
+    dropper = threading.Thread(target=drop_connections, daemon=True)
+    dropper.start()
+    try:
+        outcome = run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "r"))
+    finally:
+        stop.set()
+        dropper.join()
+        admin.dispose()
+    assert sum(terminated) >= 3, "the test never dropped a connection"
+    assert outcome.counts == {"COMPLETE": 4}
+    rows = store.trials(stage_id)
+    assert sorted(t.number for t in rows) == [0, 1, 2, 3]
+    assert {t.status for t in rows} == {"COMPLETE"}
+    curves = store.trial_metrics(rows[0].id)
+    assert set(curves) == {1, 2}
+    store.dispose()
+
+
 def test_glue_runs_where_enabled_and_lands_in_the_store(
     ray_local: None, write_tiny_sweep, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ def trials(tiny_study) -> pd.DataFrame:
 
 def test_stage_alone_runs_only_that_stage(tiny_study) -> None:
     cfg = tiny_study.config.stages
+    assert tiny_study.status == {"teachers": "PARTIAL", "students": "PARTIAL", "all": "COMPLETE"}
     assert tiny_study.seen["teachers"] == {"teachers": cfg.teachers.trials}
     # --stage students on a store with finished teachers: only students are added
     assert tiny_study.seen["students"] == {
