@@ -45,6 +45,7 @@ __all__ = [
     "SearchStage",
     "StagesConfig",
     "SweepConfig",
+    "TrialStage",
     "Uniform",
     "load_sweep_config",
 ]
@@ -120,7 +121,7 @@ class Scheduler(_Strict):
     """Keep the best 1/reduction_factor of trials at each rung."""
 
 
-class _TrialStage(_Strict):
+class TrialStage(_Strict):
     """What every stage that runs trials shares."""
 
     epochs: int = Field(2, ge=1)
@@ -131,7 +132,7 @@ class _TrialStage(_Strict):
     """Retries of a failed trial before it counts as FAILED."""
 
 
-class SearchStage(_TrialStage):
+class SearchStage(TrialStage):
     """An Optuna-sampled sweep (teachers or students)."""
 
     trials: int = Field(4, ge=1)
@@ -151,14 +152,14 @@ class EnsembleStage(_Strict):
     """Selection metric (dev_loss is minimised, blimp_overall maximised)."""
 
 
-class BaselinesStage(_TrialStage):
+class BaselinesStage(TrialStage):
     """Matched no-distillation controls: each top student config re-run with alpha=1, no teachers."""
 
     top_n: int = Field(2, ge=0)
     """How many of the best student configs get a control (0 skips the stage)."""
 
 
-class RepeatsStage(_TrialStage):
+class RepeatsStage(TrialStage):
     """Seed repeats of the best teacher config and the best student config."""
 
     seeds: int = Field(2, ge=0)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sweep.config import STAGE_ORDER, SearchStage, SweepConfig
+from sweep.config import STAGE_ORDER, SearchStage, SweepConfig, TrialStage
 from sweep.errors import SweepError
 from sweep.runner import StageInterrupted, StageOutcome, StageProgress, StageSpec, run_stage
 from sweep.search import PlannedTrial
@@ -213,22 +213,21 @@ def _search_spec(
 def _fixed_spec(
     config: SweepConfig,
     name: str,
-    stage: object,
+    stage: TrialStage,
     seed: int,
     plans: list[PlannedTrial],
     *,
     teachers: tuple[tuple[int, str], ...],
 ) -> StageSpec:
-    epochs = getattr(stage, "epochs")  # noqa: B009 - BaselinesStage and RepeatsStage share it
     return StageSpec(
         sweep=config.name,
         name=name,
         seed=seed,
         total=len(plans),
         role="student",
-        context=_context(config, name, epochs, teachers, alpha1=False),
-        resources=getattr(stage, "resources"),  # noqa: B009
-        max_failures=getattr(stage, "max_failures"),  # noqa: B009
+        context=_context(config, name, stage.epochs, teachers, alpha1=False),
+        resources=stage.resources,
+        max_failures=stage.max_failures,
         scheduler=None,
         plans=plans,
         teacher_ids=tuple(i for i, _ in teachers),
@@ -256,14 +255,13 @@ def _select_ensemble(
     """The K best finished teachers (by the configured metric) become the ensemble."""
     k, metric = config.stages.ensemble.k, config.stages.ensemble.metric
     candidates = [t for t in _best(store, sweep_id, "teachers") if t.checkpoint_uri]
-    if metric == "blimp_overall":
-        scored = [(t, store.trial_metrics(t.id)) for t in candidates]
-        ranked = sorted(
-            ((t, max(m.items())[1].get("blimp_overall")) for t, m in scored if m),
-            key=lambda tv: -(tv[1] if tv[1] is not None else -1.0),
+    if metric == "blimp_overall":  # higher is better; trials without a score are left out
+        scored = [(t, _final_metric(store, t.id, metric)) for t in candidates]
+        ranked: list[tuple[TrialRow, float]] = sorted(
+            ((t, v) for t, v in scored if v is not None), key=lambda tv: -tv[1]
         )
     else:
-        ranked = [(t, t.objective) for t in candidates]
+        ranked = [(t, t.objective or 0.0) for t in candidates]
     if len(ranked) < k:
         raise SweepError(
             f"stages.ensemble.k: only {len(ranked)} teacher trials finished with a checkpoint, "
@@ -273,6 +271,12 @@ def _select_ensemble(
     store.set_ensemble(stage_id, members)
     store.set_stage_status(stage_id, StageStatus.COMPLETE)
     return StageOutcome("ensemble", {"MEMBERS": len(members)})
+
+
+def _final_metric(store: Store, trial_id: int, name: str) -> float | None:
+    """A metric's value at the trial's last reported epoch."""
+    curve = store.trial_metrics(trial_id)
+    return curve[max(curve)].get(name) if curve else None
 
 
 def _ensemble(store: Store, sweep_id: int, needed_by: str) -> tuple[tuple[int, str], ...]:

@@ -195,7 +195,7 @@ def test_optuna_dashboard_reads_the_studies(tiny_study) -> None:
         lambda s, headers: status.append(s),
     )
     assert status[0].startswith("200")
-    studies = json.loads(b"".join(body))["studies"]
+    studies = json.loads(b"".join(body))["study_summaries"]
     names = {s["study_name"] for s in studies}
     assert {f"demo/{s}" for s in ("teachers", "students", "baselines", "repeats")} <= names
 
