@@ -191,8 +191,9 @@ def test_optuna_dashboard_reads_the_studies(tiny_study) -> None:
             "SERVER_PORT": "8080",
             "wsgi.input": io.BytesIO(),
             "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
         },
-        lambda s, headers: status.append(s),
+        lambda s, headers, *exc_info: status.append(s),
     )
     assert status[0].startswith("200")
     studies = json.loads(b"".join(body))["study_summaries"]
