@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,11 +24,10 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    ValidationError,
 )
 
 from sweep.errors import ConfigError
-from trainers.config import DataConfig, ModelConfig, TrainingConfig, format_validation_error
+from trainers.config import DataConfig, ModelConfig, TrainingConfig, validate_yaml_file
 from trainers.errors import TrainerError
 
 __all__ = [
@@ -257,18 +255,10 @@ def load_sweep_config(
     Raises ConfigError naming the field path and what to do; writes nothing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file; pass the path of your sweep.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys (name, data, ...)")
-    try:
-        config = SweepConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+        config = validate_yaml_file(path, SweepConfig)
+    except TrainerError as exc:
+        raise ConfigError(str(exc)) from None
     base = path.resolve().parent
     config = _resolve(config, base, storage=storage, ray_address=ray_address, output_dir=output_dir)
     problems = list(_semantic_problems(config))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,6 +31,7 @@ __all__ = [
     "format_validation_error",
     "load_recipe_config",
     "resolve_data_root",
+    "validate_yaml_file",
 ]
 
 DATA_DIR_ENV = "SWEEP_DATA_DIR"
@@ -270,20 +271,28 @@ def _is_union_tag(part: object) -> bool:
     )
 
 
-def load_recipe_config(path: Path) -> RecipeConfig:
-    """Read and validate a recipe yaml; paths in it are relative to its folder."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml_file(path: Path, model: type[M]) -> M:
+    """Parse a yaml file into `model`; every problem is one TrainerError naming path and field."""
     if not path.is_file():
-        raise TrainerError(f"{path}: no such config file")
+        raise TrainerError(f"{path}: no such file; pass the path of your yaml")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise TrainerError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
-        raise TrainerError(f"{path}: the top level must be a mapping")
+        raise TrainerError(f"{path}: the top level must be a mapping of keys")
     try:
-        config = RecipeConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise TrainerError(f"{path}:\n{format_validation_error(exc)}") from None
+        raise TrainerError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+
+
+def load_recipe_config(path: Path) -> RecipeConfig:
+    """Read and validate a recipe yaml; paths in it are relative to its folder."""
+    config = validate_yaml_file(path, RecipeConfig)
     base = path.resolve().parent
     output = config.output_dir if config.output_dir.is_absolute() else base / config.output_dir
     return config.model_copy(update={"data": config.data.resolved(base), "output_dir": output})

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep.config import Resources, Scheduler, load_sweep_config
+from sweep.config import GlueEvaluation, Resources, Scheduler, SweepConfig, load_sweep_config
 from sweep.runner import StageSpec, run_stage
 from sweep.search import PlannedTrial
 from sweep.store import Store, read_evaluations, read_trials
@@ -26,34 +26,56 @@ from trainers.config import RecipeConfig
 pytestmark = pytest.mark.slow
 
 
+def plan_stage(
+    store: Store,
+    config: SweepConfig,
+    plans: list[PlannedTrial],
+    *,
+    name: str = "teachers",
+    epochs: int = 2,
+    cpu: float = 1,
+    scheduler: Scheduler | None = None,
+    glue: GlueEvaluation | None = None,
+) -> tuple[int, StageSpec]:
+    """A stage of fixed trials on the tiny sweep's data and model, and its store rows."""
+    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
+    stage_id = store.upsert_stage(sweep_id, name, optuna_study=f"{config.name}/{name}")
+    training = config.training.model_copy(update={"alpha": 1.0})
+    spec = StageSpec(
+        sweep=config.name,
+        name=name,
+        seed=0,
+        total=len(plans),
+        role="teacher",
+        context=TrialContext(
+            recipe=RecipeConfig(data=config.data, model=config.model, training=training),
+            epochs=epochs,
+            glue=glue,
+        ),
+        resources=Resources(cpu=cpu),
+        scheduler=scheduler,
+        plans=plans,
+    )
+    return stage_id, spec
+
+
 def test_pruned_failed_and_complete_are_recorded_truthfully(
     ray_local: None, write_tiny_sweep, tmp_path: Path
 ) -> None:
     """One trial learns, one barely moves (ASHA stops it), one diverges to NaN."""
     config = load_sweep_config(write_tiny_sweep(tmp_path))
     store = Store(config.storage or "")
-    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
-    stage_id = store.upsert_stage(sweep_id, "teachers", optuna_study="demo/teachers")
-    recipe = RecipeConfig(
-        data=config.data,
-        model=config.model,
-        training=config.training.model_copy(update={"alpha": 1.0}),
-    )
     plans = [
         PlannedTrial({"lr": 3e-3, "grad_clip": 1.0}, seed=0, role="teacher"),
         PlannedTrial({"lr": 1e-7, "grad_clip": 1.0}, seed=0, role="teacher"),
         PlannedTrial({"lr": 1e6, "grad_clip": 1e6}, seed=0, role="teacher"),
     ]
-    spec = StageSpec(
-        sweep=config.name,
-        name="teachers",
-        seed=0,
-        total=len(plans),
-        role="teacher",
-        context=TrialContext(recipe=recipe, epochs=2),
-        resources=Resources(cpu=2),  # one at a time: ASHA sees trial 0 before trial 1
+    stage_id, spec = plan_stage(
+        store,
+        config,
+        plans,
+        cpu=2,  # one at a time: ASHA sees trial 0 before trial 1
         scheduler=Scheduler(type="asha", grace_period=1, reduction_factor=2),
-        plans=plans,
     )
     outcome = run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "runs"))
     assert outcome.counts == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
@@ -91,24 +113,8 @@ def test_a_lost_database_connection_loses_no_result(
     url = f"{postgres_url}&application_name={app}"
     config = load_sweep_config(write_tiny_sweep(tmp_path), storage=url)
     store = Store(url)
-    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
-    stage_id = store.upsert_stage(sweep_id, "teachers", optuna_study="demo/teachers")
-    recipe = RecipeConfig(
-        data=config.data,
-        model=config.model,
-        training=config.training.model_copy(update={"alpha": 1.0}),
-    )
     plans = [PlannedTrial({"lr": 3e-3}, seed=i, role="teacher") for i in range(4)]
-    spec = StageSpec(
-        sweep=config.name,
-        name="teachers",
-        seed=0,
-        total=len(plans),
-        role="teacher",
-        context=TrialContext(recipe=recipe, epochs=2),
-        resources=Resources(cpu=1),
-        plans=plans,
-    )
+    stage_id, spec = plan_stage(store, config, plans)
     admin = sa.create_engine(postgres_url.split("?")[0])
     stop = threading.Event()
     terminated: list[int] = []
@@ -146,26 +152,13 @@ def test_a_lost_database_connection_loses_no_result(
 def test_glue_runs_where_enabled_and_lands_in_the_store(
     ray_local: None, write_tiny_sweep, tmp_path: Path
 ) -> None:
-    from sweep.config import GlueEvaluation
-
     config = load_sweep_config(write_tiny_sweep(tmp_path))
     store = Store(config.storage or "")
-    sweep_id = store.upsert_sweep(config.name, config={}, config_hash="h", code_version="test")
-    stage_id = store.upsert_stage(sweep_id, "repeats", optuna_study="demo/repeats")
-    recipe = RecipeConfig(data=config.data, model=config.model, training=config.training)
     glue = GlueEvaluation(
         stages=["repeats"], tasks=["mrpc", "rte"], max_train_examples=16, max_eval_examples=24
     )
-    spec = StageSpec(
-        sweep=config.name,
-        name="repeats",
-        seed=0,
-        total=1,
-        role="teacher",
-        context=TrialContext(recipe=recipe, epochs=1, glue=glue),
-        resources=Resources(cpu=1),
-        plans=[PlannedTrial({"lr": 3e-3, "alpha": 1.0}, seed=7, role="teacher")],
-    )
+    plans = [PlannedTrial({"lr": 3e-3}, seed=7, role="teacher")]
+    stage_id, spec = plan_stage(store, config, plans, name="repeats", epochs=1, glue=glue)
     run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "runs"))
     evaluations = read_evaluations(store)
     glue_rows = evaluations[evaluations.suite == "glue"].set_index(["task", "metric"])
