@@ -219,7 +219,7 @@ class SweepConfig(_Strict):
     output_dir: str | None = None
     """Checkpoints (a shared path or object-store URI on a cluster); None: runs/ beside the yaml."""
     seed: int = 0
-    """Seeds the Optuna samplers and each trial (trial seed = seed + trial number)."""
+    """Base seed: Optuna samplers and trials (seed + 1000 * stage index + trial number; repeats use seed + 10000 + i)."""
     data: DataConfig = DataConfig()
     """Corpus, BLiMP and caps."""
     model: ModelConfig = ModelConfig()

@@ -81,10 +81,18 @@ class StageProgress:
     failed: int = 0
     best: float | None = None
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
 
     @property
     def done(self) -> int:
         return self.complete + self.pruned + self.failed
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the stage started; frozen once its last trial finished."""
+        if self.ended is None and self.done >= self.total:
+            self.ended = time.monotonic()
+        return (self.ended or time.monotonic()) - self.started
 
 
 class StoreRecorder(tune.Callback):

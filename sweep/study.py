@@ -358,6 +358,7 @@ class _Board:
         self.console = console
         self.stages: list[StageProgress] = []
         self._live: Live | None = None
+        self._printed: dict[str, tuple[int, int]] = {}
 
     def add(self, name: str, total: int) -> StageProgress:
         progress = StageProgress(name, total)
@@ -367,6 +368,10 @@ class _Board:
 
     @contextmanager
     def live(self) -> Iterator[None]:
+        if not self.console.is_terminal:
+            yield
+            self.console.print(self.render())
+            return
         with Live(self.render(), console=self.console, refresh_per_second=2) as live:
             self._live = live
             yield
@@ -376,6 +381,18 @@ class _Board:
     def refresh(self) -> None:
         if self._live is not None:
             self._live.update(self.render())
+        if not self.console.is_terminal:  # logs and CI: one line whenever a count changes
+            for p in self.stages:
+                state = (p.running, p.done)
+                if self._printed.get(p.name) != state:
+                    self._printed[p.name] = state
+                    best = f"{p.best:.4f}" if p.best is not None else "-"
+                    self.console.print(
+                        f"{p.name}: {p.running} running, {p.complete} complete, {p.pruned} "
+                        f"pruned, {p.failed} failed of {p.total}; best dev_loss {best}; "
+                        f"{_clock(p.elapsed)} elapsed",
+                        highlight=False,
+                    )
 
     def render(self) -> Table:
         table = Table(title="babysweep", title_justify="left")
@@ -385,7 +402,7 @@ class _Board:
         table.add_column("elapsed", justify="right")
         table.add_column("ETA", justify="right")
         for p in self.stages:
-            elapsed = time.monotonic() - p.started
+            elapsed = p.elapsed
             left = p.total - p.done
             eta = elapsed / p.done * left if p.done and left else 0.0
             table.add_row(
