@@ -66,7 +66,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         "worker_started_at": started,
     }
 
+    reported: list[float] = []
+
     def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
+        reported.append(metrics["epoch"])
         out: dict[str, Any] = {**metrics, **node}
         size, sha = checkpoint_fingerprint(checkpoint_dir)
         out["checkpoint_bytes"], out["checkpoint_sha256"] = size, sha
@@ -83,7 +86,13 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         if restore is None and config.get("resume_uri"):
             restore = Checkpoint(config["resume_uri"])
         resume_dir = Path(stack.enter_context(restore.as_directory())) if restore else None
-        train(recipe, teacher_dirs=teachers, report=report, resume_from=resume_dir, progress=False)
+        result = train(
+            recipe, teacher_dirs=teachers, report=report, resume_from=resume_dir, progress=False
+        )
+        if not reported and resume_dir is not None and result.metrics:
+            # Killed after its last epoch's checkpoint but before the driver recorded the
+            # end: nothing is left to train, so report that final epoch (and evaluate) again.
+            report(result.metrics, resume_dir)
 
 
 def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from sweep.config import GlueEvaluation, Resources, Scheduler, SweepConfig, load_sweep_config
 from sweep.runner import StageSpec, run_stage
 from sweep.search import PlannedTrial
-from sweep.store import Store, read_evaluations, read_trials
+from sweep.store import Store, read_evaluations, read_metrics, read_trials
 from sweep.trainable import TrialContext
 from trainers.config import RecipeConfig
 
@@ -237,6 +237,11 @@ def test_kill_9_during_students_then_resume_completes_the_study(
         "where s.name = 'students' and t.status = 'RUNNING'",
     )
     assert interrupted, "the kill left no interrupted trial"
+    checkpointed = _poll(
+        db,
+        "select distinct t.number from trial t join stage s on t.stage_id = s.id "
+        "join artifact a on a.trial_id = t.id where s.name = 'students' and t.status = 'RUNNING'",
+    )
 
     refused = subprocess.run(sweep, capture_output=True, text=True, env=env)
     assert refused.returncode == 2 and "--resume" in refused.stderr
@@ -267,6 +272,17 @@ def test_kill_9_during_students_then_resume_completes_the_study(
     students = trials[trials.stage == "students"].set_index("number")
     for (number,) in interrupted:
         assert students.loc[number, "status"] in {"COMPLETE", "PRUNED"}
+    # ... and those with a checkpoint resumed from it rather than from scratch: the resumed
+    # Tune trial counts its own iterations from 1, so at the last epoch it has fewer
+    curves = read_metrics(config.storage or "", config.name)
+    for (number,) in checkpointed:
+        trial_id = students.loc[number, "trial_id"]
+        mine = curves[curves.trial_id == trial_id].pivot_table(
+            index="iteration", columns="name", values="value"
+        )
+        last = mine.index.max()
+        assert last == 3
+        assert mine.loc[last, "training_iteration"] < last
 
 
 def _kill_group(pid: int) -> None:
@@ -315,3 +331,45 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(write_tiny_sweep, tmp_p
     trials = read_trials(config.storage or "", config.name)
     assert sorted(trials["number"]) == [0, 1, 2]
     assert set(trials["status"]) == {"COMPLETE"}
+
+
+def test_an_adopted_trial_resumes_from_its_checkpoint_even_after_its_last_epoch(
+    ray_local: None, write_tiny_sweep, tmp_path: Path
+) -> None:
+    """Killed after the final epoch's checkpoint, before the driver recorded the end."""
+    import shutil
+
+    from optuna.distributions import FloatDistribution
+
+    from sweep.search import open_study
+    from trainers.recipe import train
+
+    config = load_sweep_config(write_tiny_sweep(tmp_path))
+    store = Store(config.storage or "")
+    stage_id, spec = plan_stage(store, config, [], epochs=2)
+    # the interrupted run: a real 2-epoch teacher whose last checkpoint reached the store
+    saved = tmp_path / "last-checkpoint"
+    training = spec.context.recipe.training.model_copy(update={"epochs": 2, "lr": 3e-3})
+    history = train(
+        spec.context.recipe.model_copy(update={"training": training, "output_dir": tmp_path / "o"}),
+        report=lambda m, d: shutil.copytree(d, saved, dirs_exist_ok=True),
+        progress=False,
+    ).history
+    study = open_study(store.url, spec.study_name, seed=0, trials=1)
+    study.ask({"lr": FloatDistribution(3e-3, 3e-3)})  # left RUNNING by the kill
+    trial_id = store.upsert_trial(stage_id, 0, role="teacher", params={"lr": 3e-3}, seed=0)
+    store.add_artifact(trial_id, str(saved), iteration=2)
+
+    resumed = StageSpec(**{**spec.__dict__, "total": 1, "plans": None, "space": {}})
+    outcome = run_stage(resumed, store=store, stage_id=stage_id, storage_path=str(tmp_path / "r"))
+    assert outcome.counts == {"COMPLETE": 1}
+    row = store.trials(stage_id)[0]
+    assert row.status == "COMPLETE"
+    assert row.objective == pytest.approx(history[-1]["dev_loss"])  # nothing was retrained
+    curve = store.trial_metrics(row.id)
+    assert curve[2]["training_iteration"] == 1  # one report, at epoch 2, from the checkpoint
+    assert not read_evaluations(store).empty  # the end-of-trial BLiMP ran
+    assert optuna.load_study(study_name=spec.study_name, storage=store.url).trials[0].value == (
+        pytest.approx(history[-1]["dev_loss"])
+    )
+    store.dispose()
