@@ -86,6 +86,10 @@ def run(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted sweep of the same name.")
     ] = False,
+    rerun: Annotated[
+        bool,
+        typer.Option("--rerun", help="With --stage: discard that (last) stage's trials and rerun."),
+    ] = False,
     output_dir: Annotated[
         str | None,
         typer.Option("--output-dir", help="Checkpoint path or URI (shared on clusters)."),
@@ -96,9 +100,9 @@ def run(
     from sweep.study import run_study
 
     cfg = load_sweep_config(config, storage=storage, ray_address=address, output_dir=output_dir)
-    result = run_study(cfg, stage=stage, resume=resume, console=err_console)
+    result = run_study(cfg, stage=stage, resume=resume, rerun=rerun, console=err_console)
     for name in result.skipped:
-        console.print(f"stage {name}: already complete in the store; not re-run")
+        console.print(f"stage {name}: already complete in the store; not re-run (see --rerun)")
     _print_next_steps(config, cfg.storage or "", cfg.name)
 
 
@@ -116,8 +120,10 @@ def status(
 
     url, name = _store_target(config, storage, sweep_name)
     store = Store(url, upgrade=False)
+    # Piped into a file or a log, rich would squeeze the table into 80 columns.
+    out = console if console.is_terminal else Console(width=160)
     try:
-        console.print(render_status(store, name))
+        out.print(render_status(store, name))
     finally:
         store.dispose()
 

@@ -7,6 +7,7 @@ baselines to the student config they control for, repeats to the config they re-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -47,11 +48,18 @@ def run_study(
     *,
     stage: str | None = None,
     resume: bool = False,
+    rerun: bool = False,
     console: Console | None = None,
 ) -> StudyResult:
-    """Run every stage (or `stage` alone) of the study, recording it in the store."""
+    """Run every stage (or `stage` alone) of the study, recording it in the store.
+
+    `rerun` (with `stage`) discards that stage's trials and Optuna study and runs it again;
+    only the last stage in the store can be re-run, so no later stage is left orphaned.
+    """
     if stage is not None and stage not in STAGE_ORDER:
         raise SweepError(f"--stage: unknown stage {stage!r}; use one of {', '.join(STAGE_ORDER)}")
+    if rerun and stage is None:
+        raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
     store = Store(config.storage or "")
     existing = store.get_sweep(config.name)
@@ -72,6 +80,8 @@ def run_study(
         code_version=code_version(),
     )
     result = StudyResult(sweep_id)
+    if rerun and stage is not None:
+        _discard_stage(config, store, sweep_id, stage)
     stages = [stage] if stage else list(STAGE_ORDER)
     console.print(f"store: {store.masked_url}", highlight=False)
     _prepare_data(config, console)
@@ -84,15 +94,14 @@ def run_study(
                 if row is not None and row.status == StageStatus.COMPLETE:
                     result.skipped.append(name)
                     continue
-                stage_id = store.upsert_stage(sweep_id, name, optuna_study=f"{config.name}/{name}")
-                if name == "ensemble":
-                    result.outcomes.append(_select_ensemble(config, store, sweep_id, stage_id))
-                    continue
                 if name != "teachers" and not _stage_complete(store, sweep_id, "ensemble"):
                     # The ensemble is a selection, not trials: derive it when a later stage
                     # runs alone on a store with finished teachers.
                     ensemble_id = store.upsert_stage(sweep_id, "ensemble")
                     result.outcomes.append(_select_ensemble(config, store, sweep_id, ensemble_id))
+                    if name == "ensemble":
+                        continue
+                stage_id = store.upsert_stage(sweep_id, name, optuna_study=f"{config.name}/{name}")
                 spec = _stage_spec(config, store, sweep_id, name)
                 if spec is None or spec.total == 0:
                     store.set_stage_status(stage_id, StageStatus.COMPLETE)
@@ -121,6 +130,25 @@ def run_study(
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
     store.dispose()
     return result
+
+
+def _discard_stage(config: SweepConfig, store: Store, sweep_id: int, name: str) -> None:
+    """Delete a stage's trials and its Optuna study, refusing if a later stage used them."""
+    import optuna
+
+    later = [n for n in STAGE_ORDER[STAGE_ORDER.index(name) + 1 :] if store.get_stage(sweep_id, n)]
+    if later:
+        raise SweepError(
+            f"--rerun: stage {name!r} is followed by {', '.join(later)} in the store, which "
+            "were built on its trials; re-run the last stage only, or start a new sweep name"
+        )
+    row = store.get_stage(sweep_id, name)
+    if row is None:
+        return
+    # the ensemble stage has no study, and a stage may have died before asking one
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=f"{config.name}/{name}", storage=store.url)
+    store.delete_stage(row.id)
 
 
 def _stage_complete(store: Store, sweep_id: int, name: str) -> bool:
@@ -354,7 +382,8 @@ class _Board:
     """The live terminal table: stage, running/done/pruned/failed, best, elapsed, ETA."""
 
     def __init__(self, console: Console) -> None:
-        self.console = console
+        # Piped into a file or a log, rich would squeeze the table into 80 columns.
+        self.console = console if console.is_terminal else Console(stderr=True, width=140)
         self.stages: list[StageProgress] = []
         self._live: Live | None = None
         self._printed: dict[str, tuple[int, int]] = {}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sweep.store.models import (
     EnsembleMemberModel,
     StageModel,
+    StageName,
     Sweep,
     SweepStatus,
     Trial,
@@ -46,11 +47,13 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
         sweeps = session.scalars(
             sa.select(Sweep).where(Sweep.id.in_(list(sweep_ids))).order_by(Sweep.id)
         ).all()
-        stages = session.scalars(
-            sa.select(StageModel)
-            .where(StageModel.sweep_id.in_(list(sweep_ids)))
-            .order_by(StageModel.id)
-        ).all()
+        order = {name.value: i for i, name in enumerate(StageName)}  # the order stages run in
+        stages = sorted(
+            session.scalars(
+                sa.select(StageModel).where(StageModel.sweep_id.in_(list(sweep_ids)))
+            ).all(),
+            key=lambda st: (st.sweep_id, order.get(st.name, len(order)), st.id),
+        )
         stage_ids = [s.id for s in stages]
         counts: dict[int, dict[str, int]] = {}
         for stage_id, status, count in session.execute(

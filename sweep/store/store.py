@@ -311,6 +311,10 @@ class Store:
         stmt = sa.select(StageModel).where(StageModel.sweep_id == sweep_id).order_by(StageModel.id)
         return self._run(lambda s: [_stage_row(x) for x in s.scalars(stmt)], readonly=True)
 
+    def delete_stage(self, stage_id: int) -> None:
+        """Remove a stage and, by cascade, its trials, curves, evaluations and artifacts."""
+        self._run(lambda s: s.execute(sa.delete(StageModel).where(StageModel.id == stage_id)))
+
     def _update(self, model: type[Any], row_id: int, values: dict[str, Any], *, what: str) -> None:
         def work(session: Session) -> None:
             result = session.execute(sa.update(model).where(model.id == row_id).values(values))

@@ -58,6 +58,7 @@ def test_wrong_password_is_masked(write_tiny_sweep, tmp_path: Path, postgres_ser
 def test_unknown_stage_and_unknown_dialect(write_tiny_sweep, tmp_path: Path) -> None:
     path = write_tiny_sweep(tmp_path)
     _refused(_cli("run", str(path), "--stage", "studnets"), "--stage", "students")
+    _refused(_cli("run", str(path), "--rerun"), "--rerun", "--stage")
     _refused(_cli("run", str(path), "--storage", "mysql://root@localhost/x"), "storage:", "dialect")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 

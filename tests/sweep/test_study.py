@@ -127,3 +127,21 @@ def test_rerunning_a_finished_study_runs_nothing(tiny_study) -> None:
     result = run_study(tiny_study.config)
     assert result.skipped == ["teachers", "ensemble", "students", "baselines", "repeats"]
     assert len(read_trials(tiny_study.url, tiny_study.config.name)) == 3 + 3 + 2 + 4
+
+
+def test_rerun_replaces_only_the_last_stage(tiny_study) -> None:
+    """Runs last in this module: it re-runs the repeats of the shared study."""
+    from sweep.errors import SweepError
+    from sweep.study import run_study
+
+    with pytest.raises(SweepError, match=r"--rerun: stage 'teachers' is followed by ensemble"):
+        run_study(tiny_study.config, stage="teachers", rerun=True)
+    before = read_trials(tiny_study.url, tiny_study.config.name)
+    run_study(tiny_study.config, stage="repeats", rerun=True)
+    after = read_trials(tiny_study.url, tiny_study.config.name)
+    old, new = (set(df[df.stage == "repeats"]["trial_id"]) for df in (before, after))
+    assert len(new) == len(old) == 4 and not old & new  # four fresh trials, none kept
+    unchanged = before[before.stage != "repeats"]["trial_id"].tolist()
+    assert after[after.stage != "repeats"]["trial_id"].tolist() == unchanged
+    study = optuna.load_study(study_name="demo/repeats", storage=tiny_study.url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
