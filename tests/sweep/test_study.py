@@ -139,8 +139,11 @@ def test_rerun_replaces_only_the_last_stage(tiny_study) -> None:
     before = read_trials(tiny_study.url, tiny_study.config.name)
     run_study(tiny_study.config, stage="repeats", rerun=True)
     after = read_trials(tiny_study.url, tiny_study.config.name)
-    old, new = (set(df[df.stage == "repeats"]["trial_id"]) for df in (before, after))
-    assert len(new) == len(old) == 4 and not old & new  # four fresh trials, none kept
+    # four fresh trials (new Tune runs, started after the old ones ended), none kept
+    old, new = (df[df.stage == "repeats"] for df in (before, after))
+    assert len(new) == len(old) == 4
+    assert not set(old["tune_trial_id"]) & set(new["tune_trial_id"])
+    assert new["started_at"].min() > old["ended_at"].max()
     unchanged = before[before.stage != "repeats"]["trial_id"].tolist()
     assert after[after.stage != "repeats"]["trial_id"].tolist() == unchanged
     study = optuna.load_study(study_name="demo/repeats", storage=tiny_study.url)
