@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 STAGE_ORDER = ("teachers", "ensemble", "students", "baselines", "repeats")
+_PATH_FIELDS = {"root", "corpus", "blimp", "glue", "cache_dir"}
 STORAGE_ENV = "SWEEP_STORAGE_URL"
 # Hyperparameters a search space may name; each maps onto a TrainingConfig field.
 TEACHER_PARAMS = ("lr", "batch_size", "weight_decay", "warmup_steps", "grad_clip")
@@ -234,12 +235,26 @@ class SweepConfig(_Strict):
     """The yaml this came from (set by the loader)."""
 
     def resolved_json(self) -> dict[str, Any]:
-        """The resolved config as JSON-able data, as stored with the sweep."""
-        return self.model_dump(mode="json")
+        """The resolved config as JSON-able data, as stored with the sweep (password masked)."""
+        from sweep.store.connection import mask_url
+
+        data = self.model_dump(mode="json")
+        if data.get("storage"):
+            data["storage"] = mask_url(data["storage"])
+        return data
 
     def config_hash(self) -> str:
-        """sha256 of the resolved config; a sweep name is bound to one hash in the store."""
-        blob = json.dumps(self.resolved_json(), sort_keys=True).encode()
+        """sha256 of what defines the study; a sweep name is bound to one hash in the store.
+
+        Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
+        root), so the same sweep resumes on a laptop or a cluster with other paths.
+        """
+        data = self.model_dump(mode="json", exclude={"storage", "ray_address", "output_dir"})
+        data["data"] = {
+            **{k: v for k, v in data["data"].items() if k not in _PATH_FIELDS},
+            **{k: Path(data["data"][k]).name for k in ("corpus", "blimp", "glue")},
+        }
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

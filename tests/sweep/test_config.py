@@ -73,11 +73,24 @@ def test_cli_overrides_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert config.ray_address == "other:1"
 
 
-def test_config_hash_tracks_content(tmp_path: Path) -> None:
+def test_config_hash_tracks_the_study_not_where_it_runs(tmp_path: Path) -> None:
     a = load_sweep_config(write_variant(tmp_path, {}))
     b = load_sweep_config(write_variant(tmp_path, {"training.lr": 0.001}))
     assert a.config_hash() == load_sweep_config(write_variant(tmp_path, {})).config_hash()
     assert a.config_hash() != b.config_hash()
+    # another store, cluster, checkpoint dir or cache is the same study (resume on a cluster)
+    elsewhere = load_sweep_config(
+        write_variant(tmp_path, {"data.cache_dir": "/tmp/elsewhere", "output_dir": "s3://b/r"}),
+        storage="postgresql+psycopg://u:pw@db/s",
+        ray_address="head:6379",
+    )
+    assert elsewhere.config_hash() == a.config_hash()
+
+
+def test_the_stored_config_never_holds_a_password(tmp_path: Path) -> None:
+    config = load_sweep_config(write_variant(tmp_path, {}), storage="postgresql://u:hunter2@db/s")
+    assert "hunter2" not in str(config.resolved_json())
+    assert config.resolved_json()["storage"] == "postgresql://u:***@db/s"
 
 
 def _empty_split_corpus(tmp_path: Path) -> str:
