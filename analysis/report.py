@@ -884,6 +884,9 @@ def write_report(store: Store | str, out: Path, *, sweep: str | None = None) -> 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is a file people share
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
