@@ -292,7 +292,8 @@ def _select_ensemble(
     if len(ranked) < k:
         raise SweepError(
             f"stages.ensemble.k: only {len(ranked)} teacher trials finished with a checkpoint, "
-            f"{k} needed; lower k or run more teacher trials"
+            f"{k} needed; lower k, run more teacher trials, or let teachers finish "
+            "(stages.teachers.scheduler.type: none)"
         )
     members = [(t.id, rank, float(v or 0.0)) for rank, (t, v) in enumerate(ranked[:k], 1)]
     store.set_ensemble(stage_id, members)
