@@ -8,6 +8,7 @@ never NaN, so the report can print the note instead of a number.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -224,40 +225,30 @@ def two_sample_tests(
             for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(a>b)"))
         ]
     diff = float(va.mean() - vb.mean())
+    # every result of this comparison shares these fields
+    test = functools.partial(
+        _test, metric=metric, comparison=comparison, n=(va.size, vb.size), difference=diff
+    )
     if np.ptp(va) == 0 and np.ptp(vb) == 0:
-        welch = _test(
-            "Welch t",
-            "Hedges g",
-            metric=metric,
-            comparison=comparison,
-            n=(va.size, vb.size),
-            difference=diff,
-            note="not tested: every value on each side is identical",
+        welch = test(
+            "Welch t", "Hedges g", note="not tested: every value on each side is identical"
         )
     else:
         t = stats.ttest_ind(va, vb, equal_var=False)
-        welch = _test(
+        welch = test(
             "Welch t",
             "Hedges g",
-            metric=metric,
-            comparison=comparison,
-            n=(va.size, vb.size),
             statistic=_finite(t.statistic),
             p_value=_finite(t.pvalue),
             effect=hedges_g(va, vb),
-            difference=diff,
         )
     u = stats.mannwhitneyu(va, vb, alternative="two-sided")
-    mw = _test(
+    mw = test(
         "Mann-Whitney U",
         "P(a>b)",
-        metric=metric,
-        comparison=comparison,
-        n=(va.size, vb.size),
         statistic=float(u.statistic),
         p_value=_finite(u.pvalue),
         effect=float(u.statistic) / (va.size * vb.size),
-        difference=diff,
     )
     return [welch, mw]
 
@@ -291,52 +282,32 @@ def paired_tests(
         ]
     sd = float(d.std(ddof=1))
     dz = diff / sd if sd > 0 and diff is not None else None
+    # every result of this comparison shares these fields
+    test = functools.partial(_test, metric=metric, comparison=comparison, n=(n, n), difference=diff)
     if sd == 0:
-        paired_t = _test(
-            "paired t",
-            "d_z",
-            metric=metric,
-            comparison=comparison,
-            n=(n, n),
-            difference=diff,
-            note="not tested: every pair differs by the same amount (no variance)",
-        )
+        note = "not tested: every pair differs by the same amount (no variance)"
+        paired_t = test("paired t", "d_z", note=note)
     else:
         t = stats.ttest_rel(pa, pb)
-        paired_t = _test(
+        paired_t = test(
             "paired t",
             "d_z",
-            metric=metric,
-            comparison=comparison,
-            n=(n, n),
             statistic=_finite(t.statistic),
             p_value=_finite(t.pvalue),
             effect=dz,
-            difference=diff,
         )
     if np.all(d == 0):
-        wilcoxon = _test(
-            "Wilcoxon signed-rank",
-            "d_z",
-            metric=metric,
-            comparison=comparison,
-            n=(n, n),
-            effect=dz,
-            difference=diff,
-            note="not tested: every pair is tied",
+        wilcoxon = test(
+            "Wilcoxon signed-rank", "d_z", effect=dz, note="not tested: every pair is tied"
         )
     else:
         w = stats.wilcoxon(pa, pb)
-        wilcoxon = _test(
+        wilcoxon = test(
             "Wilcoxon signed-rank",
             "d_z",
-            metric=metric,
-            comparison=comparison,
-            n=(n, n),
             statistic=float(w.statistic),
             p_value=_finite(w.pvalue),
             effect=dz,
-            difference=diff,
         )
     return [paired_t, wilcoxon]
 
