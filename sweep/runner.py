@@ -25,7 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from sweep.config import Param, Resources, Scheduler
 from sweep.search import OBJECTIVE, PlannedTrial, StageSearcher, open_study, reconcile, tell
-from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus
+from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
 from sweep.trainable import EVALUATION_KEY, TrialContext, run_trial
 
 __all__ = ["StageInterrupted", "StageOutcome", "StageSpec", "StoreRecorder", "run_stage"]
@@ -310,7 +310,7 @@ def _scheduler(config: Scheduler | None, epochs: int) -> TrialScheduler:
 
 def _counts(study: optuna.Study) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in retry_while_disconnected(lambda: study.get_trials(deepcopy=False)):
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
 
@@ -319,7 +319,8 @@ def _count_into(progress: StageProgress, study: optuna.Study) -> None:
     counts = _counts(study)
     progress.complete, progress.pruned = counts.get("COMPLETE", 0), counts.get("PRUNED", 0)
     progress.failed = counts.get("FAIL", 0)
-    values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    trials = retry_while_disconnected(lambda: study.get_trials(deepcopy=False))
+    values = [t.value for t in trials if t.value is not None]
     progress.best = min(values) if values else None
 
 

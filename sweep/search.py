@@ -107,8 +107,14 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
         {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    return optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, direction="minimize", load_if_exists=True
+    return retry_while_disconnected(
+        lambda: optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            direction="minimize",
+            load_if_exists=True,
+        )
     )
 
 
@@ -122,7 +128,7 @@ def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Suggesti
     """
     rows = {row.number: row for row in store.trials(stage_id)}
     adopted: list[Suggestion] = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in retry_while_disconnected(lambda: study.get_trials(deepcopy=False)):
         if trial.state.is_finished():
             continue
         row = rows.get(trial.number)
@@ -182,7 +188,7 @@ class StageSearcher(Searcher):
         self.distributions = to_distributions(space or {})
         self.plans = list(plans) if plans is not None else None
         self.pending_adopted = list(adopted)
-        existing = study.get_trials(deepcopy=False)
+        existing = retry_while_disconnected(lambda: study.get_trials(deepcopy=False))
         self.used_slots = {t.system_attrs.get(_ATTR_SLOT) for t in existing}
         self.remaining = total - sum(t.state.is_finished() for t in existing)
         self.by_tune_id: dict[str, Suggestion] = {}

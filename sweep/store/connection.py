@@ -277,15 +277,27 @@ RECONNECT_BUDGET_S = float(os.environ.get("SWEEP_STORE_RECONNECT_S", "120"))
 
 
 def is_disconnect(exc: BaseException) -> bool:
-    """The connection was lost (server restarted, network blip, backend terminated)."""
-    if isinstance(exc, sa.exc.DBAPIError):
-        if exc.connection_invalidated:
+    """The connection was lost (server restarted, network blip, backend terminated).
+
+    Walks the exception chain: Optuna and the store wrap driver errors in their own types.
+    """
+    lost = (
+        "terminating connection",
+        "connection is closed",
+        "consuming input failed",
+        "can't reconnect until invalid transaction is rolled back",
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
             return True
-        text = str(exc.orig).lower()
-    else:
-        text = str(exc).lower()
-    lost = ("terminating connection", "connection is closed", "consuming input failed")
-    return any(s in text for s in (*_UNREACHABLE, *lost))
+        text = str(current.orig if isinstance(current, sa.exc.DBAPIError) else current).lower()
+        if any(s in text for s in (*_UNREACHABLE, *lost)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def retry_while_disconnected(call: Callable[[], T], *, budget_s: float | None = None) -> T:
@@ -301,10 +313,9 @@ def retry_while_disconnected(call: Callable[[], T], *, budget_s: float | None = 
         try:
             return call()
         except Exception as exc:
-            cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
-            if not is_disconnect(cause) or time.monotonic() + delay > deadline:
+            if not is_disconnect(exc) or time.monotonic() + delay > deadline:
                 raise
-            logger.warning("database connection lost (%s); retrying in %.1f s", cause, delay)
+            logger.warning("database connection lost (%s); retrying in %.1f s", exc, delay)
             time.sleep(delay)
             delay = min(5.0, delay * 2)
 
