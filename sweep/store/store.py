@@ -162,6 +162,20 @@ class Store:
             return postgresql.insert(model)
         return sqlite.insert(model)
 
+    def _upsert_returning_id(
+        self, model: Any, values: dict[str, Any], *, keys: list[str], update: list[str]
+    ) -> int:
+        """One-row INSERT .. ON CONFLICT (keys) DO UPDATE SET update, returning the row id."""
+
+        def work(session: Session) -> int:
+            stmt = self._insert(model).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={column: stmt.excluded[column] for column in update}
+            ).returning(model.id)
+            return int(session.execute(stmt).scalar_one())
+
+        return self._run(work)
+
     def _upsert(
         self,
         session: Session,
@@ -276,15 +290,9 @@ class Store:
         update = ["direction", "updated_at"]
         update += [k for k in ("optuna_study", "objective_name") if values[k] is not None]
 
-        def work(session: Session) -> int:
-            stmt = self._insert(StageModel).values(values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["sweep_id", "name"],
-                set_={column: stmt.excluded[column] for column in update},
-            ).returning(StageModel.id)
-            return int(session.execute(stmt).scalar_one())
-
-        return self._run(work)
+        return self._upsert_returning_id(
+            StageModel, values, keys=["sweep_id", "name"], update=update
+        )
 
     def set_stage_status(self, stage_id: int, status: str) -> None:
         """PENDING / RUNNING / COMPLETE / FAILED."""
@@ -374,15 +382,7 @@ class Store:
         update = ["role", "status", "params", "seed", "updated_at"]
         update += [column for column, value in optional.items() if value is not None]
 
-        def work(session: Session) -> int:
-            stmt = self._insert(Trial).values(values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["stage_id", "number"],
-                set_={column: stmt.excluded[column] for column in update},
-            ).returning(Trial.id)
-            return int(session.execute(stmt).scalar_one())
-
-        return self._run(work)
+        return self._upsert_returning_id(Trial, values, keys=["stage_id", "number"], update=update)
 
     def finish_trial(
         self,
