@@ -21,8 +21,9 @@ Example::
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -38,11 +39,19 @@ from ray.tune.search import Searcher
 from sweep.config import Categorical, IntRange, LogUniform, Param, Uniform
 from sweep.store import Store, TrialStatus, retry_while_disconnected
 
-__all__ = ["PlannedTrial", "StageSearcher", "open_study", "reconcile", "to_distributions"]
+__all__ = [
+    "Adopted",
+    "PlannedTrial",
+    "StageSearcher",
+    "open_study",
+    "reconcile",
+    "to_distributions",
+]
 
 OBJECTIVE = "dev_loss"
 _ATTR_SLOT = "babysweep_slot"
 _ATTR_META = "babysweep_meta"
+_ATTR_TICKET = "babysweep_ticket"
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,6 @@ class Suggestion:
     role: str
     source_trial_id: int | None = None
     resume_uri: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_config(self) -> dict[str, Any]:
         return {
@@ -77,6 +85,15 @@ class Suggestion:
             "source_trial_id": self.source_trial_id,
             "resume_uri": self.resume_uri,
         }
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """An interrupted trial to re-run under its own number, from its last checkpoint."""
+
+    optuna_trial_id: int
+    slot: int | None = None
+    resume_uri: str | None = None
 
 
 def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
@@ -106,11 +123,11 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    # RDBStorage creates Optuna's tables on first use: inside the retry too.
     return retry_while_disconnected(
         lambda: optuna.create_study(
             study_name=name,
-            storage=storage,
+            storage=optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
             sampler=sampler,
             direction="minimize",
             load_if_exists=True,
@@ -118,7 +135,7 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
     )
 
 
-def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Suggestion]:
+def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Adopted]:
     """Make the study agree with the store; return the interrupted trials to re-run.
 
     The recorder writes the store first and tells Optuna second, so after a hard kill:
@@ -127,7 +144,7 @@ def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Suggesti
       its own number, from its last checkpoint.
     """
     rows = {row.number: row for row in store.trials(stage_id)}
-    adopted: list[Suggestion] = []
+    adopted: list[Adopted] = []
     for trial in retry_while_disconnected(lambda: study.get_trials(deepcopy=False)):
         if trial.state.is_finished():
             continue
@@ -135,16 +152,11 @@ def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Suggesti
         if row is not None and row.status != TrialStatus.RUNNING:
             tell(study, trial.number, row.status, row.objective)
             continue
-        meta = trial.system_attrs.get(_ATTR_META) or {}
         resume = store.checkpoint_artifacts(row.id) if row is not None else []
         adopted.append(
-            Suggestion(
-                number=trial.number,
+            Adopted(
                 optuna_trial_id=trial._trial_id,
-                params=dict(trial.params),
-                seed=int(meta.get("seed", 0)),
-                role=str(meta.get("role", "teacher")),
-                source_trial_id=meta.get("source_trial_id"),
+                slot=trial.system_attrs.get(_ATTR_SLOT),
                 resume_uri=resume[0].uri if resume else None,
             )
         )
@@ -179,7 +191,7 @@ class StageSearcher(Searcher):
         role: str,
         space: Mapping[str, Param] | None = None,
         plans: Sequence[PlannedTrial] | None = None,
-        adopted: Sequence[Suggestion] = (),
+        adopted: Sequence[Adopted] = (),
     ) -> None:
         super().__init__(metric=OBJECTIVE, mode="min")
         self.study = study
@@ -197,11 +209,14 @@ class StageSearcher(Searcher):
         finished: Any = Searcher.FINISHED  # Tune's sentinel string for "no more trials"
         if self.remaining <= 0:
             return finished
-        suggestion = (
-            self.pending_adopted.pop(0)
-            if self.pending_adopted
-            else retry_while_disconnected(self._ask)
-        )
+        if self.pending_adopted:
+            adopted = self.pending_adopted.pop(0)
+            suggestion: Suggestion | None = replace(
+                retry_while_disconnected(lambda: self._fill(adopted.optuna_trial_id, adopted.slot)),
+                resume_uri=adopted.resume_uri,
+            )
+        else:
+            suggestion = self._ask()
         if suggestion is None:
             return finished
         self.remaining -= 1
@@ -209,29 +224,56 @@ class StageSearcher(Searcher):
         return suggestion.as_config()
 
     def _ask(self) -> Suggestion | None:
-        if self.plans is None:
-            trial = self.study.ask(self.distributions)
-            params = dict(trial.params)
+        """A new trial, safe to retry after a lost connection.
+
+        Optuna's `study.ask` takes several transactions; a connection lost between them
+        leaves a RUNNING trial nobody runs, and a retry would ask another. Here the trial is
+        created in one transaction that carries a ticket (and the plan slot), so a retry
+        finds the trial its failed attempt created, and `_fill` keeps whatever params were
+        already suggested.
+        """
+        slot = None
+        if self.plans is not None:
+            slot = next((i for i in range(len(self.plans)) if i not in self.used_slots), None)
+            if slot is None:
+                return None
+        ticket = uuid.uuid4().hex
+        attrs = {_ATTR_TICKET: ticket} | ({} if slot is None else {_ATTR_SLOT: slot})
+        storage, study_id = self.study._storage, self.study._study_id
+
+        def attempt() -> Suggestion:
+            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            mine = [t._trial_id for t in running if t.system_attrs.get(_ATTR_TICKET) == ticket]
+            template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs=attrs)
+            trial_id = mine[0] if mine else storage.create_new_trial(study_id, template)
+            return self._fill(trial_id, slot)
+
+        suggestion = retry_while_disconnected(attempt)
+        if slot is not None:
+            self.used_slots.add(slot)
+        return suggestion
+
+    def _fill(self, trial_id: int, slot: int | None) -> Suggestion:
+        """Suggest the trial's missing params and record its seed and role (idempotent)."""
+        trial = optuna.Trial(self.study, trial_id)
+        if slot is None:
+            distributions = self.distributions
             meta: dict[str, Any] = {
                 "seed": self.seed + trial.number,
                 "role": self.role,
                 "source_trial_id": None,
             }
         else:
-            slot = next((i for i in range(len(self.plans)) if i not in self.used_slots), None)
-            if slot is None:
-                return None
-            self.used_slots.add(slot)
-            plan = self.plans[slot]
-            trial = self.study.ask(self._fixed_distributions(plan.params))
-            params = dict(trial.params)
+            plan = (self.plans or [])[slot]
+            distributions = self._fixed_distributions(plan.params)
             meta = {"seed": plan.seed, "role": plan.role, "source_trial_id": plan.source_trial_id}
-            self.study._storage.set_trial_system_attr(trial._trial_id, _ATTR_SLOT, slot)
-        self.study._storage.set_trial_system_attr(trial._trial_id, _ATTR_META, meta)
+        for name, distribution in distributions.items():
+            _suggest(trial, name, distribution)
+        self.study._storage.set_trial_system_attr(trial_id, _ATTR_META, meta)
         return Suggestion(
             number=trial.number,
-            optuna_trial_id=trial._trial_id,
-            params=params,
+            optuna_trial_id=trial_id,
+            params=trial.params,
             seed=int(meta["seed"]),
             role=str(meta["role"]),
             source_trial_id=meta["source_trial_id"],
@@ -281,3 +323,16 @@ class StageSearcher(Searcher):
                 storage.set_trial_intermediate_value(trial_id, step, value)
 
             retry_while_disconnected(report)
+
+
+def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+    """Optuna's public suggest call for a distribution; an already suggested param is kept."""
+    if isinstance(distribution, FloatDistribution):
+        d = distribution
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
+    assert isinstance(distribution, CategoricalDistribution)
+    return trial.suggest_categorical(name, distribution.choices)
