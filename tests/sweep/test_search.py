@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import optuna
 import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
@@ -99,8 +100,6 @@ def test_a_trial_interrupted_mid_ask_is_completed_on_resume(postgres_url: str) -
     stage_id = store.upsert_stage(sweep_id, "baselines", optuna_study="s/baselines")
     plans = [PlannedTrial({"lr": 1e-3, "alpha": 0.5}, seed=3, role="student")]
     study = open_study(postgres_url, "s/baselines", seed=0, trials=1)
-    import optuna
-
     half = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={"babysweep_slot": 0})
     study._storage.create_new_trial(study._study_id, half)
 
