@@ -4,14 +4,23 @@ VENV   ?= .venv
 PIP    := $(VENV)/bin/pip
 # torch==2.13.0 (CPU) for laptops and CI; GPU machines install without it (README).
 CONSTRAINTS ?= constraints.txt
-STAMP  := $(VENV)/.installed
+# Every package of the dev environment pinned (Python 3.11, Linux x86_64); `make lock` refreshes it.
+LOCK   ?= requirements.lock
+# Where the resolver finds torch's CPU wheel (this machine's pip find-links). Without it PyPI's
+# Linux torch is a CUDA build and the lock would pull nvidia-* wheels; `make lock` refuses that.
+TORCH_WHEELS ?= /opt/wheels
+STAMP  := $(VENV)/.installed-from-lock
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install lock lock-upgrade clean bench
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+# Exactly the locked versions, then the project itself without resolving again; `pip check`
+# fails when pyproject.toml needs a package the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[dev,notebook]'
+	$(PIP) install --quiet -c $(CONSTRAINTS) -r $(LOCK)
+	$(PIP) install --quiet --no-deps -e .
+	$(PIP) check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +40,27 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/train_step.py
 	$(VENV)/bin/python benchmarks/sweep_overhead.py
+
+# uv at the locked version, without needing the rest of the environment to be current.
+$(VENV)/bin/uv:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "$$(grep '^uv==' $(LOCK))"
+
+# Re-resolve pyproject.toml's dependencies and extras; existing pins are kept where they still
+# fit (uv prefers the versions already in the output file), new packages get the newest fitting
+# release. `make lock-upgrade` moves every pin to the newest release.
+lock: $(VENV)/bin/uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra notebook \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --constraint $(CONSTRAINTS) --find-links $(TORCH_WHEELS) --native-tls \
+	  --custom-compile-command "make lock" --quiet $(UV_ARGS) --output-file $(LOCK)
+	@if grep -Eq '^(nvidia-|triton==)' $(LOCK); then \
+	  echo "lock: CUDA packages resolved (no CPU torch wheel in TORCH_WHEELS=$(TORCH_WHEELS)?)"; \
+	  exit 1; fi
+	@echo "lock: $$(grep -c '==' $(LOCK)) packages pinned in $(LOCK)"
+
+lock-upgrade:
+	$(MAKE) lock UV_ARGS=--upgrade
 
 clean:
 	rm -rf $(VENV) runs demo.db demo.db-* report.html .pytest_cache .ruff_cache .mypy_cache

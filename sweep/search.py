@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +37,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from sweep import optuna_compat
 from sweep.config import Categorical, IntRange, LogUniform, Param, Uniform
 from sweep.store import Store, TrialStatus, retry_while_disconnected
 
@@ -123,16 +125,24 @@ def open_study(url: str, name: str, *, seed: int, trials: int) -> optuna.Study:
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
-    # RDBStorage creates Optuna's tables on first use: inside the retry too.
-    return retry_while_disconnected(
-        lambda: optuna.create_study(
+
+    def create() -> optuna.Study:
+        # RDBStorage creates Optuna's tables on first use: inside the retry too.
+        study = optuna.create_study(
             study_name=name,
             storage=optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
             sampler=sampler,
             direction="minimize",
             load_if_exists=True,
         )
-    )
+        # The objective's name, so optuna-dashboard and `study.metric_names` say what the
+        # best value is (experimental since Optuna 3.2, stable in behaviour: one study attr).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE])
+        return study
+
+    return retry_while_disconnected(create)
 
 
 def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Adopted]:
@@ -155,7 +165,7 @@ def reconcile(study: optuna.Study, store: Store, stage_id: int) -> list[Adopted]
         resume = store.checkpoint_artifacts(row.id) if row is not None else []
         adopted.append(
             Adopted(
-                optuna_trial_id=trial._trial_id,
+                optuna_trial_id=optuna_compat.trial_id(trial),
                 slot=trial.system_attrs.get(_ATTR_SLOT),
                 resume_uri=resume[0].uri if resume else None,
             )
@@ -239,13 +249,15 @@ class StageSearcher(Searcher):
                 return None
         ticket = uuid.uuid4().hex
         attrs = {_ATTR_TICKET: ticket} | ({} if slot is None else {_ATTR_SLOT: slot})
-        storage, study_id = self.study._storage, self.study._study_id
 
         def attempt() -> Suggestion:
             running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            mine = [t._trial_id for t in running if t.system_attrs.get(_ATTR_TICKET) == ticket]
-            template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs=attrs)
-            trial_id = mine[0] if mine else storage.create_new_trial(study_id, template)
+            mine = [
+                optuna_compat.trial_id(t)
+                for t in running
+                if t.system_attrs.get(_ATTR_TICKET) == ticket
+            ]
+            trial_id = mine[0] if mine else optuna_compat.create_running_trial(self.study, attrs)
             return self._fill(trial_id, slot)
 
         suggestion = retry_while_disconnected(attempt)
@@ -255,7 +267,7 @@ class StageSearcher(Searcher):
 
     def _fill(self, trial_id: int, slot: int | None) -> Suggestion:
         """Suggest the trial's missing params and record its seed and role (idempotent)."""
-        trial = optuna.Trial(self.study, trial_id)
+        trial = optuna_compat.trial_handle(self.study, trial_id)
         if slot is None:
             distributions = self.distributions
             meta: dict[str, Any] = {
@@ -269,7 +281,7 @@ class StageSearcher(Searcher):
             meta = {"seed": plan.seed, "role": plan.role, "source_trial_id": plan.source_trial_id}
         for name, distribution in distributions.items():
             _suggest(trial, name, distribution)
-        self.study._storage.set_trial_system_attr(trial_id, _ATTR_META, meta)
+        optuna_compat.set_system_attr(self.study, trial_id, _ATTR_META, meta)
         return Suggestion(
             number=trial.number,
             optuna_trial_id=trial_id,
@@ -314,15 +326,9 @@ class StageSearcher(Searcher):
     def report_intermediate(self, number: int, step: int, value: float) -> None:
         """Per-epoch objective, so optuna-dashboard draws learning curves live."""
         if math.isfinite(value):
-            storage = self.study._storage
-
-            def report() -> None:
-                trial_id = storage.get_trial_id_from_study_id_trial_number(
-                    self.study._study_id, number
-                )
-                storage.set_trial_intermediate_value(trial_id, step, value)
-
-            retry_while_disconnected(report)
+            retry_while_disconnected(
+                lambda: optuna_compat.report_intermediate(self.study, number, step, value)
+            )
 
 
 def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:

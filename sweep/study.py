@@ -23,7 +23,7 @@ from rich.table import Table
 from sweep.config import STAGE_ORDER, SearchStage, SweepConfig, TrialStage
 from sweep.errors import SweepError
 from sweep.runner import StageInterrupted, StageOutcome, StageProgress, StageSpec, run_stage
-from sweep.search import PlannedTrial
+from sweep.search import OBJECTIVE, PlannedTrial
 from sweep.store import StageStatus, Store, SweepStatus, TrialRow, TrialStatus
 from sweep.trainable import TrialContext
 from trainers.config import RecipeConfig
@@ -101,7 +101,9 @@ def run_study(
                     result.outcomes.append(_select_ensemble(config, store, sweep_id, ensemble_id))
                     if name == "ensemble":
                         continue
-                stage_id = store.upsert_stage(sweep_id, name, optuna_study=f"{config.name}/{name}")
+                stage_id = store.upsert_stage(
+                    sweep_id, name, optuna_study=f"{config.name}/{name}", objective_name=OBJECTIVE
+                )
                 spec = _stage_spec(config, store, sweep_id, name)
                 if spec is None or spec.total == 0:
                     store.set_stage_status(stage_id, StageStatus.COMPLETE)

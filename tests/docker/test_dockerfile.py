@@ -66,6 +66,14 @@ def test_torch_is_the_version_the_tests_run_on(
     assert Version(version("torch")).base_version == torch_version
 
 
+def test_dependencies_are_the_locked_versions(dockerfile: Dockerfile) -> None:
+    install = next(r for r in dockerfile.all("RUN") if "/tmp/requirements.txt" in r)
+    assert "requirements.lock" in copy_sources(dockerfile)
+    assert "-c /tmp/lock.txt" in install and "grep -v '^torch==' requirements.lock" in install
+    lock = (REPO / "requirements.lock").read_text()
+    assert f"ray=={dockerfile.arg_defaults()['RAY_VERSION']}" in lock.splitlines()
+
+
 def copy_sources(dockerfile: Dockerfile) -> list[str]:
     """Every build-context path that a COPY or ADD takes (flags and destination dropped)."""
     sources = []

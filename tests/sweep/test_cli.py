@@ -85,10 +85,12 @@ def test_db_upgrade_then_newer_schema_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_status_and_report_read_a_finished_sweep(tiny_study, tmp_path: Path) -> None:
-    status = _cli("status", "--storage", tiny_study.url, "--sweep", "demo")
+    status = _cli("status", "--storage", tiny_study.url, "--sweep", "demo", COLUMNS="200")
     assert status.returncode == 0, status.stderr
     for stage in ("teachers", "ensemble", "students", "baselines", "repeats"):
         assert stage in status.stdout
+    # the best value is printed with the objective it is a value of
+    assert status.stdout.count("dev_loss") == 4, status.stdout
     out = tmp_path / "r.html"
     report = _cli("report", str(tiny_study.path), "--out", str(out))
     assert report.returncode == 0, report.stderr

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import optuna
 import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from sweep import optuna_compat
 from sweep.config import LogUniform, Uniform
 from sweep.search import PlannedTrial, StageSearcher, open_study, reconcile
 from sweep.store import Store
@@ -30,8 +30,7 @@ def drop_once(postgres_url: str) -> Iterator:
     dropped: list[str] = []
 
     def arm(study, statement: str) -> list[str]:
-        storage = study._storage
-        engine = getattr(storage, "_backend", storage).engine
+        engine = optuna_compat.storage_engine(study)
 
         @sa.event.listens_for(engine, "before_cursor_execute")
         def terminate(conn, cursor, sql, parameters, context, executemany) -> None:
@@ -100,8 +99,7 @@ def test_a_trial_interrupted_mid_ask_is_completed_on_resume(postgres_url: str) -
     stage_id = store.upsert_stage(sweep_id, "baselines", optuna_study="s/baselines")
     plans = [PlannedTrial({"lr": 1e-3, "alpha": 0.5}, seed=3, role="student")]
     study = open_study(postgres_url, "s/baselines", seed=0, trials=1)
-    half = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={"babysweep_slot": 0})
-    study._storage.create_new_trial(study._study_id, half)
+    optuna_compat.create_running_trial(study, {"babysweep_slot": 0})
 
     adopted = reconcile(study, store, stage_id)
     searcher = StageSearcher(study, total=1, seed=0, role="student", plans=plans, adopted=adopted)

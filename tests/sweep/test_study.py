@@ -42,6 +42,7 @@ def test_every_stage_has_its_configured_trial_count(tiny_study, trials: pd.DataF
         study = optuna.load_study(
             study_name=f"{tiny_study.config.name}/{stage}", storage=tiny_study.url
         )
+        assert study.metric_names == ["dev_loss"]
         states = [t.state.name for t in study.trials]
         assert len(states) == count
         assert "RUNNING" not in states

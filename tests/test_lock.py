@@ -1,0 +1,87 @@
+"""requirements.lock: complete for pyproject.toml, free of CUDA wheels, and what `make install` installs.
+
+The lock is produced by `make lock` (uv pip compile); these tests say when it is stale (a
+dependency added to pyproject.toml without relocking) and when an environment built by
+`make install` holds anything but exactly the locked versions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "requirements.lock"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The installer itself: `make install` upgrades pip before installing the lock.
+NOT_LOCKED = {"pip"}
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    """name -> version for every `name==version` line (comments, -e and options skipped)."""
+    out = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            out[canonicalize_name(name.split("[")[0])] = version.strip()
+    return out
+
+
+def test_the_lock_pins_every_requirement_of_pyproject_and_its_extras() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    for extra in ("dev", "notebook"):
+        requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    locked = pins(LOCK.read_text().splitlines())
+    missing = [str(r) for r in requirements if canonicalize_name(r.name) not in locked]
+    assert not missing, f"not in requirements.lock: {missing}; run `make lock`"
+    for r in requirements:
+        version = Version(locked[canonicalize_name(r.name)])
+        assert r.specifier.contains(version, prereleases=True), f"{r} locked at {version}"
+
+
+def test_the_lock_has_the_cpu_torch_and_no_cuda_wheels() -> None:
+    locked = pins(LOCK.read_text().splitlines())
+    cuda = sorted(n for n in locked if n.startswith("nvidia-") or n == "triton")
+    assert not cuda, f"requirements.lock pulls CUDA packages: {cuda}"
+    pinned = Requirement(
+        next(
+            line
+            for line in (REPO / "constraints.txt").read_text().splitlines()
+            if line.startswith("torch")
+        )
+    )
+    assert pinned.specifier.contains(Version(locked["torch"])), locked["torch"]
+    assert Version(locked["torch"]).local == "cpu"
+
+
+def test_make_install_installs_exactly_the_locked_versions() -> None:
+    """`pip freeze` of the environment running the tests equals the lock (CI builds it fresh)."""
+    # The stamp `make install` leaves once the environment holds the lock.
+    if not IN_CI and not (Path(sys.prefix) / ".installed-from-lock").exists():
+        pytest.skip(f"{sys.prefix} was not built by `make install` (CI always checks this)")
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    installed = {n: v for n, v in pins(freeze).items() if n not in NOT_LOCKED}
+    locked = pins(LOCK.read_text().splitlines())
+    extra = sorted(f"{n}=={v}" for n, v in installed.items() if n not in locked)
+    missing = sorted(f"{n}=={v}" for n, v in locked.items() if n not in installed)
+    wrong = sorted(
+        f"{n}: {installed[n]} installed, {v} locked"
+        for n, v in locked.items()
+        if n in installed and installed[n] != v
+    )
+    assert not (extra or missing or wrong), f"extra {extra}; missing {missing}; differ {wrong}"
