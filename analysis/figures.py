@@ -13,6 +13,9 @@ from plotly.subplots import make_subplots
 from analysis.load import HYPERPARAMETERS, METRICS
 from analysis.stats import ExpectedBest
 
+# BLiMP is stored as a fraction and shown in % everywhere, tables and axes alike
+_SCALE = {"blimp_overall": 100.0}
+
 __all__ = [
     "METRIC_LABELS",
     "STAGE_COLOURS",
@@ -21,7 +24,9 @@ __all__ = [
     "learning_curves_figure",
     "paradigm_heatmap",
     "parallel_coordinates",
+    "short_node_names",
     "slice_figure",
+    "stage_colour",
     "timeline_figure",
 ]
 
@@ -31,7 +36,40 @@ STAGE_COLOURS = {
     "baselines": "#7f7f7f",
     "repeats": "#2ca02c",
 }
-METRIC_LABELS = {"blimp_overall": "BLiMP accuracy", "dev_loss": "dev loss"}
+METRIC_LABELS = {
+    "blimp_overall": "BLiMP accuracy (%)",
+    "test_loss": "test loss (nats/token)",
+    "dev_loss": "dev loss (nats/token)",
+}
+_KIND_SHADES = {
+    "teachers": ["#1f77b4", "#17becf", "#aec7e8"],
+    "students": ["#d62728", "#ff7f0e", "#9467bd", "#e377c2"],
+    "baselines": ["#7f7f7f"],
+    "repeats": ["#2ca02c"],
+    "reference": ["#8c564b"],
+}
+
+
+def stage_colour(stage: str) -> str:
+    """A colour per stage: its kind's hue (students_k1, students_k4 get shades of red)."""
+    if stage in STAGE_COLOURS:
+        return STAGE_COLOURS[stage]
+    for kind, shades in _KIND_SHADES.items():
+        if stage.startswith(kind):
+            suffix = stage[len(kind) :]
+            return shades[sum(map(ord, suffix)) % len(shades)]
+    return "#333333"
+
+
+def short_node_names(nodes: list[str]) -> dict[str, str]:
+    """Readable worker names: a 56-character Ray node id becomes "node 1 (a3f9c2)"."""
+    out: dict[str, str] = {}
+    for node in dict.fromkeys(nodes):
+        if len(node) <= 16:
+            out[node] = node
+        else:
+            out[node] = f"node {len(out) + 1} ({node[:6]})"
+    return out
 PARAM_LABELS = {
     "alpha": "alpha (CE weight)",
     "temperature": "temperature",
@@ -65,12 +103,12 @@ def expected_best_figure(curves: dict[str, dict[str, ExpectedBest]]) -> go.Figur
         for stage, curve in curves[metric].items():
             if not curve.ks:
                 continue
-            colour = STAGE_COLOURS[stage]
+            colour = stage_colour(stage)
             if curve.low is not None and curve.high is not None:
                 fig.add_trace(
                     go.Scatter(
                         x=curve.ks + curve.ks[::-1],
-                        y=curve.high + curve.low[::-1],
+                        y=[_SCALE.get(metric, 1.0) * y for y in curve.high + curve.low[::-1]],
                         fill="toself",
                         mode="lines",
                         fillcolor=_rgba(colour, 0.18),
@@ -83,10 +121,11 @@ def expected_best_figure(curves: dict[str, dict[str, ExpectedBest]]) -> go.Figur
                     row=1,
                     col=col,
                 )
+            scale = _SCALE.get(metric, 1.0)
             fig.add_trace(
                 go.Scatter(
                     x=curve.ks,
-                    y=curve.mean,
+                    y=[scale * y for y in curve.mean],
                     mode="lines+markers",
                     line={"color": colour},
                     name=f"{stage} (n={curve.n})",
@@ -102,10 +141,10 @@ def expected_best_figure(curves: dict[str, dict[str, ExpectedBest]]) -> go.Figur
     return fig
 
 
-def slice_figure(trials: pd.DataFrame) -> go.Figure:
-    """Each headline metric against each swept hyperparameter, one dot per completed trial."""
+def slice_figure(trials: pd.DataFrame, shown: dict[str, bool] | None = None) -> go.Figure:
+    """Each reported metric against each swept hyperparameter, one dot per completed trial."""
     params = [p for p in HYPERPARAMETERS if f"param_{p}" in trials.columns]
-    metrics = [m for m in METRICS if m in trials.columns]
+    metrics = [m for m in (shown or METRICS) if m in trials.columns]
     in_legend: set[str] = set()  # one legend entry per stage, wherever it first appears
     fig = make_subplots(
         rows=len(metrics),
@@ -125,10 +164,10 @@ def slice_figure(trials: pd.DataFrame) -> go.Figure:
                 fig.add_trace(
                     go.Scatter(
                         x=xy[f"param_{param}"],
-                        y=xy[metric],
+                        y=_SCALE.get(metric, 1.0) * xy[metric].astype(float),
                         mode="markers",
                         marker={
-                            "color": STAGE_COLOURS.get(str(stage), "#333"),
+                            "color": stage_colour(str(stage)),
                             "size": 7,
                             "opacity": 0.75,
                         },
@@ -152,7 +191,7 @@ def slice_figure(trials: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def parallel_coordinates(students: pd.DataFrame) -> go.Figure:
+def parallel_coordinates(students: pd.DataFrame, shown: dict[str, bool] | None = None) -> go.Figure:
     """Student trials across their hyperparameters and both metrics, coloured by BLiMP."""
     dims = []
     for p in ("lr", "batch_size", "weight_decay", "alpha", "temperature"):
@@ -164,11 +203,12 @@ def parallel_coordinates(students: pd.DataFrame) -> go.Figure:
             if p == "lr":
                 values, label = np.log10(values), "log10 learning rate"
             dims.append({"label": label, "values": values.tolist()})
-    for m in METRICS:
+    for m in shown or METRICS:
         if m in students.columns and students[m].notna().all():
-            dims.append({"label": METRIC_LABELS[m], "values": students[m].astype(float).tolist()})
+            values = (_SCALE.get(m, 1.0) * students[m].astype(float)).tolist()
+            dims.append({"label": METRIC_LABELS[m], "values": values})
     colour = (
-        students["blimp_overall"].astype(float).tolist()
+        (100 * students["blimp_overall"].astype(float)).tolist()
         if "blimp_overall" in students.columns and students["blimp_overall"].notna().all()
         else students["number"].astype(float).tolist()
     )
@@ -179,7 +219,7 @@ def parallel_coordinates(students: pd.DataFrame) -> go.Figure:
                 "color": colour,
                 "colorscale": "Viridis",
                 "showscale": True,
-                "colorbar": {"title": {"text": "BLiMP"}},
+                "colorbar": {"title": {"text": "BLiMP (%)"}},
             },
         )
     )
@@ -199,37 +239,37 @@ def importance_figure(importances: pd.DataFrame) -> go.Figure:
 
 
 def paradigm_heatmap(table: pd.DataFrame) -> go.Figure:
-    """Best student minus best teacher, BLiMP percentage points: one column per phenomenon group,
-    the group total on the top row and its paradigms below; ● marks BH q < 0.05."""
-    groups = sorted(table["group"].unique())
-    per_group = {g: table[(table["group"] == g) & (table["level"] == "paradigm")] for g in groups}
-    depth = max((len(r) for r in per_group.values()), default=0)
-    ylabels = ["whole group"] + [f"paradigm {i + 1}" for i in range(depth)]
-    z = np.full((depth + 1, len(groups)), np.nan)
-    text = np.full(z.shape, "", dtype=object)
-    hover = np.full(z.shape, "", dtype=object)
-
-    def cell(i: int, j: int, r: pd.Series) -> None:
-        z[i, j] = 100 * r["difference"]
-        text[i, j] = f"{100 * r['difference']:+.1f}" + (" ●" if r["significant"] else "")
-        hover[i, j] = (
-            f"{r['group']}<br>{r['task']}<br>student {100 * r['student']:.1f}% vs "
-            f"teacher {100 * r['teacher']:.1f}%<br>diff {100 * r['difference']:+.1f} pp, "
-            f"p={r['p']:.3g}, BH q={r['q']:.3g}"
-        )
-
-    for j, g in enumerate(groups):
+    """Best student minus best teacher, BLiMP percentage points: one row per paradigm, named,
+    under a row for its phenomenon group's total; ● marks BH q < 0.05."""
+    rows: list[tuple[str, pd.Series]] = []
+    for g in sorted(table["group"].unique()):
         whole = table[(table["group"] == g) & (table["level"] == "group")]
         if not whole.empty:
-            cell(0, j, whole.iloc[0])
-        for i, (_, r) in enumerate(per_group[g].sort_values("task").iterrows(), start=1):
-            cell(i, j, r)
+            rows.append((f"<b>{g}</b> (whole group)", whole.iloc[0]))
+        paradigms = table[(table["group"] == g) & (table["level"] == "paradigm")]
+        rows += [(f"{r['task']}", r) for _, r in paradigms.sort_values("task").iterrows()]
+    z = np.array([[100 * r["difference"]] for _, r in rows], dtype=float).reshape(-1, 1)
+    text = np.array(
+        [[f"{100 * r['difference']:+.1f}" + (" ●" if r["significant"] else "")] for _, r in rows],
+        dtype=object,
+    ).reshape(-1, 1)
+    hover = np.array(
+        [
+            [
+                f"{r['group']}<br>{r['task']}<br>student {100 * r['student']:.1f}% vs "
+                f"teacher {100 * r['teacher']:.1f}%<br>diff {100 * r['difference']:+.1f} pp, "
+                f"p={r['p']:.3g}, BH q={r['q']:.3g}"
+            ]
+            for _, r in rows
+        ],
+        dtype=object,
+    ).reshape(-1, 1)
     bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=groups,
-            y=ylabels,
+            x=["student − teacher (pp)"],
+            y=[label for label, _ in rows],
             text=text,
             texttemplate="%{text}",
             customdata=hover,
@@ -243,8 +283,11 @@ def paradigm_heatmap(table: pd.DataFrame) -> go.Figure:
             ygap=2,
         )
     )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(**_LAYOUT, height=200 + 28 * (depth + 1))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_layout(
+        **{**_LAYOUT, "margin": {"l": 320, "r": 20, "t": 30, "b": 40}},
+        height=120 + 20 * len(rows),
+    )
     return fig
 
 
@@ -265,7 +308,7 @@ def learning_curves_figure(metrics: pd.DataFrame, name: str, stages: list[str]) 
                 y=ys,
                 mode="lines+markers",
                 connectgaps=False,
-                line={"color": STAGE_COLOURS.get(stage, "#333"), "width": 1},
+                line={"color": stage_colour(stage), "width": 1},
                 marker={"size": 4},
                 opacity=0.7,
                 name=stage,
@@ -276,12 +319,13 @@ def learning_curves_figure(metrics: pd.DataFrame, name: str, stages: list[str]) 
         )
         fig.update_xaxes(title_text="iteration (epoch)", dtick=1, row=1, col=col)
     fig.update_yaxes(title_text=METRIC_LABELS.get(name, name), row=1, col=1)
+    fig.update_layout(title_text=f"{METRIC_LABELS.get(name, name)}: the selection split, per epoch")
     fig.update_layout(**_LAYOUT, height=360)
     return fig
 
 
 def timeline_figure(spans: pd.DataFrame) -> go.Figure:
-    """Horizontal bars from start to end of each trial, one row per worker node."""
+    """Horizontal bars from start to end of each trial, one row per worker slot (short names)."""
     fig = go.Figure()
     for stage, rows in spans.groupby("stage", sort=False):
         fig.add_trace(
@@ -291,7 +335,7 @@ def timeline_figure(spans: pd.DataFrame) -> go.Figure:
                 y=rows["lane"].tolist(),
                 orientation="h",
                 marker={
-                    "color": STAGE_COLOURS.get(str(stage), "#333"),
+                    "color": stage_colour(str(stage)),
                     "opacity": 0.8,
                     "line": {"color": "white", "width": 1},
                 },

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import GROUPS, METRICS, Frames, finished
+from analysis.load import HIGHER, METRICS, SELECTION_METRIC, Frames, finished
 from analysis.stats import (
     Estimate,
     TestResult,
-    apply_holm,
     benjamini_hochberg,
     fraction_beating,
     iqm_estimate,
@@ -34,6 +33,7 @@ __all__ = [
     "config_key",
     "headline_table",
     "paradigm_differences",
+    "reported_metrics",
     "student_vs_teacher",
     "students_beating_best_teacher",
 ]
@@ -44,6 +44,18 @@ def _metric(trials: pd.DataFrame, metric: str) -> np.ndarray:
         return np.array([], dtype=float)
     values = pd.to_numeric(trials[metric], errors="coerce").to_numpy(dtype=float)
     return values[~np.isnan(values)]
+
+
+def reported_metrics(frames: Frames) -> dict[str, bool]:
+    """The held-out metrics the report shows (metric -> higher is better).
+
+    BLiMP and test loss; a store written before trials recorded their test loss falls back
+    to dev loss, and the report's warning box says those numbers are optimistic.
+    """
+    done = finished(frames.trials)
+    if pd.to_numeric(done.get("test_loss"), errors="coerce").notna().any():
+        return dict(METRICS)
+    return {"blimp_overall": True, SELECTION_METRIC: False}
 
 
 def config_key(trials: pd.DataFrame) -> pd.Series:
@@ -71,14 +83,15 @@ def _seeds(trials: pd.DataFrame) -> list[int]:
 
 
 def headline_table(frames: Frames) -> pd.DataFrame:
-    """Per group: trial counts, configs, seeds; best, mean and IQM (95% CI) per headline metric.
+    """Per group: trial counts, configs, seeds; best, mean and IQM (95% CI) per reported metric.
 
-    One row per GROUPS entry, in that order; groups without trials keep their row with
-    trials=0 so a reader sees what is missing. Metric columns are `<metric>_<stat>` with
-    stat in best, mean, iqm, iqm_low, iqm_high, n, note.
+    One row per Frames.groups() entry, in that order. Metric columns are `<metric>_<stat>`
+    with stat in best, mean, iqm, iqm_low, iqm_high, n, note; "best" is the held-out value of
+    the trial the selection metric (dev loss) picks, never the best held-out value.
     """
     rows: list[dict[str, Any]] = []
-    for key, label, _ in GROUPS:
+    metrics = reported_metrics(frames)
+    for key, label in frames.groups():
         group = frames.group(key)
         done = finished(group)
         row: dict[str, Any] = {
@@ -90,10 +103,12 @@ def headline_table(frames: Frames) -> pd.DataFrame:
             "configs": int(config_key(done).nunique()) if len(done) else 0,
             "seeds": _seeds(done),
         }
-        for metric, higher in METRICS.items():
+        chosen = best_trial(done)
+        for metric in metrics:
             v = _metric(done, metric)
             est = iqm_estimate(v)
-            row[f"{metric}_best"] = (float(v.max() if higher else v.min())) if v.size else None
+            value = None if chosen is None else pd.to_numeric(chosen.get(metric), errors="coerce")
+            row[f"{metric}_best"] = None if value is None or pd.isna(value) else float(value)
             row[f"{metric}_mean"] = float(v.mean()) if v.size else None
             row[f"{metric}_iqm"] = est.value
             row[f"{metric}_iqm_low"] = est.low
@@ -113,16 +128,18 @@ class BaselinePairs:
     `<metric>_student`, `<metric>_baseline` (mean over the source's completed baselines)."""
 
 
-def baseline_pairs(frames: Frames) -> BaselinePairs:
+def baseline_pairs(frames: Frames, metrics: dict[str, bool] | None = None) -> BaselinePairs:
     """Pair every completed baseline with the student trial it controls for (source_trial_id).
 
     A student with several baselines (seeds) is compared with their mean, so each student
     config counts once in the paired test.
     """
-    columns = ["student_trial", "student_number", "n_baselines"] + [
-        f"{m}_{side}" for m in METRICS for side in ("student", "baseline")
+    metrics = reported_metrics(frames) if metrics is None else metrics
+    columns = ["student_trial", "student_number", "student_stage", "n_baselines"] + [
+        f"{m}_{side}" for m in metrics for side in ("student", "baseline")
     ]
-    baselines = finished(frames.stage("baselines"))
+    kinds = frames.trials["stage_kind"]
+    baselines = finished(frames.trials[kinds == "baselines"])
     students = finished(frames.trials).set_index("trial_id")
     rows = []
     for source, controls in baselines.groupby("source_trial_id", sort=True):
@@ -132,9 +149,10 @@ def baseline_pairs(frames: Frames) -> BaselinePairs:
         row: dict[str, Any] = {
             "student_trial": source,
             "student_number": int(student["number"]),
+            "student_stage": str(student["stage"]),
             "n_baselines": len(controls),
         }
-        for m in METRICS:
+        for m in metrics:
             s = pd.to_numeric(pd.Series([student.get(m)]), errors="coerce").iloc[0]
             b = _metric(controls, m)
             row[f"{m}_student"] = float(s)
@@ -143,69 +161,106 @@ def baseline_pairs(frames: Frames) -> BaselinePairs:
     return BaselinePairs(pd.DataFrame(rows, columns=columns))
 
 
+def same_epochs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
+    """The completed trials of both pools that trained for the same number of epochs.
+
+    That number is the most epochs that trials on both sides reached; a trial stopped at
+    another length (ASHA, a different epochs setting) is left out of like-for-like comparisons.
+    """
+    a, b = finished(a), finished(b)
+    ea = set(pd.to_numeric(a["epochs_trained"], errors="coerce").dropna().astype(int))
+    eb = set(pd.to_numeric(b["epochs_trained"], errors="coerce").dropna().astype(int))
+    common = ea & eb
+    if not common:  # no per-epoch record (a hand-made store): take them as they are
+        return a, b, None
+    e = max(common)
+    return a[a["epochs_trained"] == e], b[b["epochs_trained"] == e], e
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Student against teacher: probabilities of improvement and the Holm-corrected tests."""
+    """Descriptive student-against-other evidence (the verdicts are in analysis.verdict)."""
 
     improvement: list[dict[str, Any]]
     """Rows: scope, metric, estimate (Estimate), n_student, n_teacher."""
     tests: list[TestResult]
-    """The headline family, Holm-adjusted together."""
+    """Descriptive tests, each with its minimum attainable p at its n (outside the family)."""
     pairs: BaselinePairs
     notes: list[str] = field(default_factory=list)
 
 
 def student_vs_teacher(frames: Frames) -> Comparison:
-    """P(student > teacher) over seeds and over whole sweeps; Welch, Mann-Whitney and paired tests.
+    """P(student better) over seeds and over whole sweeps; Welch, Mann-Whitney, paired tests.
 
-    The seed comparison uses the repeats stage only (the original trial of a repeated config
-    was selected as the best, so counting it would favour its side).
+    Every students stage against the (first) teachers stage. The seed comparison uses the
+    repeats only (the original trial of a repeated config was selected as the best, so
+    counting it would favour its side); the sweep comparison only trials that trained for
+    the same number of epochs. None of these tests decides a verdict: they are listed with
+    the smallest p they could reach at their n.
     """
-    rep_t = finished(frames.stage("repeats", role="teacher"))
-    rep_s = finished(frames.stage("repeats", role="student"))
-    sweep_t = finished(frames.stage("teachers"))
-    sweep_s = finished(frames.stage("students"))
-    improvement = []
-    for scope, s_rows, t_rows in (
-        ("seed repeats of the best configs", rep_s, rep_t),
-        ("every completed trial of the two sweeps", sweep_s, sweep_t),
-    ):
-        for metric, higher in METRICS.items():
-            s, t = _metric(s_rows, metric), _metric(t_rows, metric)
-            improvement.append(
-                {
-                    "scope": scope,
-                    "metric": metric,
-                    "estimate": probability_of_improvement(s, t, higher=higher),
-                    "n_student": int(s.size),
-                    "n_teacher": int(t.size),
-                }
-            )
+    metrics = reported_metrics(frames)
+    teachers = frames.stages("teachers")
+    improvement: list[dict[str, Any]] = []
     tests: list[TestResult] = []
-    for metric in METRICS:
-        tests += two_sample_tests(
-            _metric(rep_s, metric),
-            _metric(rep_t, metric),
-            metric=metric,
-            comparison="student repeats vs teacher repeats",
+    notes: list[str] = []
+    t_stage = teachers[0] if teachers else None
+    rep_t = _repeats_of(frames, t_stage, "teacher")
+    for s_stage in frames.stages("students"):
+        rep_s = _repeats_of(frames, s_stage, "student")
+        pool_s, pool_t, epochs = same_epochs(
+            frames.stage(s_stage), frames.stage(t_stage) if t_stage else frames.stage("")
         )
-    pairs = baseline_pairs(frames)
-    for metric in METRICS:
+        scope_sweep = "completed trials of the two sweeps" + (
+            f" that trained {epochs} epoch(s)" if epochs is not None else ""
+        )
+        for scope, s_rows, t_rows in (
+            (f"seed repeats of the chosen configs ({s_stage})", rep_s, rep_t),
+            (f"{scope_sweep} ({s_stage})", pool_s, pool_t),
+        ):
+            for metric, higher in metrics.items():
+                s, t = _metric(s_rows, metric), _metric(t_rows, metric)
+                improvement.append(
+                    {
+                        "scope": scope,
+                        "metric": metric,
+                        "estimate": probability_of_improvement(s, t, higher=higher),
+                        "n_student": int(s.size),
+                        "n_teacher": int(t.size),
+                    }
+                )
+        for metric, higher in metrics.items():
+            tests += two_sample_tests(
+                _metric(rep_s, metric),
+                _metric(rep_t, metric),
+                metric=metric,
+                comparison=f"{s_stage} repeats vs teacher repeats (unpaired)",
+                higher=higher,
+            )
+        for role, rows in (("teacher", rep_t), ("student", rep_s)):
+            n_configs = config_key(rows).nunique() if len(rows) else 0
+            if n_configs > 1:
+                notes.append(f"{role} repeats pool {n_configs} configs")
+    pairs = baseline_pairs(frames, metrics)
+    for metric in metrics:
         tests += paired_tests(
             pairs.table[f"{metric}_student"].to_numpy(dtype=float),
             pairs.table[f"{metric}_baseline"].to_numpy(dtype=float),
             metric=metric,
-            comparison="student vs its matched alpha=1 baseline",
+            comparison="student vs its matched alpha=1 baseline (one pair per config)",
         )
-    notes = []
-    for role, rows in (("teacher", rep_t), ("student", rep_s)):
-        n_configs = config_key(rows).nunique() if len(rows) else 0
-        if n_configs > 1:
-            notes.append(f"{role} repeats pool {n_configs} configs")
-    return Comparison(improvement, apply_holm(tests), pairs, notes)
+    return Comparison(improvement, tests, pairs, sorted(set(notes)))
 
 
-def best_trial(trials: pd.DataFrame, metric: str = "dev_loss") -> pd.Series | None:
+def _repeats_of(frames: Frames, source: str | None, role: str) -> pd.DataFrame:
+    """Completed seed re-runs (repeats stages) of one source stage's chosen config."""
+    if source is None:
+        return frames.trials.iloc[0:0]
+    t = frames.trials
+    rows = t[(t["stage_kind"] == "repeats") & (t["role"] == role) & (t["source_stage"] == source)]
+    return finished(rows)
+
+
+def best_trial(trials: pd.DataFrame, metric: str = SELECTION_METRIC) -> pd.Series | None:
     """The completed trial with the best value of `metric` (ties: the lowest trial number)."""
     done = finished(trials)
     if metric not in done.columns:
@@ -213,20 +268,28 @@ def best_trial(trials: pd.DataFrame, metric: str = "dev_loss") -> pd.Series | No
     done = done[pd.to_numeric(done[metric], errors="coerce").notna()]
     if done.empty:
         return None
-    ascending = not METRICS.get(metric, False)
+    ascending = not HIGHER.get(metric, False)
     ordered = done.sort_values([metric, "number"], ascending=[ascending, True])
     return ordered.iloc[0]
 
 
 def students_beating_best_teacher(frames: Frames) -> dict[str, Any]:
-    """Per metric: how many completed student trials beat the best completed teacher trial."""
-    teachers = finished(frames.stage("teachers"))
-    students = finished(frames.stage("students"))
+    """Per metric: how many student trials beat the teacher the selection metric picked.
+
+    The teacher is chosen on dev loss and both sides are read on the held-out metric; only
+    trials that trained the same number of epochs count.
+    """
+    teachers = frames.stages("teachers")
+    students = frames.stages("students")
     out: dict[str, Any] = {}
-    for metric, higher in METRICS.items():
-        t = _metric(teachers, metric)
-        s = _metric(students, metric)
-        if t.size == 0 or s.size == 0:
+    t_pool = frames.stage(teachers[0]) if teachers else frames.trials.iloc[0:0]
+    s_pool = frames.stage(students[0]) if students else frames.trials.iloc[0:0]
+    s_done, t_done, _ = same_epochs(s_pool, t_pool)
+    chosen = best_trial(t_done)
+    for metric, higher in reported_metrics(frames).items():
+        s = _metric(s_done, metric)
+        value = None if chosen is None else pd.to_numeric(chosen.get(metric), errors="coerce")
+        if value is None or pd.isna(value) or s.size == 0:
             out[metric] = {
                 "wins": 0,
                 "n": int(s.size),
@@ -234,9 +297,8 @@ def students_beating_best_teacher(frames: Frames) -> dict[str, Any]:
                 "estimate": Estimate(None, note="a side has no completed trials"),
             }
             continue
-        best = float(t.max() if higher else t.min())
-        wins, n, est = fraction_beating(s, best, higher=higher)
-        out[metric] = {"wins": wins, "n": n, "best_teacher": best, "estimate": est}
+        wins, n, est = fraction_beating(s, float(value), higher=higher)
+        out[metric] = {"wins": wins, "n": n, "best_teacher": float(value), "estimate": est}
     return out
 
 
@@ -260,8 +322,9 @@ def paradigm_differences(frames: Frames) -> tuple[pd.DataFrame, dict[str, Any]]:
         "q",
         "significant",
     ]
-    s_best = best_trial(frames.stage("students"))
-    t_best = best_trial(frames.stage("teachers"))
+    s_stages, t_stages = frames.stages("students"), frames.stages("teachers")
+    s_best = best_trial(frames.stage(s_stages[-1])) if s_stages else None
+    t_best = best_trial(frames.stage(t_stages[0])) if t_stages else None
     chosen: dict[str, Any] = {
         "student": None if s_best is None else s_best["trial_id"],
         "teacher": None if t_best is None else t_best["trial_id"],

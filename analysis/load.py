@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from sweep.errors import StoreError
@@ -13,28 +14,27 @@ if TYPE_CHECKING:
     from sweep.store import Store
 
 __all__ = [
-    "GROUPS",
+    "HIGHER",
     "HYPERPARAMETERS",
     "METRICS",
-    "STAGES",
+    "SELECTION_METRIC",
+    "STAGE_KINDS",
     "Frames",
     "finished",
     "load_frames",
+    "with_contract_columns",
 ]
 
-STAGES = ("teachers", "students", "baselines", "repeats")
+STAGE_KINDS = ("teachers", "students", "baselines", "repeats", "reference")
+"""The kinds a declared stage can have (CONTRACT.md: StageKind)."""
 HYPERPARAMETERS = ("alpha", "temperature", "lr", "batch_size")
 """The swept hyperparameters the sensitivity section plots (columns param_<name>)."""
-METRICS = {"blimp_overall": True, "dev_loss": False}
-"""Headline metric -> whether higher is better."""
-GROUPS = (
-    ("teachers", "teachers", None),
-    ("students", "students", None),
-    ("baselines", "matched baselines", None),
-    ("repeats:teacher", "teacher repeats", "teacher"),
-    ("repeats:student", "student repeats", "student"),
-)
-"""Headline groups: key, label, role filter (repeats hold seeds of both roles)."""
+METRICS = {"blimp_overall": True, "test_loss": False}
+"""Reported metrics (held out from every selection) -> whether higher is better."""
+SELECTION_METRIC = "dev_loss"
+"""The split that chooses: Optuna objective, ASHA signal, ensemble and best-config choice."""
+HIGHER = {"blimp_overall": True, "test_loss": False, "dev_loss": False}
+"""Every metric the report reads -> whether higher is better."""
 
 
 @dataclass(frozen=True)
@@ -56,29 +56,132 @@ class Frames:
     storage_url: str | None = None
     """Where the Optuna studies `<sweep>/<stage>` live (the same database); None: not available."""
 
+    def __post_init__(self) -> None:
+        # every consumer reads the contract columns; an old store gets them derived once, here
+        object.__setattr__(
+            self, "trials", with_contract_columns(self.trials, self.metrics, self.evaluations)
+        )
+
     @property
     def info(self) -> dict[str, Any]:
         """This sweep's row of read_sweeps as a dict (config_hash, code_version, status, ...)."""
         rows = self.sweeps[self.sweeps["sweep"] == self.sweep]
         return {} if rows.empty else rows.iloc[0].to_dict()
 
-    def stage(self, stage: str, *, role: str | None = None) -> pd.DataFrame:
-        """Trials of one stage (optionally one role), all statuses."""
+    def stage(
+        self, stage: str, *, role: str | None = None, source: str | None = None
+    ) -> pd.DataFrame:
+        """Trials of one stage (optionally one role, one source stage), all statuses."""
         t = self.trials
         rows = t[t["stage"] == stage]
         if role is not None:
             rows = rows[rows["role"] == role]
+        if source is not None:
+            rows = rows[rows["source_stage"] == source]
         return rows
 
+    def stages(self, kind: str) -> list[str]:
+        """The stages of one kind (teachers, students, ...) in the order they ran."""
+        t = self.trials
+        return [str(s) for s in t.loc[t["stage_kind"] == kind, "stage"].unique()]
+
+    def ensemble_size(self, stage: str) -> int:
+        """Teachers per student in a stage (the most common value among its trials)."""
+        sizes = pd.to_numeric(self.stage(stage)["ensemble_size"], errors="coerce").dropna()
+        return int(sizes.mode().iloc[0]) if len(sizes) else 0
+
+    def groups(self) -> list[tuple[str, str]]:
+        """Headline groups (key, label): each stage; seed re-runs split by role and source stage.
+
+        Keys: the stage name, or `<stage>:<role>` for repeats/reference, with `:<source>`
+        added when that role re-ran more than one source stage (e.g. two students stages).
+        """
+        out: list[tuple[str, str]] = []
+        t = self.trials
+        for stage in t["stage"].unique():
+            rows = t[t["stage"] == stage]
+            kind = str(rows["stage_kind"].iloc[0])
+            if kind not in ("repeats", "reference"):
+                label = "matched baselines" if kind == "baselines" else str(stage)
+                out.append((str(stage), label))
+                continue
+            for role in rows["role"].dropna().unique():
+                of_role = rows[rows["role"] == role]
+                sources = [s for s in of_role["source_stage"].dropna().unique()]
+                if len(sources) <= 1:
+                    src = f" of {sources[0]}" if sources else ""
+                    out.append((f"{stage}:{role}", f"{role} {stage}{src}"))
+                else:
+                    out += [(f"{stage}:{role}:{s}", f"{role} {stage} of {s}") for s in sources]
+        return out
+
     def group(self, key: str) -> pd.DataFrame:
-        """Trials of a headline group key from GROUPS (e.g. "repeats:student")."""
-        stage, _, role = key.partition(":")
-        return self.stage(stage, role=role or None)
+        """Trials of a headline group key from groups() (e.g. "repeats:student")."""
+        stage, _, rest = key.partition(":")
+        role, _, source = rest.partition(":")
+        return self.stage(stage, role=role or None, source=source or None)
 
 
 def finished(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials that ran to the end (COMPLETE); pruned, failed and running ones are left out."""
     return trials[trials["status"] == "COMPLETE"]
+
+
+def _stage_kind(stage: str) -> str:
+    """An old store's stage kind: its name, or the kind its name starts with (students_k1)."""
+    for kind in STAGE_KINDS:
+        if stage == kind or stage.startswith(kind):
+            return kind
+    return stage
+
+
+def with_contract_columns(
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    evaluations: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The trials with every column CONTRACT.md promises, derived where an old store lacks them.
+
+    stage_kind from the stage name, ensemble_size from the teachers each trial distilled from,
+    source_stage from source_trial_id, role `baseline` for a baselines stage; plus the two
+    columns the analysis derives itself: `epochs_trained` (last iteration with a dev loss) and
+    `blimp_pairs` (BLiMP pairs scored, for the chance interval).
+    """
+    t = trials.copy()
+    derived_kind = "stage_kind" not in t.columns
+    if derived_kind:
+        t["stage_kind"] = [_stage_kind(str(s)) for s in t["stage"]]
+    if "ensemble_size" not in t.columns:
+        if "teacher_ids" in t.columns:
+            t["ensemble_size"] = [len(x) if isinstance(x, list | tuple) else 0 for x in t["teacher_ids"]]
+        else:
+            t["ensemble_size"] = 0
+    if "source_stage" not in t.columns:
+        stage_of = dict(zip(t["trial_id"], t["stage"], strict=True)) if "trial_id" in t else {}
+        sources = t["source_trial_id"] if "source_trial_id" in t.columns else [None] * len(t)
+        t["source_stage"] = [
+            stage_of.get(s) if s is not None and not pd.isna(s) else None for s in sources
+        ]
+    if derived_kind:  # an old store stored its alpha=1 controls with role "student"
+        t.loc[t["stage_kind"] == "baselines", "role"] = "baseline"
+    for column in ("data_tokens", "test_loss", "dev_loss", "blimp_overall", "seed"):
+        if column not in t.columns:
+            t[column] = np.nan
+    if "epochs_trained" not in t.columns:
+        epochs: dict[Any, float] = {}
+        if metrics is not None and not metrics.empty and "trial_id" in t.columns:
+            dev = metrics[metrics["name"] == SELECTION_METRIC]
+            epochs = dev.groupby("trial_id")["iteration"].max().to_dict()
+        t["epochs_trained"] = [epochs.get(i, np.nan) for i in t.get("trial_id", [])]
+    if "blimp_pairs" not in t.columns:
+        pairs: dict[Any, float] = {}
+        if evaluations is not None and not evaluations.empty and "trial_id" in t.columns:
+            overall = evaluations[
+                (evaluations["suite"] == "blimp") & (evaluations["task"] == "overall")
+            ]
+            pairs = overall.groupby("trial_id")["n"].max().to_dict()
+        t["blimp_pairs"] = [pairs.get(i, np.nan) for i in t.get("trial_id", [])]
+    return t
 
 
 def _storage_url(store: Store | str) -> str | None:

@@ -9,6 +9,7 @@ never NaN, so the report can print the note instead of a number.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -23,17 +24,24 @@ __all__ = [
     "N_RESAMPLES",
     "Estimate",
     "ExpectedBest",
+    "PairedEvidence",
     "TestResult",
     "apply_holm",
     "benjamini_hochberg",
     "bootstrap_ci",
+    "clopper_pearson",
     "expected_best",
+    "expected_best_at",
     "expected_best_curve",
     "fraction_beating",
     "hedges_g",
     "holm",
+    "holm_rows",
     "interquartile_mean",
     "iqm_estimate",
+    "matched_budget_test",
+    "min_attainable_p",
+    "paired_evidence",
     "paired_tests",
     "probability_of_improvement",
     "proportion_test",
@@ -89,6 +97,8 @@ class TestResult:
     """Mean (or mean paired) difference, student minus other, in the metric's units."""
     p_holm: float | None = None
     note: str | None = None
+    min_p: float | None = None
+    """Smallest two-sided p this test can return at its n: at or above 0.05, it can never reject."""
 
     def with_holm(self, p_holm: float | None) -> TestResult:
         return replace(self, p_holm=p_holm)
@@ -209,20 +219,22 @@ def _test(
 
 
 def two_sample_tests(
-    a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str, comparison: str
+    a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str, comparison: str, higher: bool = True
 ) -> list[TestResult]:
     """Welch's t (unequal variances) and Mann-Whitney U, two-sided, a minus b.
 
-    Effect sizes: Hedges' g for Welch, P(a > b) + P(tie)/2 (U / n_a n_b) for Mann-Whitney.
+    Effect sizes: Hedges' g for Welch; for Mann-Whitney P(a better than b) + P(tie)/2
+    (U / n_a n_b on the values oriented so that larger is better: for a loss, P(a < b)).
     """
     va, vb = _values(a), _values(b)
+    mw_p = min_attainable_p("Mann-Whitney U", va.size, vb.size)
     if va.size < MIN_FOR_TEST or vb.size < MIN_FOR_TEST:
         note = f"not tested: {va.size} vs {vb.size} values; each side needs {MIN_FOR_TEST}+ seeds"
         return [
             _test(
                 name, effect, metric=metric, comparison=comparison, n=(va.size, vb.size), note=note
             )
-            for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(a>b)"))
+            for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(a better)"))
         ]
     diff = float(va.mean() - vb.mean())
     # every result of this comparison shares these fields
@@ -242,15 +254,19 @@ def two_sample_tests(
             p_value=_finite(t.pvalue),
             effect=hedges_g(va, vb),
         )
-    u = stats.mannwhitneyu(va, vb, alternative="two-sided")
-    mw = test(
-        "Mann-Whitney U",
-        "P(a>b)",
-        statistic=float(u.statistic),
-        p_value=_finite(u.pvalue),
-        effect=float(u.statistic) / (va.size * vb.size),
+    sign = 1.0 if higher else -1.0
+    u = stats.mannwhitneyu(sign * va, sign * vb, alternative="two-sided")
+    mw = replace(
+        test(
+            "Mann-Whitney U",
+            "P(a better)",
+            statistic=float(u.statistic),
+            p_value=_finite(u.pvalue),
+            effect=float(u.statistic) / (va.size * vb.size),
+        ),
+        min_p=mw_p,
     )
-    return [welch, mw]
+    return [replace(welch, min_p=min_attainable_p("Welch t", va.size, vb.size)), mw]
 
 
 def paired_tests(
@@ -309,7 +325,10 @@ def paired_tests(
             p_value=_finite(w.pvalue),
             effect=dz,
         )
-    return [paired_t, wilcoxon]
+    return [
+        replace(paired_t, min_p=min_attainable_p("paired t", n)),
+        replace(wilcoxon, min_p=min_attainable_p("Wilcoxon signed-rank", n)),
+    ]
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -435,3 +454,144 @@ def expected_best_curve(values: npt.ArrayLike, *, higher: bool) -> ExpectedBest:
         [float(x) for x in np.maximum(a, b)],
         n,
     )
+
+
+# ---------------------------------------------------------------- the verdict's arithmetic
+# Vectorised over leading axes, so the report (one sweep) and the calibration harness
+# (thousands of synthetic sweeps) run the very same code.
+
+
+def min_attainable_p(test: str, n_a: int, n_b: int | None = None) -> float:
+    """The smallest two-sided p-value a test can return at this n (ties aside).
+
+    Rank and sign-flip tests have a floor set by the number of orderings: the Wilcoxon
+    signed-rank and sign-flip tests 2 / 2^n on n pairs, Mann-Whitney 2 / C(n_a + n_b, n_a).
+    The t-tests have none (0.0) once each side has 2 values.
+    """
+    if test in ("Wilcoxon signed-rank", "sign-flip"):
+        return 1.0 if n_a < 1 else min(1.0, 2.0 / 2.0**n_a)
+    if test == "Mann-Whitney U":
+        nb = n_a if n_b is None else n_b
+        return 1.0 if n_a < 1 or nb < 1 else min(1.0, 2.0 / math.comb(n_a + nb, n_a))
+    if test in ("paired t", "Welch t"):
+        return 0.0 if n_a >= 2 and (n_b is None or n_b >= 2) else 1.0
+    raise ValueError(f"unknown test {test!r}")
+
+
+def clopper_pearson(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[Array, Array]:
+    """Exact 95% binomial interval for k successes in n (elementwise; never below nominal)."""
+    k_, n_ = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    a = (1 - CONFIDENCE) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k_ <= 0, 0.0, stats.beta.ppf(a, k_, n_ - k_ + 1))
+        high = np.where(k_ >= n_, 1.0, stats.beta.ppf(1 - a, k_ + 1, n_ - k_))
+    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+
+
+def holm_rows(p: npt.ArrayLike) -> Array:
+    """Holm-adjusted p-values along the last axis; NaN marks a test outside the family."""
+    p_ = np.asarray(p, dtype=float)
+    inside = ~np.isnan(p_)
+    m = inside.sum(axis=-1, keepdims=True)
+    filled = np.where(inside, p_, np.inf)
+    order = np.argsort(filled, axis=-1, kind="stable")
+    ranked = np.take_along_axis(filled, order, axis=-1)
+    factor = m - np.arange(p_.shape[-1])
+    with np.errstate(invalid="ignore"):
+        stepped = np.maximum.accumulate(np.where(np.isfinite(ranked), factor * ranked, -np.inf), -1)
+    stepped = np.minimum(stepped, 1.0)
+    adjusted = np.empty_like(filled)
+    np.put_along_axis(adjusted, order, stepped, axis=-1)
+    return np.where(inside, adjusted, np.nan)
+
+
+@dataclass(frozen=True)
+class PairedEvidence:
+    """Seed-paired differences, oriented so that positive = the student is better.
+
+    Every field has the shape of the input less its last (pairs) axis.
+    """
+
+    n: Array
+    mean: Array
+    low: Array
+    """95% t-interval of the mean difference."""
+    high: Array
+    p: Array
+    """Two-sided paired t-test; NaN where it cannot run (n < 2 or no variance)."""
+    wins: Array
+    """Pairs the student wins (ties count half)."""
+    p_win: Array
+    """Estimate of P(student better on a seed)."""
+    p_win_low: Array
+    """Clopper-Pearson 95% interval of P(student better on a seed)."""
+    p_win_high: Array
+
+
+def paired_evidence(diffs: npt.ArrayLike) -> PairedEvidence:
+    """Paired t and P(student better) from differences along the last axis (NaN = no pair)."""
+    d = np.asarray(diffs, dtype=float)
+    ok = ~np.isnan(d)
+    n = ok.sum(axis=-1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.nansum(d, axis=-1) / n, np.nan)
+        centred = np.where(ok, d - mean[..., None], 0.0)
+        sd = np.sqrt(np.sum(centred**2, axis=-1) / (n - 1))
+        se = sd / np.sqrt(n)
+        df = np.maximum(n - 1, 1)
+        usable = (n >= 2) & (sd > 0)
+        t = np.where(usable, mean / se, np.nan)
+        p = np.where(usable, 2 * stats.t.sf(np.abs(t), df), np.nan)
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
+        low = np.where(n >= 2, mean - half, np.nan)
+        high = np.where(n >= 2, mean + half, np.nan)
+    wins = np.sum(np.where(ok, (d > 0) + 0.5 * (d == 0), 0.0), axis=-1)
+    # Clopper-Pearson on whole wins; a half win (tie) is rounded towards 0.5 in both bounds
+    w_low, _ = clopper_pearson(np.floor(wins), n)
+    _, w_high = clopper_pearson(np.ceil(wins), n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_win = np.where(n > 0, wins / n, np.nan)
+    return PairedEvidence(n, mean, low, high, p, wins, p_win, w_low, w_high)
+
+
+def expected_best_at(values: npt.ArrayLike, k: int, *, higher: bool) -> Array:
+    """Expected best of k draws (with replacement) along the last axis; NaNs are not draws."""
+    v = np.asarray(values, dtype=float)
+    sign = 1.0 if higher else -1.0
+    x = np.sort(np.where(np.isnan(v), np.inf, sign * v), axis=-1)  # NaNs sort last
+    n = np.sum(~np.isnan(v), axis=-1, keepdims=True).astype(float)
+    i = np.arange(1, v.shape[-1] + 1, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.clip(i / n, 0, 1) ** k - np.clip((i - 1) / n, 0, 1) ** k
+    x = np.where(np.isfinite(x), x, 0.0)  # the NaN slots carry zero weight
+    return sign * np.sum(w * x, axis=-1)
+
+
+def matched_budget_test(
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    *,
+    higher: bool,
+    n_permutations: int = N_RESAMPLES,
+    rng: np.random.Generator | None = None,
+) -> tuple[Array, Array, int]:
+    """Expected best at equal budget k = min(n_a, n_b), a minus b, with a permutation p-value.
+
+    Two pools of different sizes, or one pruned and one not, are compared as if each had
+    run k trials (Dodge et al.'s expected maximum). Under "same distribution" the labels are
+    exchangeable, so the two-sided permutation p is exact. Vectorised over leading axes;
+    returns (difference, p, k).
+    """
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    na, nb = xa.shape[-1], xb.shape[-1]
+    k = min(na, nb)
+    rng = np.random.default_rng(SEED) if rng is None else rng
+    observed = expected_best_at(xa, k, higher=higher) - expected_best_at(xb, k, higher=higher)
+    pooled = np.concatenate([xa, xb], axis=-1)
+    shape = (*pooled.shape[:-1], n_permutations, na + nb)
+    shuffled = rng.permuted(np.broadcast_to(pooled[..., None, :], shape), axis=-1)
+    null = expected_best_at(shuffled[..., :na], k, higher=higher) - expected_best_at(
+        shuffled[..., na:], k, higher=higher
+    )
+    extreme = np.sum(np.abs(null) >= np.abs(observed)[..., None] - 1e-12, axis=-1)
+    return observed, (1 + extreme) / (1 + n_permutations), k

@@ -57,6 +57,8 @@ class SynthTrial:
     source: str | None = None
     teachers: list[str] = field(default_factory=list)
     trial_id: int = -1
+    test_loss: float | None = None
+    """Held-out loss written with the last epoch (COMPLETE trials only)."""
 
     @property
     def blimp(self) -> float | None:
@@ -130,6 +132,8 @@ def make_sweep(name: str = "demo", *, seed: int = 0) -> SynthSweep:
             end_s=end,
             dev_loss=dev_loss if status in ("COMPLETE", "PRUNED") else None,
             paradigms=_paradigm_scores(rng, level, boost) if status == "COMPLETE" else {},
+            # test and dev disagree in places: the report must read test
+            test_loss=dev_loss + 0.1 + float(rng.normal(0, 0.03)) if status == "COMPLETE" else None,
             **kw,
         )
         trials.append(t)
@@ -237,6 +241,7 @@ def make_thin_sweep(name: str = "thin") -> SynthSweep:
                 60.0,
                 4.0,
                 _paradigm_scores(rng, 0.6),
+                test_loss=4.1,
             ),
             SynthTrial(
                 "students/0",
@@ -252,6 +257,7 @@ def make_thin_sweep(name: str = "thin") -> SynthSweep:
                 3.9,
                 _paradigm_scores(rng, 0.62),
                 teachers=["teachers/0"],
+                test_loss=4.0,
             ),
         ],
     )
@@ -305,9 +311,10 @@ def write_store(url: str, synth: SynthSweep) -> None:
             if t.dev_loss is not None:
                 epochs = EPOCHS if t.status == "COMPLETE" else 1
                 for epoch, loss in enumerate(_curve(t.dev_loss, epochs), start=1):
-                    store.add_metrics(
-                        t.trial_id, epoch, {"dev_loss": loss, "train_loss": loss + 0.1}
-                    )
+                    values = {"dev_loss": loss, "train_loss": loss + 0.1}
+                    if epoch == epochs and t.test_loss is not None:
+                        values["test_loss"] = t.test_loss
+                    store.add_metrics(t.trial_id, epoch, values)
             if t.paradigms:
                 rows = [
                     EvaluationRow("blimp", task, group, "accuracy", t.paradigms[task], PAIRS)

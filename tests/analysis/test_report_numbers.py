@@ -75,11 +75,13 @@ def test_headline_table_matches_ground_truth(demo_sweep: Any, demo_report: Path)
         assert row["failed"] == sum(t.status == "FAILED" for t in trials)
         assert row["configs"] == len({json.dumps(t.params, sort_keys=True) for t in done})
         assert row["seeds"] == sorted({t.seed for t in done})
-        for metric, values, best in (
-            ("blimp_overall", [t.blimp for t in done], max),
-            ("dev_loss", [t.dev_loss for t in done], min),
+        # "best" is the held-out value of the trial dev loss picks: select on dev, report on test
+        chosen = min(done, key=lambda t: (t.dev_loss, t.number)) if done else None
+        for metric, values, attr in (
+            ("blimp_overall", [t.blimp for t in done], "blimp"),
+            ("test_loss", [t.test_loss for t in done], "test_loss"),
         ):
-            assert row[f"{metric}_best"] == pytest.approx(best(values))
+            assert row[f"{metric}_best"] == pytest.approx(getattr(chosen, attr))
             assert row[f"{metric}_mean"] == pytest.approx(np.mean(values))
             assert row[f"{metric}_iqm"] == pytest.approx(iqm(values))  # type: ignore[arg-type]
             if len(values) >= 3:
@@ -87,8 +89,9 @@ def test_headline_table_matches_ground_truth(demo_sweep: Any, demo_report: Path)
             else:
                 assert row[f"{metric}_iqm_low"] is None and row[f"{metric}_note"]
     text = visible_text(demo_report)
-    teachers = [t.blimp for t in demo_sweep.of("teachers")]
-    assert f"{100 * max(teachers):.2f}%" in text  # type: ignore[type-var]
+    teacher = min(demo_sweep.of("teachers"), key=lambda t: t.dev_loss)  # type: ignore[arg-type,return-value]
+    assert f"{100 * teacher.blimp:.2f}%" in text
+    assert "dev_loss_best" not in rows["teachers"]  # no headline number on the selection split
 
 
 def test_student_against_teacher_matches_scipy(demo_sweep: Any, demo_report: Path) -> None:
@@ -105,10 +108,10 @@ def test_student_against_teacher_matches_scipy(demo_sweep: Any, demo_report: Pat
     sweeps = next(
         r
         for r in data["improvement"]
-        if r["metric"] == "dev_loss" and r["scope"].startswith("every")
+        if r["metric"] == "test_loss" and r["scope"].startswith("completed")
     )
-    s_loss = [t.dev_loss for t in demo_sweep.of("students")]
-    t_loss = [t.dev_loss for t in demo_sweep.of("teachers")]
+    s_loss = [t.test_loss for t in demo_sweep.of("students")]
+    t_loss = [t.test_loss for t in demo_sweep.of("teachers")]
     lower = np.mean([(s < t) + 0.5 * (s == t) for s in s_loss for t in t_loss])  # type: ignore[operator]
     assert sweeps["estimate"]["value"] == pytest.approx(lower)
 
@@ -120,6 +123,15 @@ def test_student_against_teacher_matches_scipy(demo_sweep: Any, demo_report: Pat
     assert mw["p_value"] == pytest.approx(
         sps.mannwhitneyu(rep_s, rep_t, alternative="two-sided").pvalue
     )
+    assert mw["min_p"] == pytest.approx(2 / 20)  # 3 vs 3 values: C(6, 3) = 20 orderings
+    # the loss effect is P(student better) = P(student loss lower), not P(student loss higher)
+    mw_loss = tests[("test_loss", "Mann-Whitney U")]
+    rs = [t.test_loss for t in demo_sweep.of("repeats", "student")]
+    rt = [t.test_loss for t in demo_sweep.of("repeats", "teacher")]
+    assert mw_loss["effect_name"] == "P(a better)"
+    assert mw_loss["effect"] == pytest.approx(
+        np.mean([(a < b) + 0.5 * (a == b) for a in rs for b in rt])  # type: ignore[operator]
+    )
 
     # matched baselines: each baseline against the student trial it controls for
     pairs = [(demo_sweep.by_key(b.source), b) for b in demo_sweep.of("baselines") if b.source]
@@ -128,25 +140,50 @@ def test_student_against_teacher_matches_scipy(demo_sweep: Any, demo_report: Pat
     paired = tests[("blimp_overall", "paired t")]
     assert paired["n_a"] == len(pairs) == 2
     assert paired["p_value"] == pytest.approx(sps.ttest_rel(s_b, b_b).pvalue)
-
-    ran = [t for t in data["tests"] if t["p_value"] is not None]
-    assert len(ran) >= 6
-    expected = holm_reference([t["p_value"] for t in ran])
-    assert [t["p_holm"] for t in ran] == pytest.approx(expected)
+    assert tests[("blimp_overall", "Wilcoxon signed-rank")]["min_p"] == pytest.approx(0.5)
     for t in data["tests"]:
         assert (t["p_value"] is None) == (t["note"] is not None)
+
+
+def test_verdicts_pair_the_repeats_by_seed(demo_sweep: Any, demo_report: Path) -> None:
+    data = report_data(demo_report)
+    by = {(v["comparison"], v["metric"]): v for cv in data["verdicts"] for v in cv["metrics"]}
+    v = by[("students vs teachers", "blimp_overall")]
+    s = {t.seed: t.blimp for t in demo_sweep.of("repeats", "student")}
+    t = {t.seed: t.blimp for t in demo_sweep.of("repeats", "teacher")}
+    d = [s[k] - t[k] for k in sorted(s)]
+    ref = sps.ttest_rel([s[k] for k in sorted(s)], [t[k] for k in sorted(s)])
+    assert v["n_pairs"] == 3
+    assert v["difference"] == pytest.approx(np.mean(d))
+    assert v["p"] == pytest.approx(ref.pvalue)
+    ci = ref.confidence_interval()
+    assert (v["low"], v["high"]) == pytest.approx((ci.low, ci.high))
+    # the test loss verdict is on test loss, oriented: difference is student minus teacher
+    loss = by[("students vs teachers", "test_loss")]
+    sl = {t.seed: t.test_loss for t in demo_sweep.of("repeats", "student")}
+    tl = {t.seed: t.test_loss for t in demo_sweep.of("repeats", "teacher")}
+    assert loss["difference"] == pytest.approx(np.mean([sl[k] - tl[k] for k in sorted(sl)]))  # type: ignore[operator]
+    # the Holm family holds exactly the tests that can reach significance
+    family = [v for v in by.values() if v["in_family"]]
+    assert all(v["n_pairs"] >= 3 for v in family)
+    ps = [v["p"] for v in family]
+    assert [v["p_holm"] for v in family] == pytest.approx(holm_reference(ps))
+    base = by[("students vs alpha=1", "blimp_overall")]
+    assert base["n_pairs"] == 2 and not base["in_family"] and base["verdict"] == "inconclusive"
+    assert "smallest p a Wilcoxon or sign-flip test can reach at 2 pairs is 0.50" in base["reason"]
+    assert data["verdict_lines"][0].startswith("ensemble student (students, 2 teachers) vs teachers")
 
 
 def test_expected_best_matches_brute_force(demo_sweep: Any, demo_report: Path) -> None:
     curves = report_data(demo_report)["expected_best"]
     teachers = [t.blimp for t in demo_sweep.of("teachers")]
-    students = [t.dev_loss for t in demo_sweep.of("students")]
+    students = [t.test_loss for t in demo_sweep.of("students")]
     t_curve = curves["blimp_overall"]["teachers"]
     assert t_curve["n"] == len(teachers) == 6
     brute = np.mean([max(d) for d in itertools.product(teachers, repeat=len(teachers))])  # type: ignore[type-var]
     assert t_curve["mean"][-1] == pytest.approx(brute)
     assert t_curve["mean"][0] == pytest.approx(np.mean(teachers))  # type: ignore[arg-type]
-    s_curve = curves["dev_loss"]["students"]
+    s_curve = curves["test_loss"]["students"]
     brute_min = np.mean([min(d) for d in itertools.product(students, repeat=3)])  # type: ignore[type-var]
     assert s_curve["mean"][2] == pytest.approx(brute_min)
     for curve in (t_curve, s_curve):
@@ -158,14 +195,14 @@ def test_expected_best_matches_brute_force(demo_sweep: Any, demo_report: Path) -
 
 def test_fraction_of_students_beating_the_best_teacher(demo_sweep: Any, demo_report: Path) -> None:
     beat = report_data(demo_report)["students_beating_best_teacher"]
-    best_blimp = max(t.blimp for t in demo_sweep.of("teachers"))  # type: ignore[type-var]
-    best_loss = min(t.dev_loss for t in demo_sweep.of("teachers"))  # type: ignore[type-var]
+    chosen = min(demo_sweep.of("teachers"), key=lambda t: t.dev_loss)  # type: ignore[arg-type,return-value]
     students = demo_sweep.of("students")
-    assert beat["blimp_overall"]["wins"] == sum(t.blimp > best_blimp for t in students)  # type: ignore[operator]
-    assert beat["dev_loss"]["wins"] == sum(t.dev_loss < best_loss for t in students)  # type: ignore[operator]
-    assert beat["dev_loss"]["n"] == len(students)
-    ci = sps.binomtest(beat["dev_loss"]["wins"], len(students)).proportion_ci(method="wilson")
-    assert beat["dev_loss"]["estimate"]["low"] == pytest.approx(ci.low)
+    assert beat["blimp_overall"]["best_teacher"] == pytest.approx(chosen.blimp)
+    assert beat["blimp_overall"]["wins"] == sum(t.blimp > chosen.blimp for t in students)  # type: ignore[operator]
+    assert beat["test_loss"]["wins"] == sum(t.test_loss < chosen.test_loss for t in students)  # type: ignore[operator]
+    assert beat["test_loss"]["n"] == len(students)
+    ci = sps.binomtest(beat["test_loss"]["wins"], len(students)).proportion_ci(method="wilson")
+    assert beat["test_loss"]["estimate"]["low"] == pytest.approx(ci.low)
 
 
 def test_paradigm_differences_match_fisher_and_bh(demo_sweep: Any, demo_report: Path) -> None:
@@ -246,7 +283,8 @@ def test_thin_data_says_what_cannot_be_concluded(thin_report: Path) -> None:
     assert not re.search(r"\bnan\b", text.lower())
     assert all(t["p_value"] is None and t["note"] for t in data["tests"])
     joined = " ".join(readings(thin_report))
-    assert "No headline test could run, so nothing about significance can be concluded" in joined
+    assert all(cv["verdict"] == "inconclusive" for cv in data["verdicts"])
+    assert "no seed repeats" in data["verdict_lines"][0]
     assert "no evidence of robustness" in joined
     assert "cannot be judged yet" in joined
     assert "importances need 3+ trials" in joined

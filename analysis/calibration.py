@@ -1,0 +1,323 @@
+"""Is the verdict calibrated? Synthetic sweeps through the report's decision procedure.
+
+    python -m analysis.calibration            # the table in the closing note (~10 s)
+    python -m analysis.calibration --sweeps 2000
+
+Each synthetic sweep draws a teacher pool and a student pool of configs from the SAME
+distribution (config quality spread plus seed noise), optionally prunes the students
+ASHA-style (the worse half by epoch-1 dev loss stops), chooses each pool's best config by dev
+loss, re-runs both with the same seeds (a shared seed component correlates the pairs) and
+reads held-out BLiMP and test loss. analysis.verdict.decide then says "better", "worse" or
+"inconclusive", exactly as the report does. Printed per scenario: the false-positive rate of
+"student better" (on either metric), the coverage of the 95% intervals for the mean BLiMP
+difference and for P(student better on a seed) (against each sweep's true values), and,
+with a planted student effect, the power.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.stats import matched_budget_test
+from analysis.verdict import decide
+
+__all__ = ["Scenario", "calibrate", "default_scenarios", "main", "simulate", "synthetic_frames"]
+
+CONFIG_SPREAD = 0.010
+"""sd of a config's true BLiMP across the search space (1 pp)."""
+SHARED_SEED = 0.3
+"""Share of seed variance two runs with the same seed have in common (data order)."""
+BLIMP_NOISE = 0.003
+"""BLiMP measurement noise of one evaluation (0.3 pp)."""
+LOSS_PER_BLIMP = 5.0
+"""Test loss falls 0.05 nats/token per BLiMP point of skill."""
+LOSS_NOISE = 0.005
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    teachers: int
+    students: int
+    seeds: int
+    noise: float
+    """Seed noise sd in BLiMP fraction (0.01 = 1 pp)."""
+    asha: bool = False
+    effect: float = 0.0
+    """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    scenario: Scenario
+    sweeps: int
+    student_better: float
+    """Fraction of sweeps with "student better" on either metric."""
+    coverage_difference: float
+    coverage_p_better: float
+
+
+def default_scenarios() -> list[Scenario]:
+    null = [
+        Scenario(f"equal 8v8, {s} seeds, noise {n * 100:g} pp", 8, 8, s, n)
+        for s in (2, 3, 5)
+        for n in (0.005, 0.01, 0.02)
+    ]
+    null += [
+        Scenario("unequal 16 teachers v 32 students, 5 seeds", 16, 32, 5, 0.01),
+        Scenario("unequal 32 teachers v 16 students, 5 seeds", 32, 16, 5, 0.01),
+        Scenario("ASHA-pruned students 8v8, 5 seeds", 8, 8, 5, 0.01, asha=True),
+        Scenario("ASHA + unequal 16v32, 3 seeds", 16, 32, 3, 0.01, asha=True),
+        Scenario("equal 8v8, 8 seeds, noise 1 pp", 8, 8, 8, 0.01),
+    ]
+    planted = [
+        Scenario(f"planted +2 pp, {s} seeds, noise 1 pp", 8, 8, s, 0.01, effect=0.02)
+        for s in (2, 3, 5, 8)
+    ]
+    planted.append(
+        Scenario("planted +2 pp, ASHA 16v32, 5 seeds", 16, 32, 5, 0.01, asha=True, effect=0.02)
+    )
+    return null + planted
+
+
+@dataclass(frozen=True)
+class _Sweeps:
+    """Arrays of S synthetic sweeps."""
+
+    diffs: np.ndarray  # (S, 2, seeds): BLiMP and test loss, oriented + = student better
+    truth_difference: np.ndarray  # (S,) true mean BLiMP difference of the two chosen configs
+    truth_p_better: np.ndarray  # (S,) true P(student better on a seed), BLiMP
+    guard_p: np.ndarray  # (S, 2) the pools' matched-budget permutation p
+    guard_favours: np.ndarray  # (S, 2)
+    pools: dict[str, np.ndarray]  # per-trial arrays for synthetic_frames
+
+
+def simulate(
+    sc: Scenario, sweeps: int, rng: np.random.Generator, n_permutations: int = 199
+) -> _Sweeps:
+    """Draw `sweeps` synthetic sweeps of one scenario (vectorised)."""
+    S = sweeps
+    seed_sd = sc.noise
+    q_t = rng.normal(0, CONFIG_SPREAD, (S, sc.teachers))
+    q_s = rng.normal(0, CONFIG_SPREAD, (S, sc.students)) + sc.effect
+    skill_t = q_t + rng.normal(0, seed_sd, q_t.shape)
+    skill_s = q_s + rng.normal(0, seed_sd, q_s.shape)
+    dev_t = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
+    dev_s = 4.0 - LOSS_PER_BLIMP * skill_s + rng.normal(0, LOSS_NOISE, q_s.shape)
+    early_t = dev_t + 0.3 + rng.normal(0, 0.02, q_t.shape)  # epoch-1 dev loss
+    early_s = dev_s + 0.3 + rng.normal(0, 0.02, q_s.shape)
+    complete_s = np.ones(q_s.shape, bool)
+    if sc.asha:  # keep the better half at the first rung (reduction factor 2)
+        cut = np.median(early_s, axis=1, keepdims=True)
+        complete_s = early_s <= cut
+    best_t = np.argmin(dev_t, axis=1)
+    best_s = np.argmin(np.where(complete_s, dev_s, np.inf), axis=1)
+    qb_t = np.take_along_axis(q_t, best_t[:, None], 1)[:, 0]
+    qb_s = np.take_along_axis(q_s, best_s[:, None], 1)[:, 0]
+    # the repeats: same seeds on both sides share part of their seed effect
+    m = sc.seeds
+    shared = rng.normal(0, seed_sd * np.sqrt(SHARED_SEED), (S, m))
+    own_sd = seed_sd * np.sqrt(1 - SHARED_SEED)
+    z_t = qb_t[:, None] + shared + rng.normal(0, own_sd, (S, m))
+    z_s = qb_s[:, None] + shared + rng.normal(0, own_sd, (S, m))
+    blimp_t = 0.6 + z_t + rng.normal(0, BLIMP_NOISE, (S, m))
+    blimp_s = 0.6 + z_s + rng.normal(0, BLIMP_NOISE, (S, m))
+    loss_t = 4.0 - LOSS_PER_BLIMP * z_t + rng.normal(0, LOSS_NOISE, (S, m))
+    loss_s = 4.0 - LOSS_PER_BLIMP * z_s + rng.normal(0, LOSS_NOISE, (S, m))
+    diffs = np.stack([blimp_s - blimp_t, loss_t - loss_s], axis=1)
+    truth = qb_s - qb_t
+    sd = np.sqrt(2 * own_sd**2 + 2 * BLIMP_NOISE**2)
+    truth_p = stats.norm.cdf(truth / sd)
+    # the held-out values of every trial of the two searches
+    t_blimp = 0.6 + skill_t + rng.normal(0, BLIMP_NOISE, q_t.shape)
+    s_blimp = 0.6 + skill_s + rng.normal(0, BLIMP_NOISE, q_s.shape)
+    t_loss = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
+    s_loss = 4.0 - LOSS_PER_BLIMP * skill_s + rng.normal(0, LOSS_NOISE, q_s.shape)
+    guard_p = np.full((S, 2), np.nan)
+    favours = np.full((S, 2), np.nan)
+    if sc.asha:  # one comparison for both metrics: every trial's epoch-1 dev loss
+        diff, p, _ = matched_budget_test(
+            early_s, early_t, higher=False, n_permutations=n_permutations, rng=rng
+        )
+        guard_p[:] = p[:, None]
+        favours[:] = -diff[:, None]
+    else:  # like the report: the held-out values of the completed trials
+        for j, (a, b, higher) in enumerate(((s_blimp, t_blimp, True), (s_loss, t_loss, False))):
+            diff, p, _ = matched_budget_test(
+                a, b, higher=higher, n_permutations=n_permutations, rng=rng
+            )
+            guard_p[:, j] = p
+            favours[:, j] = diff if higher else -diff
+    pools = {
+        "t_dev": dev_t, "s_dev": dev_s, "t_early": early_t, "s_early": early_s,
+        "t_blimp": t_blimp, "s_blimp": s_blimp, "t_loss": t_loss, "s_loss": s_loss,
+        "s_complete": complete_s, "best_t": best_t, "best_s": best_s,
+        "rep_t_blimp": blimp_t, "rep_s_blimp": blimp_s, "rep_t_loss": loss_t, "rep_s_loss": loss_s,
+    }  # fmt: skip
+    return _Sweeps(diffs, truth, truth_p, guard_p, favours, pools)
+
+
+def calibrate(
+    scenarios: list[Scenario], sweeps: int = 600, *, seed: int = 0, n_permutations: int = 199
+) -> list[Outcome]:
+    """Run the decision procedure on `sweeps` synthetic sweeps per scenario."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for sc in scenarios:
+        sim = simulate(sc, sweeps, rng, n_permutations)
+        d = decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
+        better = np.any(d.code == 1, axis=1)
+        ev = d.evidence
+        covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
+        covered_p = (ev.p_win_low[:, 0] <= sim.truth_p_better) & (
+            sim.truth_p_better <= ev.p_win_high[:, 0]
+        )
+        out.append(
+            Outcome(
+                sc,
+                sweeps,
+                float(better.mean()),
+                float(covered.mean()) if sc.seeds >= 2 else float("nan"),
+                float(covered_p.mean()),
+            )
+        )
+    return out
+
+
+def table(outcomes: list[Outcome]) -> pd.DataFrame:
+    rows = []
+    for o in outcomes:
+        planted = o.scenario.effect != 0
+        rows.append(
+            {
+                "scenario": o.scenario.name,
+                "sweeps": o.sweeps,
+                "FPR 'student better'": None if planted else o.student_better,
+                "power": o.student_better if planted else None,
+                "coverage mean diff": o.coverage_difference,
+                "coverage P(student better)": o.coverage_p_better,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def synthetic_frames(sc: Scenario, *, seed: int = 0, name: str = "synthetic") -> object:
+    """One synthetic sweep of a scenario as analysis Frames with the contract columns.
+
+    Stages `teachers` and `students_k2` (ensemble of 2) and a `repeats` stage re-running each
+    pool's dev-chosen config with seeds 10000 + i, both roles, source_stage set.
+    """
+    from analysis.load import Frames
+
+    sim = simulate(sc, 1, np.random.default_rng(seed), n_permutations=19)
+    p = {k: v[0] for k, v in sim.pools.items()}
+    trials: list[dict[str, object]] = []
+    metrics: list[dict[str, object]] = []
+    tid = 0
+
+    def add(stage: str, kind: str, number: int, role: str, status: str, **kw: object) -> None:
+        nonlocal tid
+        tid += 1
+        row = {
+            "sweep": name, "stage": stage, "stage_kind": kind, "trial_id": tid,
+            "number": number, "role": role, "status": status, "seed": kw.pop("seed", number),
+            "ensemble_size": kw.pop("ensemble_size", 0), "source_stage": kw.pop("source", None),
+            "source_trial_id": None, "data_tokens": 120000, "node": "node-a",
+            "started_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(seconds=60 * tid),
+            "ended_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(seconds=60 * tid + 50),
+            "param_lr": 1e-3 * (1 + number % 5), "param_batch_size": 16,
+        }  # fmt: skip
+        row.update(kw)
+        trials.append(row)
+        early = kw.get("early")
+        if early is not None:
+            metrics.append({"trial_id": tid, "stage": stage, "iteration": 1,
+                            "name": "dev_loss", "value": early})  # fmt: skip
+        if status == "COMPLETE":
+            metrics.append({"trial_id": tid, "stage": stage, "iteration": 2,
+                            "name": "dev_loss", "value": kw["dev_loss"]})  # fmt: skip
+
+    for i in range(sc.teachers):
+        add("teachers", "teachers", i, "teacher", "COMPLETE", dev_loss=p["t_dev"][i],
+            test_loss=p["t_loss"][i], blimp_overall=p["t_blimp"][i], early=p["t_early"][i],
+            epochs_trained=2.0)  # fmt: skip
+    for i in range(sc.students):
+        done = bool(p["s_complete"][i])
+        add("students_k2", "students", i, "student", "COMPLETE" if done else "PRUNED",
+            dev_loss=p["s_dev"][i] if done else p["s_early"][i],
+            test_loss=p["s_loss"][i] if done else np.nan,
+            blimp_overall=p["s_blimp"][i] if done else np.nan, early=p["s_early"][i],
+            ensemble_size=2, epochs_trained=2.0 if done else 1.0)  # fmt: skip
+    for j in range(sc.seeds):
+        add("repeats", "repeats", j, "teacher", "COMPLETE", seed=10000 + j, source="teachers",
+            test_loss=p["rep_t_loss"][j], blimp_overall=p["rep_t_blimp"][j],
+            dev_loss=p["rep_t_loss"][j], epochs_trained=2.0)  # fmt: skip
+        add("repeats", "repeats", sc.seeds + j, "student", "COMPLETE", seed=10000 + j,
+            source="students_k2", test_loss=p["rep_s_loss"][j],
+            blimp_overall=p["rep_s_blimp"][j], dev_loss=p["rep_s_loss"][j],
+            ensemble_size=2, epochs_trained=2.0)  # fmt: skip
+    t = pd.DataFrame(trials)
+    t["blimp_pairs"] = 67000.0
+    m = pd.DataFrame(metrics)
+    m = m.merge(t[["trial_id", "number"]], on="trial_id")
+    return Frames(
+        sweep=name,
+        sweeps=pd.DataFrame(
+            [
+                {
+                    "sweep": name,
+                    "status": "COMPLETE",
+                    "config_hash": f"hash-{name}",
+                    "code_version": "synthetic",
+                    "created_at": pd.Timestamp("2025-01-01", tz="UTC"),
+                    "finished_at": None,
+                    "n_trials": len(t),
+                }
+            ]  # fmt: skip
+        ),
+        trials=t,
+        metrics=m,
+        evaluations=pd.DataFrame(
+            columns=[
+                "sweep",
+                "stage",
+                "trial_id",
+                "number",
+                "suite",
+                "task",
+                "group",
+                "metric",
+                "value",
+                "n",
+            ]  # fmt: skip
+        ),
+        ensemble=pd.DataFrame(columns=["sweep", "trial_id", "number", "rank", "value"]),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m analysis.calibration", description=__doc__)
+    parser.add_argument("--sweeps", type=int, default=1000, help="synthetic sweeps per scenario")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--permutations", type=int, default=199)
+    args = parser.parse_args(argv)
+    outcomes = calibrate(
+        default_scenarios(), args.sweeps, seed=args.seed, n_permutations=args.permutations
+    )
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(table(outcomes).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    null = [o for o in outcomes if o.scenario.effect == 0]
+    n = sum(o.sweeps for o in null)
+    print(
+        f"\n{n} null sweeps: pooled false-positive rate of 'student better' "
+        f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
+    )
+
+
+if __name__ == "__main__":
+    main()

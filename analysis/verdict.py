@@ -1,0 +1,527 @@
+"""The report's verdicts: one line per comparison, "better", "worse" or "inconclusive".
+
+Primary evidence is seed repeats paired by seed: the student's chosen config against the
+other side's, re-run with the same seeds and read on held-out metrics (test loss, BLiMP).
+Each (comparison, metric) gets a paired t-test and a t-interval of the mean difference;
+the tests that can reach significance at their n form one Holm family. A verdict needs:
+the Holm-adjusted p below ALPHA; MIN_PAIRS or more pairs; for BLiMP, at least one side
+above chance; and, where each side's config was chosen from a search (whatever the pool sizes,
+early stopping and epochs), agreement of the matched-budget comparison of the two searches:
+seed pairs compare one chosen config per side, so on their own they cannot tell the effect of
+distillation from the luck of which config each search happened to find.
+
+`decide` is that procedure on arrays, vectorised over sweeps; analysis.calibration runs it
+on synthetic null sweeps to measure its false-positive rate and coverage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from analysis.headline import reported_metrics, same_epochs
+from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.stats import (
+    PairedEvidence,
+    clopper_pearson,
+    holm_rows,
+    matched_budget_test,
+    min_attainable_p,
+    paired_evidence,
+)
+
+__all__ = [
+    "ALPHA",
+    "MIN_PAIRS",
+    "ComparisonVerdict",
+    "Decision",
+    "Verdict",
+    "decide",
+    "pool_asymmetries",
+    "verdicts",
+]
+
+ALPHA = 0.05
+"""Family-wise error rate of the verdicts (Holm)."""
+MIN_PAIRS = 3
+"""Fewest seed pairs for a verdict: at 2 the paired t rests on 1 degree of freedom and on
+normality nobody can check, and every distribution-free test's smallest p is 0.5."""
+WORDS = {1: "better", -1: "worse", 0: "inconclusive"}
+
+
+# ---------------------------------------------------------------- the decision, on arrays
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of `decide`; arrays shaped like the input less its pairs axis."""
+
+    evidence: PairedEvidence
+    in_family: npt.NDArray[np.bool_]
+    p_holm: npt.NDArray[np.float64]
+    code: npt.NDArray[np.int_]
+    """+1 student better, -1 worse, 0 inconclusive."""
+    blocked: npt.NDArray[np.bool_]
+    """Significant on the seed pairs but overruled by the matched-budget comparison."""
+
+
+def decide(
+    diffs: npt.ArrayLike,
+    *,
+    eligible: npt.ArrayLike | None = None,
+    guard_p: npt.ArrayLike | None = None,
+    guard_favours: npt.ArrayLike | None = None,
+) -> Decision:
+    """The verdict procedure on seed-paired differences shaped (..., family, pairs).
+
+    `diffs` are oriented so that positive means the student is better (NaN: no pair).
+    `eligible` (..., family) removes tests from the family (e.g. BLiMP at chance).
+    `guard_p` / `guard_favours` (..., family): the matched-budget permutation p and the
+    sign of its difference (positive favours the student), NaN where the two pools are
+    like for like; a verdict against the guard's direction, or with guard_p >= ALPHA,
+    becomes inconclusive.
+    """
+    ev = paired_evidence(diffs)
+    ok = np.ones(ev.n.shape, bool) if eligible is None else np.asarray(eligible, bool)
+    in_family = (ev.n >= MIN_PAIRS) & ~np.isnan(ev.p) & ok
+    p_holm = holm_rows(np.where(in_family, ev.p, np.nan))
+    significant = in_family & (p_holm < ALPHA)
+    direction = np.sign(np.nan_to_num(ev.mean)).astype(int)
+    code = np.where(significant, direction, 0)
+    blocked = np.zeros(code.shape, bool)
+    if guard_p is not None:
+        gp = np.asarray(guard_p, dtype=float)
+        favours = np.sign(np.nan_to_num(np.asarray(guard_favours, dtype=float))).astype(int)
+        agrees = (gp < ALPHA) & (favours == direction)
+        blocked = significant & ~np.isnan(gp) & ~agrees
+        code = np.where(blocked, 0, code)
+    return Decision(ev, in_family, p_holm, code, blocked)
+
+
+# ---------------------------------------------------------------- the comparisons of a sweep
+
+
+@dataclass
+class _Plan:
+    key: str
+    label: str
+    kind: str
+    student: pd.DataFrame
+    other: pd.DataFrame
+    pairing: str  # "seed" or "source trial"
+    pools: tuple[str, str] | None
+    missing: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One comparison on one metric."""
+
+    comparison: str
+    label: str
+    kind: str
+    metric: str
+    verdict: str
+    n_pairs: int
+    difference: float | None
+    """Mean of student minus other over seed pairs, in the metric's units."""
+    low: float | None
+    high: float | None
+    p: float | None
+    p_holm: float | None
+    in_family: bool
+    p_student_better: float | None
+    """Fraction of seed pairs the student wins, with its Clopper-Pearson 95% interval."""
+    p_student_better_low: float | None
+    p_student_better_high: float | None
+    min_p_rank_test: float | None
+    """Smallest p a Wilcoxon / sign-flip test could reach on these pairs."""
+    reason: str | None
+    pairing: str
+    guard: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ComparisonVerdict:
+    """The one line per comparison that opens the report."""
+
+    comparison: str
+    label: str
+    kind: str
+    verdict: str
+    line: str
+    metrics: list[Verdict] = field(default_factory=list)
+
+
+def _repeats(frames: Frames, source: str, role: str) -> pd.DataFrame:
+    t = frames.trials
+    mask = (t["stage_kind"] == "repeats") & (t["role"] == role) & (t["source_stage"] == source)
+    return finished(t[mask])
+
+
+def _plans(frames: Frames) -> list[_Plan]:
+    """Every comparison the stages present allow, student side first."""
+    plans: list[_Plan] = []
+    teachers = frames.stages("teachers")
+    students = frames.stages("students")
+    sizes = {s: frames.ensemble_size(s) for s in students}
+    singles = [s for s in students if sizes[s] == 1]
+    t = frames.trials
+    reference = finished(t[t["stage_kind"] == "reference"])
+    for s in students:
+        rep_s = _repeats(frames, s, "student")
+        who = f"ensemble student ({s}, {sizes[s]} teachers)" if sizes[s] > 1 else f"student ({s})"
+        for teacher in teachers:
+            rep_t = _repeats(frames, teacher, "teacher")
+            plans.append(
+                _Plan(
+                    f"{s} vs {teacher}",
+                    f"{who} vs teachers ({teacher})",
+                    "teachers",
+                    rep_s,
+                    rep_t,
+                    "seed",
+                    (s, teacher),
+                )
+            )
+        if sizes[s] > 1:
+            for single in singles:
+                plans.append(
+                    _Plan(
+                        f"{s} vs {single}",
+                        f"{who} vs single-teacher student ({single})",
+                        "single-teacher",
+                        rep_s,
+                        _repeats(frames, single, "student"),
+                        "seed",
+                        (s, single),
+                    )
+                )
+        baseline = _repeats(frames, s, "baseline")
+        if len(baseline):
+            plans.append(
+                _Plan(
+                    f"{s} vs alpha=1",
+                    f"{who} vs its alpha=1 baseline",
+                    "baseline",
+                    rep_s,
+                    baseline,
+                    "seed",
+                    None,
+                )
+            )
+        else:  # an old store: the baselines stage re-ran student trials with alpha = 1
+            students_done = finished(frames.stage(s))
+            controls = finished(t[(t["stage_kind"] == "baselines")])
+            controls = controls[controls["source_trial_id"].isin(students_done["trial_id"])]
+            if len(controls):
+                sources = (
+                    students_done.set_index("trial_id")
+                    .loc[controls["source_trial_id"].unique()]
+                    .reset_index()
+                )
+                plans.append(
+                    _Plan(
+                        f"{s} vs alpha=1",
+                        f"{who} vs its alpha=1 baseline",
+                        "baseline",
+                        sources,
+                        controls,
+                        "source trial",
+                        None,
+                    )
+                )
+        if len(reference):
+            sources = [str(x) for x in reference["source_stage"].dropna().unique()]
+            pool = sources[0] if sources else (teachers[0] if teachers else None)
+            plans.append(
+                _Plan(
+                    f"{s} vs reference",
+                    f"{who} vs the data-scale reference",
+                    "reference",
+                    rep_s,
+                    reference,
+                    "seed",
+                    (s, pool) if pool else None,
+                )
+            )
+    for plan in plans:
+        if plan.student.empty or plan.other.empty:
+            side = "the student" if plan.student.empty else "the other side"
+            plan.missing = (
+                f"no seed repeats of {side} (the repeats stage has not re-run its config), so "
+                "there is no paired evidence; the sections below describe the sweeps"
+            )
+    return plans
+
+
+def _paired(plan: _Plan, metric: str) -> pd.DataFrame:
+    """student, other per pair (seed, or the student trial a baseline re-ran)."""
+    if plan.pairing == "seed":
+        a = plan.student.groupby("seed")[metric].mean()
+        b = plan.other.groupby("seed")[metric].mean()
+    else:
+        a = plan.student.set_index("trial_id")[metric]
+        b = plan.other.groupby("source_trial_id")[metric].mean()
+    both = pd.concat([a.rename("student"), b.rename("other")], axis=1, join="inner")
+    both = both.apply(pd.to_numeric, errors="coerce")
+    return both.dropna()
+
+
+def _at_chance(rows: pd.DataFrame, value: float) -> tuple[bool, int]:
+    pairs = pd.to_numeric(rows.get("blimp_pairs"), errors="coerce").dropna()
+    if pairs.empty or not np.isfinite(value):
+        return False, 0
+    n = int(pairs.median())
+    low, high = clopper_pearson(round(value * n), n)
+    return bool(low <= 0.5 <= high), n
+
+
+def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
+    """How two searches differ (trial count, early stopping, epochs); empty if like for like."""
+    out = []
+    pa, pb = frames.stage(a), frames.stage(b)
+    ran_a = pa[pa["status"].isin(["COMPLETE", "PRUNED"])]
+    ran_b = pb[pb["status"].isin(["COMPLETE", "PRUNED"])]
+    if len(ran_a) != len(ran_b):
+        out.append(f"{a} ran {len(ran_a)} trials and {b} {len(ran_b)}")
+    pr_a, pr_b = int((pa["status"] == "PRUNED").sum()), int((pb["status"] == "PRUNED").sum())
+    if (pr_a > 0) != (pr_b > 0):
+        out.append(
+            f"early stopping differs: {pr_a} of {a}'s trials were pruned and {pr_b} of {b}'s "
+            "(survivors against unselected trials)"
+        )
+    ea = sorted({int(e) for e in finished(pa)["epochs_trained"].dropna()})
+    eb = sorted({int(e) for e in finished(pb)["epochs_trained"].dropna()})
+    if ea and eb and ea != eb:
+        out.append(f"completed trials trained {ea} epoch(s) in {a} and {eb} in {b}")
+    return out
+
+
+def _guard_values(
+    frames: Frames, a: str, b: str, metric: str, higher: bool
+) -> tuple[np.ndarray, np.ndarray, str, bool]:
+    """The two pools' values for the matched-budget comparison and what they are."""
+    pa, pb = frames.stage(a), frames.stage(b)
+    pruned = (pa["status"] == "PRUNED").any() or (pb["status"] == "PRUNED").any()
+    if not pruned:
+        sa, sb, epochs = same_epochs(pa, pb)
+        basis = f"held-out {metric} of completed trials" + (
+            f" that trained {epochs} epoch(s)" if epochs is not None else ""
+        )
+        va = pd.to_numeric(sa[metric], errors="coerce").dropna().to_numpy(float)
+        vb = pd.to_numeric(sb[metric], errors="coerce").dropna().to_numpy(float)
+        return va, vb, basis, higher
+    # a pruned pool: every trial that ran, at the last epoch all of them reached
+    ran = pd.concat([pa, pb])
+    ran = ran[ran["status"].isin(["COMPLETE", "PRUNED"])]
+    epoch = pd.to_numeric(ran["epochs_trained"], errors="coerce").min()
+    m = frames.metrics
+    if m.empty or not np.isfinite(epoch):
+        return np.array([]), np.array([]), "no per-epoch record", higher
+    at = m[(m["name"] == SELECTION_METRIC) & (m["iteration"] == epoch)].set_index("trial_id")
+    va = at["value"].reindex(pa.loc[pa["status"].isin(["COMPLETE", "PRUNED"]), "trial_id"])
+    vb = at["value"].reindex(pb.loc[pb["status"].isin(["COMPLETE", "PRUNED"]), "trial_id"])
+    basis = f"dev loss of every trial (pruned ones too) at epoch {int(epoch)}, which all reached"
+    return va.dropna().to_numpy(float), vb.dropna().to_numpy(float), basis, False
+
+
+def verdicts(frames: Frames) -> list[ComparisonVerdict]:
+    """One ComparisonVerdict per comparison the stages allow, with a Verdict per metric."""
+    metrics = reported_metrics(frames)
+    plans = _plans(frames)
+    cells = [(plan, m) for plan in plans for m in metrics]
+    if not cells:
+        return []
+    width = max([1, *(len(_paired(p, m)) for p, m in cells if not p.missing)])
+    diffs = np.full((len(cells), width), np.nan)
+    eligible = np.ones(len(cells), bool)
+    guard_p = np.full(len(cells), np.nan)
+    guard_favours = np.full(len(cells), np.nan)
+    notes: dict[int, str] = {}
+    guards: dict[int, dict[str, Any]] = {}
+    pairs: dict[int, pd.DataFrame] = {}
+    for i, (plan, metric) in enumerate(cells):
+        higher = metrics[metric]
+        if plan.missing:
+            continue
+        both = _paired(plan, metric)
+        pairs[i] = both
+        sign = 1.0 if higher else -1.0
+        diffs[i, : len(both)] = sign * (both["student"] - both["other"]).to_numpy(float)
+        if metric == "blimp_overall" and len(both):
+            s_chance, n = _at_chance(plan.student, float(both["student"].mean()))
+            o_chance, _ = _at_chance(plan.other, float(both["other"].mean()))
+            if s_chance and o_chance:
+                eligible[i] = False
+                notes[i] = (
+                    f"both sides' BLiMP ({100 * both['student'].mean():.1f}% and "
+                    f"{100 * both['other'].mean():.1f}%) lie inside the 95% binomial interval "
+                    f"of chance (50%) on {n} scored pairs: neither model is above chance"
+                )
+        if plan.pools is not None:
+            # one chosen config per side: seed pairs alone cannot tell distillation from config
+            # luck, so the two searches must also differ at matched budget
+            asym = pool_asymmetries(frames, *plan.pools)
+            va, vb, basis, g_higher = _guard_values(frames, *plan.pools, metric, higher)
+            guard: dict[str, Any] = {
+                "pools": list(plan.pools),
+                "asymmetries": asym,
+                "basis": basis,
+                "k": 0,
+                "difference": None,
+                "p": None,
+                "metric": metric if "held-out" in basis else SELECTION_METRIC,
+            }
+            guard_p[i], guard_favours[i] = 1.0, 0.0
+            if va.size and vb.size:
+                diff, p, k = matched_budget_test(va, vb, higher=g_higher)
+                guard_p[i] = float(p)
+                guard_favours[i] = (1.0 if g_higher else -1.0) * float(diff)
+                guard.update(k=k, difference=float(diff), p=float(p))
+            guards[i] = guard
+    decision = decide(diffs, eligible=eligible, guard_p=guard_p, guard_favours=guard_favours)
+    ev = decision.evidence
+    out: list[ComparisonVerdict] = []
+    per_plan: dict[str, list[Verdict]] = {}
+    for i, (plan, metric) in enumerate(cells):
+        higher = metrics[metric]
+        sign = 1.0 if higher else -1.0
+        n = int(ev.n[i])
+        code = int(decision.code[i])
+        reason = _reason(plan, decision, i, n, notes.get(i), guards.get(i))
+        low, high = _f(ev.low[i]), _f(ev.high[i])
+        if low is not None and high is not None and sign < 0:
+            low, high = -high, -low
+        mean = _f(ev.mean[i])
+        per_plan.setdefault(plan.key, []).append(
+            Verdict(
+                comparison=plan.key,
+                label=plan.label,
+                kind=plan.kind,
+                metric=metric,
+                verdict=WORDS[code],
+                n_pairs=n,
+                difference=None if mean is None else sign * mean,
+                low=low,
+                high=high,
+                p=_f(ev.p[i]),
+                p_holm=_f(decision.p_holm[i]),
+                in_family=bool(decision.in_family[i]),
+                p_student_better=_f(ev.p_win[i]),
+                p_student_better_low=_f(ev.p_win_low[i]) if n else None,
+                p_student_better_high=_f(ev.p_win_high[i]) if n else None,
+                min_p_rank_test=min_attainable_p("Wilcoxon signed-rank", n) if n else None,
+                reason=reason,
+                pairing=plan.pairing,
+                guard=guards.get(i),
+            )
+        )
+    family = int(decision.in_family.sum())
+    for plan in plans:
+        vs = per_plan[plan.key]
+        words = {v.verdict for v in vs}
+        if "better" in words and "worse" in words:
+            word = "inconclusive"
+        elif "better" in words:
+            word = "better"
+        elif "worse" in words:
+            word = "worse"
+        else:
+            word = "inconclusive"
+        out.append(
+            ComparisonVerdict(
+                plan.key, plan.label, plan.kind, word, _line(plan, word, vs, family), vs
+            )
+        )
+    return out
+
+
+def _f(x: Any) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _reason(
+    plan: _Plan,
+    decision: Decision,
+    i: int,
+    n: int,
+    note: str | None,
+    guard: dict[str, Any] | None,
+) -> str | None:
+    if decision.code[i] != 0:
+        return None
+    if plan.missing:
+        return plan.missing
+    if n == 0:
+        return "no pair has this metric on both sides"
+    if n < MIN_PAIRS:
+        floor = min_attainable_p("Wilcoxon signed-rank", n)
+        return (
+            f"{n} seed pair(s): too few for any test to reach significance (a verdict needs "
+            f"{MIN_PAIRS}+ pairs; the smallest p a Wilcoxon or sign-flip test can reach at "
+            f"{n} pairs is {floor:.2f})"
+        )
+    if note:
+        return note
+    ev = decision.evidence
+    if np.isnan(ev.p[i]):
+        return "every pair differs by the same amount: no variance to test"
+    if decision.blocked[i] and guard is not None:
+        gp = guard["p"]
+        unequal = (
+            " (and they were not searched alike: " + "; ".join(guard["asymmetries"]) + ")"
+            if guard["asymmetries"]
+            else ""
+        )
+        return (
+            f"the seed pairs differ (Holm p = {decision.p_holm[i]:.3f}), but they compare one "
+            f"chosen config per side{unequal}; at matched budget (expected best of k = "
+            f"{guard['k']} trials, {guard['basis']}) the two searches "
+            + ("do not differ" if gp is None or gp >= ALPHA else "point the other way")
+            + (f" (permutation p = {gp:.3f})" if gp is not None else "")
+            + ", so the difference may be the luck of the chosen configs, not distillation"
+        )
+    return (
+        f"p = {ev.p[i]:.3f}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
+        f"the family {decision.p_holm[i]:.3f} ≥ {ALPHA:g}"
+    )
+
+
+def _fmt(metric: str, value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    if metric == "blimp_overall":
+        return f"{100 * value:+.2f} pp" if signed else f"{100 * value:.2f}%"
+    return f"{value:+.4f} nats/token" if signed else f"{value:.4f} nats/token"
+
+
+METRIC_NAMES = {"blimp_overall": "BLiMP", "test_loss": "test loss", "dev_loss": "dev loss"}
+
+
+def _line(plan: _Plan, word: str, vs: list[Verdict], family: int) -> str:
+    parts = []
+    for v in vs:
+        name = METRIC_NAMES.get(v.metric, v.metric)
+        if v.difference is None:
+            parts.append(f"{name}: {v.verdict} ({v.reason})")
+            continue
+        ci = (
+            f", 95% CI [{_fmt(v.metric, v.low, signed=True)}, {_fmt(v.metric, v.high, signed=True)}]"
+            if v.low is not None
+            else ""
+        )
+        p = f", paired t p = {v.p:.3g}" if v.p is not None else ""
+        holm = f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
+        text = (
+            f"{name}: {v.verdict}, student − other {_fmt(v.metric, v.difference, signed=True)}"
+            f"{ci}{p}{holm}, {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"
+        )
+        if v.reason:
+            text += f" — {v.reason}"
+        parts.append(text)
+    return f"{plan.label}: {word.upper()}. " + "; ".join(parts) + "."
