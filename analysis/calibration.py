@@ -278,7 +278,7 @@ def synthetic_frames(sc: Scenario, *, seed: int = 0, name: str = "synthetic") ->
                     "finished_at": None,
                     "n_trials": len(t),
                 }
-            ]  # fmt: skip
+            ]
         ),
         trials=t,
         metrics=m,
@@ -294,7 +294,7 @@ def synthetic_frames(sc: Scenario, *, seed: int = 0, name: str = "synthetic") ->
                 "metric",
                 "value",
                 "n",
-            ]  # fmt: skip
+            ]
         ),
         ensemble=pd.DataFrame(columns=["sweep", "trial_id", "number", "rank", "value"]),
     )

@@ -70,6 +70,8 @@ def short_node_names(nodes: list[str]) -> dict[str, str]:
         else:
             out[node] = f"node {len(out) + 1} ({node[:6]})"
     return out
+
+
 PARAM_LABELS = {
     "alpha": "alpha (CE weight)",
     "temperature": "temperature",

@@ -153,7 +153,9 @@ def with_contract_columns(
         t["stage_kind"] = [_stage_kind(str(s)) for s in t["stage"]]
     if "ensemble_size" not in t.columns:
         if "teacher_ids" in t.columns:
-            t["ensemble_size"] = [len(x) if isinstance(x, list | tuple) else 0 for x in t["teacher_ids"]]
+            t["ensemble_size"] = [
+                len(x) if isinstance(x, list | tuple) else 0 for x in t["teacher_ids"]
+            ]
         else:
             t["ensemble_size"] = 0
     if "source_stage" not in t.columns:

@@ -29,7 +29,7 @@ from analysis.headline import (
     student_vs_teacher,
     students_beating_best_teacher,
 )
-from analysis.importance import MIN_TRIALS, hyperparameter_importances
+from analysis.importance import hyperparameter_importances
 from analysis.load import HYPERPARAMETERS, SELECTION_METRIC, Frames, finished
 from analysis.stats import (
     CONFIDENCE,
@@ -655,7 +655,9 @@ def sensitivity_section(frames: Frames) -> Section:
             f"the best (#{int(best['number'])}, {fmt('blimp_overall', best['blimp_overall'])}) "
             f"used {params}."
         )
-        section.blocks.append(Block(reading, figure=figures.parallel_coordinates(students, metrics)))
+        section.blocks.append(
+            Block(reading, figure=figures.parallel_coordinates(students, metrics))
+        )
     else:
         section.blocks.append(
             Block(
@@ -668,9 +670,7 @@ def sensitivity_section(frames: Frames) -> Section:
     imp, notes = hyperparameter_importances(frames.storage_url, frames.sweep, searched)
     section.data["importances"] = imp.to_dict(orient="records")
     section.data["importance_notes"] = notes
-    counts = {
-        f"{frames.sweep}/{st}": len(finished(frames.stage(st))) for st in searched
-    }
+    counts = {f"{frames.sweep}/{st}": len(finished(frames.stage(st))) for st in searched}
     small = {k: n for k, n in counts.items() if k in set(imp["study"]) and n < SMALL_SAMPLE}
     section.data["importance_caveat"] = (
         "Small sample: importances from "
@@ -915,7 +915,7 @@ def methods_section(frames: Frames) -> Section:
 it is the Optuna objective, the ASHA early-stopping signal, the ensemble's selection metric (unless
 the sweep set it to BLiMP) and the config each repeat re-runs. Every reported number, comparison and
 curve uses what no choice saw: the held-out test loss (nats per token) and BLiMP (%).
-{'<b>This store has no test loss, so its loss numbers are dev loss and optimistic.</b>' if SELECTION_METRIC in reported_metrics(frames) else ''}</li>
+{"<b>This store has no test loss, so its loss numbers are dev loss and optimistic.</b>" if SELECTION_METRIC in reported_metrics(frames) else ""}</li>
 <li><b>Verdicts.</b> Each comparison pairs seed repeats by seed (the same seeds on both sides), and
 the alpha=1 baselines by the student trial they re-ran. Per metric: a paired t-test (two-sided)
 with a 95% t-interval of the mean difference, and P(student better on a seed) with an exact
@@ -972,8 +972,6 @@ at {ALPHA:g} across the paradigms and, separately, across the phenomenon groups 
         [Block("", table=Markup(facts_html + methods))],
         {"sweep": section_sweep, "seeds": seeds},
     )
-
-
 
 
 SECTIONS = (

@@ -292,7 +292,7 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
     pr_a, pr_b = int((pa["status"] == "PRUNED").sum()), int((pb["status"] == "PRUNED").sum())
     if (pr_a > 0) != (pr_b > 0):
         out.append(
-            f"early stopping differs: {pr_a} of {a}'s trials were pruned and {pr_b} of {b}'s "
+            f"early stopping differs: {pr_a} trial(s) of {a} were pruned and {pr_b} of {b} "
             "(survivors against unselected trials)"
         )
     ea = sorted({int(e) for e in finished(pa)["epochs_trained"].dropna()})

@@ -62,7 +62,7 @@ def test_notebook_reproduces_the_headline_table_and_figure(
     report = json.loads(text[start : text.index("</script>", start)])
     for row in report["headline"]:
         mine = rows[row["group"]]
-        for key in ("trials", "blimp_overall_best", "blimp_overall_iqm_low", "dev_loss_iqm_high"):
+        for key in ("trials", "blimp_overall_best", "blimp_overall_iqm_low", "test_loss_iqm_high"):
             assert mine[key] == pytest.approx(row[key]), (row["group"], key)
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(figures) == 1

@@ -151,3 +151,42 @@ def test_proportion_test_is_fisher_exact_on_counts() -> None:
     p = stats.proportion_test(700, 1000, 600, 1000)
     assert p == pytest.approx(sps.fisher_exact([[700, 300], [600, 400]]).pvalue)
     assert stats.proportion_test(600, 1000, 600, 1000) == pytest.approx(1.0)
+
+
+def test_verdict_arithmetic_matches_scipy() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, (4, 6)), rng.normal(0.3, 1, (4, 6))
+    ev = stats.paired_evidence(a - b)
+    for i in range(4):
+        ref = sps.ttest_rel(a[i], b[i])
+        ci = ref.confidence_interval()
+        assert ev.p[i] == pytest.approx(ref.pvalue)
+        assert (ev.low[i], ev.high[i]) == pytest.approx((ci.low, ci.high))
+        wins = int(np.sum(a[i] > b[i]))
+        exact = sps.binomtest(wins, 6).proportion_ci(method="exact")
+        assert (ev.p_win_low[i], ev.p_win_high[i]) == pytest.approx((exact.low, exact.high))
+    p = rng.uniform(0, 0.2, (3, 5))
+    p[0, 2] = np.nan  # outside the family
+    rows = stats.holm_rows(p)
+    assert np.isnan(rows[0, 2])
+    assert rows[0, [0, 1, 3, 4]] == pytest.approx(stats.holm(p[0, [0, 1, 3, 4]].tolist()))
+    assert rows[1] == pytest.approx(stats.holm(p[1].tolist()))
+    # the examples: Mann-Whitney on 2 vs 2 seeds, Wilcoxon on 4 pairs
+    assert stats.min_attainable_p("Mann-Whitney U", 2, 2) == pytest.approx(1 / 3)
+    assert stats.min_attainable_p("Wilcoxon signed-rank", 4) == pytest.approx(0.125)
+    exact_w = sps.wilcoxon([1.0, 2.0, 3.0, 4.0], method="exact").pvalue
+    assert stats.min_attainable_p("Wilcoxon signed-rank", 4) == pytest.approx(exact_w)
+
+
+def test_matched_budget_is_expected_best_at_equal_k() -> None:
+    import itertools
+
+    a, b = np.array([0.61, 0.64, 0.60, 0.66, 0.62]), np.array([0.60, 0.63, 0.59])
+    diff, p, k = stats.matched_budget_test(a, b, higher=True, n_permutations=500)
+    assert k == 3
+    brute_a = np.mean([max(d) for d in itertools.product(a, repeat=3)])
+    brute_b = np.mean([max(d) for d in itertools.product(b, repeat=3)])
+    assert float(diff) == pytest.approx(brute_a - brute_b)
+    assert 0 < float(p) <= 1
+    loss, _, _ = stats.matched_budget_test(-a, -b, higher=False, n_permutations=10)
+    assert float(loss) == pytest.approx(-(brute_a - brute_b))

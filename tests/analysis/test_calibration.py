@@ -1,0 +1,84 @@
+"""The verdict procedure under the null and under a planted effect (analysis.calibration)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.calibration import Scenario, calibrate, synthetic_frames
+from analysis.report import render_report
+from analysis.verdict import MIN_PAIRS, decide, verdicts
+
+REPO = Path(__file__).resolve().parents[2]
+NULLS = [
+    Scenario("equal 8v8, 3 seeds", 8, 8, 3, 0.01),
+    Scenario("equal 8v8, 5 seeds, low noise", 8, 8, 5, 0.005),
+    Scenario("unequal 16v32, 5 seeds", 16, 32, 5, 0.01),
+    Scenario("ASHA-pruned students, 5 seeds", 8, 8, 5, 0.01, asha=True),
+]
+SWEEPS = 150  # per scenario: 600 null sweeps in all
+
+
+def test_false_positive_rate_and_coverage_under_the_null() -> None:
+    outcomes = calibrate(NULLS, SWEEPS, seed=1, n_permutations=99)
+    n = SWEEPS * len(NULLS)
+    assert n >= 500
+    fpr = sum(o.student_better * o.sweeps for o in outcomes) / n
+    slack = 2.33 * np.sqrt(0.05 * 0.95 / n)  # one-sided 99% binomial slack
+    assert fpr <= 0.05 + slack, fpr
+    # pooled over the 600 sweeps (one scenario's 150 alone would be too noisy a measure)
+    coverage = sum(o.coverage_difference * o.sweeps for o in outcomes) / n
+    coverage_p = sum(o.coverage_p_better * o.sweeps for o in outcomes) / n
+    assert coverage >= 0.93, [(o.scenario.name, o.coverage_difference) for o in outcomes]
+    assert coverage_p >= 0.93, [(o.scenario.name, o.coverage_p_better) for o in outcomes]
+
+
+def test_seed_pairs_alone_would_not_be_calibrated() -> None:
+    """Why the matched-budget agreement exists: without it, config luck reads as an effect."""
+    from analysis.calibration import simulate
+
+    sim = simulate(NULLS[1], 400, np.random.default_rng(2), n_permutations=99)
+    alone = decide(sim.diffs)
+    guarded = decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
+    assert np.mean(np.any(alone.code == 1, axis=1)) > 0.1
+    assert np.mean(np.any(guarded.code == 1, axis=1)) <= 0.05
+
+
+def test_planted_effect_is_found_at_five_seeds_not_at_two() -> None:
+    big = synthetic_frames(Scenario("planted", 8, 8, 5, 0.005, effect=0.05), seed=3)
+    first = verdicts(big)[0]  # type: ignore[arg-type]
+    assert first.kind == "teachers"
+    assert first.verdict == "better", first.line
+    blimp = next(v for v in first.metrics if v.metric == "blimp_overall")
+    assert blimp.difference is not None and blimp.low is not None and blimp.low > 0
+    two = synthetic_frames(Scenario("planted", 8, 8, 2, 0.005, effect=0.05), seed=3)
+    first = verdicts(two)[0]  # type: ignore[arg-type]
+    assert first.verdict == "inconclusive"
+    assert MIN_PAIRS > 2
+    assert "smallest p a Wilcoxon or sign-flip test can reach at 2 pairs is 0.50" in first.line
+    # the same verdict opens the rendered report
+    page = render_report(big)  # type: ignore[arg-type]
+    assert "ensemble student (students_k2, 2 teachers) vs teachers (teachers): BETTER" in page
+
+
+def test_calibration_runs_as_a_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis.calibration", "--sweeps", "60", "--permutations", "49"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "FPR 'student better'" in out and "coverage P(student better)" in out
+    assert "planted +2 pp, 5 seeds" in out and "null sweeps: pooled false-positive rate" in out
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_too_few_pairs_never_decide(n: int) -> None:
+    d = decide(np.full((1, 1, n), 5.0) + np.arange(n))
+    assert d.code[0, 0] == 0 and not d.in_family[0, 0]
