@@ -4,6 +4,17 @@ Conventions follow Hugging Face causal LMs: logits are (B, L, V) for input ids (
 `labels` are the input ids with -100 at padding; CE predicts token t+1 from position t.
 The KL is taken at every non-padding position (including the last, which has no CE
 target), as in BabyLlama-2, which distils on the teachers' full output.
+
+Two implementations of the same loss:
+
+- `distillation_loss` takes full (B, L, V) logits: the definition, kept as the test oracle.
+- `chunked_distillation_loss` (what training runs) takes the student's final hidden states
+  and lm_head weight, and each teacher's hidden states and lm_head weight, and goes over
+  the B*L positions a chunk at a time (a fused linear + CE/KL, as Liger's fused linear
+  cross-entropy/JSD and torchtune's chunked CE): no (B, L, V) tensor of the student, a
+  teacher or the ensemble ever exists, only a few (chunk, V) buffers at once. It computes
+  the gradient analytically during the forward pass (softmax minus target), so backward
+  keeps no per-chunk activation alive either.
 """
 
 from __future__ import annotations
@@ -11,14 +22,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "DistillationLoss", "distillation_loss", "teacher_log_probs"]
+__all__ = [
+    "IGNORE_INDEX",
+    "DistillationLoss",
+    "TeacherHidden",
+    "chunked_distillation_loss",
+    "distillation_loss",
+    "teacher_log_probs",
+]
 
 IGNORE_INDEX = -100
+CHUNK_ELEMENTS = 2**22
+"""Default chunk: about this many (chunk, V) elements per buffer (16 MiB in fp32)."""
 
 
 @dataclass
@@ -106,3 +126,184 @@ def _next_token_ce(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     # gather reads the (B, L-1, V) slice in place; cross_entropy would copy it
     picked = log_probs[:, :-1].gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return -(picked * valid).sum() / valid.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class TeacherHidden:
+    """One teacher's output before its lm_head: logits = hidden @ lm_head_weight.T."""
+
+    hidden: torch.Tensor
+    """(B, L, H) final (normed) hidden states, computed without grad."""
+    lm_head_weight: torch.Tensor
+    """(V, H) the teacher's output projection."""
+
+
+def chunked_distillation_loss(
+    student_hidden: torch.Tensor,
+    lm_head_weight: torch.Tensor,
+    labels: torch.Tensor,
+    teachers: Sequence[TeacherHidden | torch.Tensor] = (),
+    *,
+    alpha: float = 1.0,
+    temperature: float = 1.0,
+    ensemble: Literal["logits", "probs"] = "logits",
+    kl_reduction: Literal["token_mean", "babyllama2"] = "token_mean",
+    chunk_size: int | None = None,
+) -> DistillationLoss:
+    """`distillation_loss` of logits = student_hidden @ lm_head_weight.T, chunk by chunk.
+
+    student_hidden: (B, L, H); lm_head_weight: (V, H); labels: (B, L) with -100 at padding;
+    teachers: K TeacherHidden (or full (B, L, V) logits, sliced per chunk). chunk_size is
+    positions (rows of the flattened B*L) per chunk; None picks about CHUNK_ELEMENTS / V.
+
+    Same value and gradients (to student_hidden and lm_head_weight) as `distillation_loss`;
+    `ce` and `kl` come back detached (they are reported, not backpropagated). Under CUDA
+    autocast the two matmuls per chunk run in bf16, like the lm_head Linear they replace;
+    the softmaxes are at least fp32.
+    """
+    batch, length, _ = student_hidden.shape
+    vocab = lm_head_weight.size(0)
+    rows = chunk_size or max(1, CHUNK_ELEMENTS // vocab)
+    if rows < 1:
+        raise ValueError(f"chunk_size: {chunk_size} must be >= 1")
+    use_kl = alpha < 1.0 and len(teachers) > 0
+    valid = labels != IGNORE_INDEX  # (B, L)
+    # CE at position t predicts token t+1; the last position has no target
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]
+    has_target = targets != IGNORE_INDEX
+    # per-position weights of the two means, in the softmaxes' precision
+    accumulate = torch.promote_types(student_hidden.dtype, torch.float32)
+    ce_weight = has_target.to(accumulate) / has_target.sum().clamp(min=1)  # (B, L)
+    if kl_reduction == "babyllama2":
+        kl_weight = torch.full(labels.shape, 1.0 / batch, dtype=accumulate, device=labels.device)
+    else:
+        kl_weight = valid.to(accumulate) / valid.sum().clamp(min=1)
+    loss, ce, kl = _ChunkedDistillation.apply(
+        student_hidden,
+        lm_head_weight,
+        targets.reshape(-1).clamp(min=0),  # (B*L,)
+        ce_weight.reshape(-1),
+        kl_weight.reshape(-1),
+        list(teachers) if use_kl else [],
+        _LossOptions(
+            alpha=alpha if use_kl else 1.0,
+            temperature=temperature,
+            ensemble=ensemble,
+            chunk_rows=rows,
+            sequence_shape=(batch, length),
+        ),
+    )
+    if not use_kl:
+        return DistillationLoss(loss=loss, ce=ce, kl=None)
+    return DistillationLoss(loss=loss, ce=ce, kl=kl)
+
+
+@dataclass(frozen=True)
+class _LossOptions:
+    alpha: float
+    temperature: float
+    ensemble: Literal["logits", "probs"]
+    chunk_rows: int
+    sequence_shape: tuple[int, int]
+
+
+class _ChunkedDistillation(torch.autograd.Function):
+    """Forward computes the loss and its gradients chunk by chunk; backward only scales them.
+
+    Per row (position) with student logits z, q_T = softmax(z / T), teacher ensemble p:
+    d CE / dz = softmax(z) - onehot(target); d KL / dz = (q_T * sum(p) - p) / T.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        ce_weight: torch.Tensor,
+        kl_weight: torch.Tensor,
+        teachers: list[TeacherHidden | torch.Tensor],
+        options: _LossOptions,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        alpha, temperature = options.alpha, options.temperature
+        need_hidden_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        hidden_rows = hidden.reshape(-1, hidden.size(-1))  # (B*L, H)
+        accumulate = ce_weight.dtype
+        grad_hidden = torch.empty_like(hidden_rows) if need_hidden_grad else None
+        grad_weight = torch.zeros_like(weight) if need_weight_grad else None
+        ce_sum = torch.zeros((), dtype=accumulate, device=hidden.device)
+        kl_sum = torch.zeros((), dtype=accumulate, device=hidden.device)
+        for start in range(0, hidden_rows.size(0), options.chunk_rows):
+            span = slice(start, start + options.chunk_rows)
+            hidden_chunk = hidden_rows[span]  # (c, H)
+            logits = F.linear(hidden_chunk, weight).to(accumulate)  # (c, V)
+            log_probs = F.log_softmax(logits, dim=-1)
+            target = targets[span].unsqueeze(-1)  # (c, 1)
+            ce_w = ce_weight[span].unsqueeze(-1)  # (c, 1)
+            ce_sum -= (log_probs.gather(-1, target) * ce_w).sum()
+            # d loss / d logits: alpha * w_ce * (softmax - onehot) + the KL's part below
+            grad_logits = log_probs.exp() if teachers else log_probs.exp_()
+            ce_coef = alpha * ce_w
+            grad_logits.mul_(ce_coef).scatter_add_(-1, target, -ce_coef)
+            if teachers:
+                teacher_logp = teacher_log_probs(
+                    [_teacher_chunk(t, span, options.sequence_shape) for t in teachers],
+                    temperature,
+                    options.ensemble,
+                )  # (c, V)
+                teacher_p = teacher_logp.exp()
+                neg_entropy = (teacher_p * teacher_logp).sum(-1)  # (c,)
+                del teacher_logp
+                student_logp = (
+                    log_probs if temperature == 1.0 else F.log_softmax(logits / temperature, -1)
+                )
+                del logits, log_probs
+                kl_w = kl_weight[span]  # (c,)
+                kl_rows = neg_entropy - (teacher_p * student_logp).sum(-1)  # (c,)
+                kl_sum += (kl_rows * kl_w).sum()
+                # T^2 (the KL's scale) / T (the tempered softmax's): T per row weight
+                kl_coef = ((1.0 - alpha) * temperature * kl_w).unsqueeze(-1)  # (c, 1)
+                kl_grad = student_logp.exp_()  # q_T, in the log-probs' buffer
+                kl_grad.mul_(teacher_p.sum(-1, keepdim=True)).sub_(teacher_p).mul_(kl_coef)
+                grad_logits.add_(kl_grad)
+                del teacher_p, student_logp, kl_grad
+            else:
+                del logits, log_probs
+            if grad_hidden is not None:
+                grad_hidden[span] = grad_logits.to(weight.dtype) @ weight
+            if grad_weight is not None:
+                grad_weight += grad_logits.t().to(hidden_chunk.dtype) @ hidden_chunk
+        ce = ce_sum
+        kl = kl_sum * temperature**2
+        loss = alpha * ce + (1.0 - alpha) * kl if teachers else ce.clone()
+        ctx.save_for_backward(
+            grad_hidden.view_as(hidden) if grad_hidden is not None else None,
+            grad_weight,
+        )
+        ctx.mark_non_differentiable(ce, kl)
+        return loss, ce, kl
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: Any, grad_loss: torch.Tensor, *_: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        grad_hidden, grad_weight = ctx.saved_tensors
+        if grad_hidden is not None:
+            grad_hidden = grad_hidden * grad_loss.to(grad_hidden.dtype)
+        if grad_weight is not None:
+            grad_weight = grad_weight * grad_loss.to(grad_weight.dtype)
+        return grad_hidden, grad_weight, None, None, None, None, None
+
+
+def _teacher_chunk(
+    teacher: TeacherHidden | torch.Tensor, span: slice, sequence_shape: tuple[int, int]
+) -> torch.Tensor:
+    """One teacher's logits for a chunk of flattened positions, (c, V)."""
+    if isinstance(teacher, TeacherHidden):
+        hidden = teacher.hidden.reshape(-1, teacher.hidden.size(-1))  # (B*L, H_teacher)
+        return F.linear(hidden[span], teacher.lm_head_weight)
+    if teacher.shape[:2] != sequence_shape:
+        raise ValueError(f"teacher logits {tuple(teacher.shape)} do not match {sequence_shape}")
+    return teacher.reshape(-1, teacher.size(-1))[span]

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from trainers.config import RecipeConfig
 from trainers.data import TrainWindows, eval_windows, load_tokenizer, prepare_corpus, split_tokens
 from trainers.errors import NonFiniteLossError, TrainerError
 from trainers.evaluate.loss import mean_token_loss
-from trainers.losses import distillation_loss
+from trainers.losses import DistillationLoss, chunked_distillation_loss, distillation_loss
 from trainers.model import build_model, count_parameters, load_model
 from trainers.teachers import TeacherEnsemble, check_teacher_dir
 
@@ -100,12 +100,15 @@ class TrainingRecipe:
         teacher_dirs: Sequence[Path] = (),
         report: ReportFn | None = None,
         progress: bool = True,
+        loss: Literal["chunked", "reference"] = "chunked",
     ) -> None:
         resolved = {"data": config.data.resolved(), "output_dir": Path(config.output_dir).resolve()}
         self.config = config.model_copy(update=resolved)
         self.teacher_dirs = [Path(d) for d in teacher_dirs]
         self.report = report
         self.progress = progress
+        self.loss = loss
+        """chunked: the fused chunked loss (training's default); reference: full logits."""
         self.start_epoch = 1
         self.global_step = 0
         self.tokens_seen = 0
@@ -195,6 +198,9 @@ class TrainingRecipe:
         self.forward_student = (
             torch.compile(self.student) if self.config.training.compile else self.student
         )
+        # the decoder without its lm_head: the chunked loss applies the head chunk by chunk
+        body = self.student.model
+        self.forward_student_body = torch.compile(body) if self.config.training.compile else body
 
     def _setup_teachers(self) -> None:
         self.teachers: TeacherEnsemble | None = None
@@ -317,18 +323,7 @@ class TrainingRecipe:
         for micro in batch.split(self.micro_batch_size):
             input_ids = micro.to(self.device, non_blocking=True)  # (b, L)
             weight = len(micro) / len(batch)  # windows have no padding: rows weigh equally
-            teacher_logits = self.teachers.logits(input_ids) if self.teachers else ()
-            with self.autocast():
-                student_logits = self.forward_student(input_ids=input_ids).logits  # (b, L, V)
-            parts = distillation_loss(
-                student_logits,
-                input_ids,
-                teacher_logits,
-                alpha=training.alpha,
-                temperature=training.temperature,
-                ensemble=training.ensemble,
-                kl_reduction=training.kl_reduction,
-            )
+            parts = self._loss(input_ids)
             (parts.loss * weight).backward()
             step_loss += parts.loss.detach() * weight
             step_ce += parts.ce.detach() * weight
@@ -345,6 +340,36 @@ class TrainingRecipe:
             self.global_step += 1  # the step the loss broke at, for the error message
         self.optimizer.zero_grad(set_to_none=True)
         return dict(zip(("loss", "ce", "kl"), values, strict=True))
+
+    def _loss(self, input_ids: torch.Tensor) -> DistillationLoss:
+        """The distillation loss of a micro-batch (b, L); chunked unless self.loss says reference."""
+        training = self.config.training
+        if self.loss == "reference":  # full (b, L, V) logits: the oracle, kept for benchmarks
+            teacher_logits = self.teachers.logits(input_ids) if self.teachers else ()
+            with self.autocast():
+                student_logits = self.forward_student(input_ids=input_ids).logits  # (b, L, V)
+            return distillation_loss(
+                student_logits,
+                input_ids,
+                teacher_logits,
+                alpha=training.alpha,
+                temperature=training.temperature,
+                ensemble=training.ensemble,
+                kl_reduction=training.kl_reduction,
+            )
+        teachers = self.teachers.hidden_states(input_ids) if self.teachers else ()
+        with self.autocast():  # the lm_head matmuls in bf16 on CUDA, as the Linear they replace
+            hidden = self.forward_student_body(input_ids=input_ids).last_hidden_state  # (b, L, H)
+            return chunked_distillation_loss(
+                hidden,
+                self.student.lm_head.weight,
+                input_ids,
+                teachers,
+                alpha=training.alpha,
+                temperature=training.temperature,
+                ensemble=training.ensemble,
+                kl_reduction=training.kl_reduction,
+            )
 
     # --- evaluate ----------------------------------------------------------------------
 

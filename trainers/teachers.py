@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 
 from trainers.data import tokenizer_fingerprint
 from trainers.errors import TrainerError
+from trainers.losses import TeacherHidden
 from trainers.model import load_model, model_weights_present
 
 __all__ = ["TeacherEnsemble", "check_teacher_dir"]
@@ -54,7 +55,7 @@ def check_teacher_dir(teacher_dir: Path, *, student_tokenizer: Tokenizer, seq_le
 
 
 class TeacherEnsemble:
-    """K frozen teachers in eval mode; one call gives each teacher's logits for a batch.
+    """K frozen teachers in eval mode; one call gives each teacher's hidden states (or logits).
 
     They compute no loss and keep no graph (no_grad rather than inference_mode: their
     outputs feed the student's autograd graph); on CUDA they run in bf16 (half the memory and
@@ -84,6 +85,7 @@ class TeacherEnsemble:
             self.teachers.append(teacher)
         # compiled with the student, or the eager teachers dominate a compiled step
         self._forwards = [torch.compile(t) if compile else t for t in self.teachers]
+        self._bodies = [torch.compile(t.model) if compile else t.model for t in self.teachers]
 
     def __len__(self) -> int:
         return len(self.teachers)
@@ -92,3 +94,17 @@ class TeacherEnsemble:
     def logits(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """Each teacher's logits, K tensors (B, L, V)."""
         return [forward(input_ids=input_ids).logits for forward in self._forwards]
+
+    @torch.no_grad()
+    def hidden_states(self, input_ids: torch.Tensor) -> list[TeacherHidden]:
+        """Each teacher's final hidden states and lm_head, for the chunked loss to project.
+
+        Skipping the lm_head here is what keeps K (B, L, V) logits from ever existing.
+        """
+        return [
+            TeacherHidden(
+                hidden=body(input_ids=input_ids).last_hidden_state,  # (B, L, H)
+                lm_head_weight=teacher.lm_head.weight,  # (V, H)
+            )
+            for body, teacher in zip(self._bodies, self.teachers, strict=True)
+        ]
