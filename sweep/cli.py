@@ -165,6 +165,82 @@ def dashboard(
     run_server(url, host=host, port=port)
 
 
+@app.command()
+@user_errors
+def best(
+    config: Annotated[Path | None, typer.Argument(help="sweep.yaml (or use --storage).")] = None,
+    storage: StorageOpt = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Sweep name in the store.")
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Only this stage's trials (default: all).")
+    ] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Metric to rank by: dev_loss, test_loss, blimp_overall, ... "
+            "(BLiMP, accuracy and F1 are maximised, the rest minimised).",
+        ),
+    ] = "dev_loss",
+) -> None:
+    """Print the best finished trial: params, metrics, BLiMP by group and its checkpoint."""
+    from sweep.export import find_trial, render_trial
+
+    url, name = _store_target(config, storage, sweep_name)
+    card = find_trial(url, name, stage=stage, by=by)
+    console.print(render_trial(card), highlight=False, markup=False, soft_wrap=True)
+    where = str(config) if config is not None else f"--storage '{_masked(url)}'"
+    console.print(
+        f"  export:     sweep export {where} --trial {card.trial_id} --out DIR",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@user_errors
+def export(
+    config: Annotated[Path | None, typer.Argument(help="sweep.yaml (or use --storage).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="New (or empty) folder for the model.")] = Path(
+        "exported-model"
+    ),
+    trial: Annotated[
+        str | None,
+        typer.Option(
+            "--trial",
+            help="The store trial id that `sweep best` and `sweep status` print (e.g. 12), or "
+            "STAGE/NUMBER: the stage and the trial's Optuna number in it (e.g. students/3). "
+            "Default: the best trial by --by.",
+        ),
+    ] = None,
+    storage: StorageOpt = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Sweep name in the store.")
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Without --trial: best of this stage.")
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="Without --trial: the metric to rank by.")
+    ] = "dev_loss",
+) -> None:
+    """Copy a trial's Hugging Face checkpoint to --out with a model card (README.md).
+
+    The folder loads with AutoModelForCausalLM.from_pretrained(DIR) and lm-eval's hf model.
+    """
+    from sweep.export import export_trial, find_trial
+
+    url, name = _store_target(config, storage, sweep_name)
+    card = find_trial(url, name, trial=trial, stage=stage, by=by)
+    path = export_trial(card, out, store_url=url)
+    console.print(
+        f"exported trial {card.trial_id} ({card.label}) to {path.resolve()}", highlight=False
+    )
+
+
 @db_app.command("upgrade")
 @user_errors
 def db_upgrade(
@@ -199,6 +275,12 @@ def _store_target(
         )
     cfg = load_sweep_config(config or DEFAULT_YAML, storage=storage)
     return cfg.storage or "", sweep_name or cfg.name
+
+
+def _masked(url: str) -> str:
+    from sweep.store import mask_url
+
+    return mask_url(url)
 
 
 def _print_next_steps(config: Path, url: str, name: str) -> None:

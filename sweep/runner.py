@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -270,6 +271,7 @@ def run_stage(
             tune.with_parameters(run_trial, context=spec.context),
             {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
         )
+        experiment = f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -277,9 +279,11 @@ def run_stage(
                 scheduler=_scheduler(spec.scheduler, spec.context.epochs),
                 num_samples=to_run,
                 reuse_actors=True,
+                trial_name_creator=_trial_name(spec.name),
+                trial_dirname_creator=_trial_name(spec.name),
             ),
             run_config=tune.RunConfig(
-                name=f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+                name=experiment,
                 storage_path=storage_path,
                 callbacks=[recorder],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -287,12 +291,33 @@ def run_stage(
                 verbose=0,
             ),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:
+            _remove_if_no_trials(storage_path, experiment)
     counts = _counts(study)
     if sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL")) < spec.total:
         raise StageInterrupted(spec.name)
     store.set_stage_status(stage_id, StageStatus.COMPLETE)
     return StageOutcome(spec.name, counts, ran=to_run)
+
+
+def _trial_name(stage: str) -> Callable[[Trial], str]:
+    """`teachers-007-1c6f9806`: stage, Optuna number, Tune's short id (not Ray's param string)."""
+
+    def name(trial: Trial) -> str:
+        return f"{stage}-{int(trial.config.get('number', 0)):03d}-{trial.trial_id}"
+
+    return name
+
+
+def _remove_if_no_trials(storage_path: str, experiment: str) -> None:
+    """An interrupted run that started no trial leaves only Tune's bookkeeping: remove it."""
+    if "://" in storage_path:
+        return
+    folder = Path(storage_path) / experiment
+    if folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _scheduler(config: Scheduler | None, epochs: int) -> TrialScheduler:
