@@ -26,7 +26,7 @@ def test_example_yamls_load_and_name_their_command(path: Path):
 
 
 def test_examples_are_shipped():
-    assert {p.name for p in EXAMPLES} == {"teacher.yaml", "student.yaml"}
+    assert {p.name for p in EXAMPLES} == {"teacher.yaml", "teacher2.yaml", "student.yaml"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,3 +53,19 @@ def test_distill_refuses_missing_teacher(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: teacher {tmp_path / 't1'}: no such directory")
+
+
+def test_student_example_distils_from_teachers_the_examples_make():
+    student = REPO / "examples" / "trainers" / "student.yaml"
+    command = student.read_text().splitlines()[0]
+    teachers = command.split("--teachers", 1)[1].split()[0].split(",")
+    made = {
+        (load_recipe_config(p).output_dir / "final").resolve()
+        for p in EXAMPLES
+        if p.name != "student.yaml"
+    }
+    assert len(teachers) == 2
+    assert {(REPO / t).resolve() for t in teachers} <= made
+    readme = (REPO / "examples" / "trainers" / "README.md").read_text()
+    for path in EXAMPLES:
+        assert f"examples/trainers/{path.name}" in readme

@@ -1,0 +1,137 @@
+"""Evaluate any Hugging Face LLaMA checkpoint: loss, BLiMP per group, GLUE.
+
+    python -m trainers.evaluate --checkpoint runs/teacher/final --blimp --glue mrpc,rte
+    python -m trainers.evaluate --checkpoint exported-model --split test --max-eval-tokens 50000
+
+The loss is scored on the corpus split (`--split`) with the checkpoint's own tokenizer;
+paths default to the data root ($SWEEP_DATA_DIR, else ../shared/data), as in training.
+A checkpoint written by trainers also lends its window length from recipe_config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainers.errors import TrainerError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse args, evaluate, print one line per result; TrainerError exits 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.evaluate",
+        description="Print the loss, BLiMP per phenomenon group and GLUE of an HF checkpoint.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="HF model folder")
+    parser.add_argument(
+        "--split", choices=("dev", "test"), default="dev", help="corpus split for the loss"
+    )
+    parser.add_argument("--blimp", action="store_true", help="score BLiMP minimal pairs")
+    parser.add_argument("--glue", default="", help="comma-separated GLUE tasks: mrpc,rte")
+    parser.add_argument("--data-root", type=Path, help="folder of corpus, blimp/, glue/")
+    parser.add_argument("--corpus", type=Path, help="BabyLM-layout corpus (under the root)")
+    parser.add_argument("--max-eval-tokens", type=int, help="cap on the tokens scored")
+    parser.add_argument("--blimp-pairs", type=int, help="cap on BLiMP pairs per paradigm")
+    parser.add_argument("--glue-epochs", type=int, default=1, help="GLUE fine-tuning epochs")
+    parser.add_argument("--glue-max-train", type=int, help="cap on GLUE training examples")
+    parser.add_argument("--glue-max-eval", type=int, help="cap on GLUE dev examples")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    try:
+        results = evaluate_checkpoint(args)
+    except TrainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict:
+    from trainers.config import DataConfig
+    from trainers.evaluate import blimp_accuracy, evaluate_loss, glue_scores
+    from trainers.evaluate.glue import GLUE_TASKS
+    from trainers.model import load_model
+
+    checkpoint: Path = args.checkpoint
+    tasks = [t.strip().lower() for t in args.glue.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in GLUE_TASKS]
+    if unknown:
+        raise TrainerError(f"--glue: unknown task {unknown[0]!r}; choose from {', '.join(GLUE_TASKS)}")
+    model = load_model(checkpoint, what="--checkpoint")  # one clear error before any work
+    n_params = sum(p.numel() for p in model.parameters())
+    data = DataConfig(
+        root=args.data_root,
+        seq_length=_window(checkpoint, model.config.max_position_embeddings),
+        max_eval_tokens=args.max_eval_tokens,
+        blimp_pairs_per_paradigm=args.blimp_pairs,
+        **({"corpus": args.corpus} if args.corpus else {}),
+    ).resolved()
+    print(f"checkpoint: {checkpoint} ({n_params:,} parameters)", flush=True)
+    results: dict = {"checkpoint": str(checkpoint), "parameters": n_params}
+
+    loss = evaluate_loss(checkpoint, data, args.split)
+    results[f"{args.split}_loss"] = loss
+    print(
+        f"{args.split}_loss: {loss:.4f} nats/token (ppl {math.exp(loss):.2f}) on "
+        f"{data.corpus.name}/{args.split}, {data.seq_length}-token windows",
+        flush=True,
+    )
+    if args.blimp:
+        blimp = blimp_accuracy(
+            model,
+            data.blimp,
+            tokenizer=_tokenizer(checkpoint),
+            max_pairs_per_paradigm=data.blimp_pairs_per_paradigm,
+            device=args.device,
+        )
+        pairs = sum(s.n for s in blimp.by_paradigm.values())
+        print(f"blimp_overall: {blimp.overall:.4f} ({len(blimp.by_paradigm)} paradigms, {pairs} pairs)")
+        for group, accuracy in blimp.by_group.items():
+            print(f"  {group:<28} {accuracy:.4f}")
+        results["blimp_overall"] = blimp.overall
+        results["blimp_groups"] = blimp.by_group
+        results["blimp_paradigms"] = {k: v.accuracy for k, v in blimp.by_paradigm.items()}
+    if tasks:
+        scores = glue_scores(
+            checkpoint,
+            data.glue,
+            tasks=tasks,
+            epochs=args.glue_epochs,
+            max_train_examples=args.glue_max_train,
+            max_eval_examples=args.glue_max_eval,
+            device=args.device,
+        )
+        for task, score in scores.items():
+            shown = " ".join(f"{k}={score[k]:.4f}" for k in ("accuracy", "f1") if k in score)
+            print(f"glue {task}: {shown} (n={score['n']} dev examples)")
+        results["glue"] = {t: {k: v for k, v in s.items() if k != "group"} for t, s in scores.items()}
+    return results
+
+
+def _window(checkpoint: Path, max_positions: int) -> int:
+    """The window the checkpoint was trained on (recipe_config.json), else min(128, its max)."""
+    recipe = checkpoint / "recipe_config.json"
+    if recipe.is_file():
+        try:
+            return int(json.loads(recipe.read_text())["data"]["seq_length"])
+        except (ValueError, KeyError, TypeError):
+            pass  # not a trainers recipe: fall back to the model's own limit
+    return min(128, int(max_positions))
+
+
+def _tokenizer(checkpoint: Path):
+    from trainers.data import load_tokenizer
+
+    return load_tokenizer(checkpoint)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
