@@ -27,6 +27,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+data_app = typer.Typer(
+    help="Check a data root, or lay out a BabyLM release (docs/DATA.md).", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -255,6 +259,51 @@ def db_upgrade(
     target = url or _store_target(config, None, None)[0]
     before, after = upgrade(target)
     console.print(f"{mask_url(target)}: schema {before or 'empty'} -> {after}", highlight=False)
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    root: Annotated[
+        Path, typer.Argument(help="Data root (corpora, blimp/, glue/) or one corpus folder.")
+    ],
+) -> None:
+    """Check corpora (splits present and non-empty, words per split), BLiMP's 67 paradigms
+    and the GLUE files; one line per problem, exit 2 if there is any."""
+    from sweep.datasets import check_data_root
+
+    report = check_data_root(root)
+    for line in report.lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for problem in report.problems:
+        err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    if report.problems:
+        raise typer.Exit(2)
+    console.print(f"{root}: ok", highlight=False)
+
+
+@data_app.command("prepare")
+@user_errors
+def data_prepare(
+    source: Annotated[
+        Path, typer.Argument(help="The unpacked BabyLM release (train_10M/, dev/, test/).")
+    ],
+    target: Annotated[Path, typer.Argument(help="New corpus folder, e.g. DATA/babylm-10m.")],
+    size: Annotated[
+        str, typer.Option("--size", help="Training set of the release: 10M or 100M.")
+    ] = "10M",
+) -> None:
+    """Copy a BabyLM release into the layout the trainers read: TARGET/{train,dev,test}/."""
+    from sweep.datasets import prepare_babylm
+
+    words = prepare_babylm(source, target, size=size)
+    shown = ", ".join(f"{split} {n:,} words" for split, n in words.items())
+    console.print(f"{target}: {shown}", highlight=False)
+    console.print(
+        f"use it with data.root: {target.resolve().parent} and data.corpus: {target.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _store_target(
