@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -43,6 +44,45 @@ StorageOpt = Annotated[
     str | None,
     typer.Option("--storage", help="Store URL; overrides sweep.yaml and $SWEEP_STORAGE_URL."),
 ]
+
+
+def _flags_take_no_value() -> None:
+    """typer 0.2x labels every bool flag `<bool>` in --help, as if it took a value; it doesn't."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_flags_take_no_value", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._flags_take_no_value = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from sweep.study import code_version
+
+        console.print(f"babysweep {code_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """babysweep: hyperparameter sweeps for ensemble-distillation pretraining (BabyLlama-2)
+    on Ray Tune + Optuna, recorded in one SQL store."""
 
 
 def user_errors(func: F) -> F:

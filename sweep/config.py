@@ -276,7 +276,8 @@ def load_sweep_config(
         raise ConfigError(str(exc)) from None
     base = path.resolve().parent
     config = _resolve(config, base, storage=storage, ray_address=ray_address, output_dir=output_dir)
-    problems = list(_semantic_problems(config))
+    given_url = storage or config.storage or os.environ.get(STORAGE_ENV) or ""
+    problems = [_with_sqlite_hint(p, given_url) for p in _semantic_problems(config)]
     if problems:
         raise ConfigError(f"{path} is invalid:\n" + "\n".join(problems))
     return config.model_copy(update={"source": path.resolve()})
@@ -308,6 +309,20 @@ def _resolve(
     return config.model_copy(
         update={"data": data, "storage": url, "output_dir": out, "ray_address": address}
     )
+
+
+def _with_sqlite_hint(problem: str, given_url: str) -> str:
+    """A storage problem from `sqlite:///tmp/x.db` (relative) meant as /tmp/x.db says so."""
+    if not problem.startswith("storage:") or not given_url.startswith("sqlite:///"):
+        return problem
+    from sqlalchemy.exc import ArgumentError
+
+    from sweep.store.connection import sqlite_slashes_hint
+
+    try:
+        return problem + sqlite_slashes_hint(given_url)
+    except ArgumentError:
+        return problem
 
 
 def _absolute_sqlite(url: str, base: Path) -> str:

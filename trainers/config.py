@@ -245,21 +245,69 @@ class RecipeConfig(_Strict):
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem, each naming the dotted field path and what to do."""
-    lines = []
+    """One line per problem, each naming the dotted field path and what to do.
+
+    A value that fails every member of a union (a distribution or a number) is one problem,
+    not one line per member: a misspelt `dist:` names the known ones, a mapping that is a
+    distribution reports only the distribution's fields.
+    """
+    lines: list[str] = []
+    unions: dict[tuple[object, ...], list] = {}  # loc before the union -> its errors
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
-        path = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "(top level)")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling"
-        elif e["type"] == "missing":
-            msg = "required; add it"
-        else:
-            msg = e["msg"]
-            if "input" in e and not isinstance(e["input"], dict | list):
-                msg += f" (got {e['input']!r})"
-        lines.append(f"{path}: {msg}")
-    return "\n".join(lines)
+        at = next((i for i, p in enumerate(e["loc"]) if _is_union_tag(p)), None)
+        if at is None:
+            lines.append(_problem_line(e, prefix))
+            continue
+        key = tuple(e["loc"][:at])
+        if key not in unions:
+            unions[key] = []
+            lines.append(f"\0{len(unions) - 1}")  # placeholder: keeps the problems' order
+        unions[key].append(e)
+    groups = list(unions.values())
+    return "\n".join(
+        _union_line(groups[int(line[1:])], prefix) if line.startswith("\0") else line
+        for line in lines
+    )
+
+
+def _dotted(loc: tuple, prefix: str) -> str:
+    dotted = ".".join(str(p) for p in loc if not _is_union_tag(p))
+    return f"{prefix}{dotted}" if dotted else (prefix.rstrip(".") or "(top level)")
+
+
+def _problem_line(e: dict, prefix: str) -> str:
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    elif e["type"] == "missing":
+        msg = "required; add it"
+    else:
+        msg = e["msg"]
+        if "input" in e and not isinstance(e["input"], dict | list):
+            msg += f" (got {e['input']!r})"
+    return f"{_dotted(e['loc'], prefix)}: {msg}"
+
+
+def _union_line(errors: list[dict], prefix: str) -> str:
+    """One line for a value no member of a union accepted."""
+    for e in errors:
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = e.get("ctx") or {}
+            field = str(ctx.get("discriminator", "dist")).strip("'")
+            known = ", ".join(t.strip() for t in str(ctx.get("expected_tags", "")).split(","))
+            path = _dotted(e["loc"], prefix)
+            if e["type"] == "union_tag_not_found" or not known:
+                return f"{path}: a mapping here needs {field}: (or give a fixed value instead)"
+            return f"{path}: unknown {field} {ctx.get('tag')!r}; use one of {known}"
+    deepest = max(len(e["loc"]) for e in errors)
+    inner = [e for e in errors if len(e["loc"]) == deepest]
+    if deepest > min(len(e["loc"]) for e in errors):
+        # The value went into one member (a mapping with a known dist): its fields are wrong.
+        return "\n".join(_problem_line(e, prefix) for e in inner)
+    forms = list(dict.fromkeys(e["msg"].removeprefix("Input should be ") for e in errors))
+    expected = ", ".join(forms[:-1]) + (" or " if len(forms) > 1 else "") + forms[-1]
+    got = errors[0].get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"{_dotted(errors[0]['loc'], prefix)}: should be {expected}{shown}"
 
 
 def _is_union_tag(part: object) -> bool:

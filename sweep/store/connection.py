@@ -32,6 +32,7 @@ __all__ = [
     "parse_store_url",
     "reader_engine",
     "sqlite_file",
+    "sqlite_slashes_hint",
     "translate_driver_errors",
 ]
 
@@ -97,6 +98,18 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def sqlite_slashes_hint(url: URL | str) -> str:
+    """For a relative SQLite path, how to write the absolute one (a common slip); else ""."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    path = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None or path.is_absolute():
+        return ""
+    return (
+        f"; note sqlite:///{path} is the relative path {path}: for /{path} write four "
+        f"slashes, sqlite:////{path}"
+    )
+
+
 def create_store_engine(url: URL) -> Engine:
     """An engine for the store: SQLite with WAL, foreign keys and busy timeout; psycopg 3 otherwise."""
     masked = mask_url(url)
@@ -106,6 +119,7 @@ def create_store_engine(url: URL) -> Engine:
             raise StoreError(
                 f"the directory {path.parent.resolve()} of the SQLite store {masked!r} does "
                 "not exist; create it or point storage at an existing directory"
+                + sqlite_slashes_hint(url)
             )
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
         if path is None:

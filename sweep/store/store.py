@@ -25,6 +25,7 @@ from sweep.store.connection import (
     reader_engine,
     retry_while_disconnected,
     sqlite_file,
+    sqlite_slashes_hint,
     translate_driver_errors,
 )
 from sweep.store.migrate import ensure_schema
@@ -84,7 +85,7 @@ class Store:
         if not upgrade and path is not None and not path.exists():
             raise StoreError(
                 f"there is no store at {self.masked_url} (the file {path.resolve()} does not "
-                "exist); check the path or run a sweep first"
+                "exist); check the path or run a sweep first" + sqlite_slashes_hint(self.parsed_url)
             )
         self.engine = create_store_engine(self.parsed_url)
         self._writes = sessionmaker(self.engine, expire_on_commit=False)

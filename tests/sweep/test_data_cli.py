@@ -80,7 +80,9 @@ def test_prepare_lays_out_a_release_that_check_and_the_trainers_accept(
     assert "blimp: 67/67 paradigms, 67,000 minimal pairs" in check.output
     assert "glue rte: train 1,244, dev 139 rows" in check.output
 
-    big = run("data", "prepare", str(release / "text_data"), str(root / "babylm-100m"), "--size", "100M")
+    big = run(
+        "data", "prepare", str(release / "text_data"), str(root / "babylm-100m"), "--size", "100M"
+    )
     assert big.exit_code == 0, big.output
     assert (root / "babylm-100m" / "train" / "childes.train").read_text() == (
         release / "text_data" / "train_100M" / "childes.train"
@@ -124,6 +126,8 @@ def test_check_names_each_problem_on_one_line(
     assert len(problems) == 4, done.output
     assert any(str(corpus / "dev" / "childes.dev") in p and "empty" in p for p in problems)
     assert any(str(corpus / "test") in p and "missing" in p for p in problems)
-    assert any(f"1 of the 67 BLiMP paradigms missing ({BLIMP_PARADIGMS[-1]})" in p for p in problems)
+    assert any(
+        f"1 of the 67 BLiMP paradigms missing ({BLIMP_PARADIGMS[-1]})" in p for p in problems
+    )
     assert any(str(rte) in p and "line 141" in p for p in problems)
     assert "blimp: 66/67 paradigms, 66,000 minimal pairs" in done.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def evaluate(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {"SWEEP_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SWEEP_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "trainers.evaluate", *args],
         capture_output=True,

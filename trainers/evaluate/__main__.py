@@ -64,7 +64,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     tasks = [t.strip().lower() for t in args.glue.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in GLUE_TASKS]
     if unknown:
-        raise TrainerError(f"--glue: unknown task {unknown[0]!r}; choose from {', '.join(GLUE_TASKS)}")
+        raise TrainerError(
+            f"--glue: unknown task {unknown[0]!r}; choose from {', '.join(GLUE_TASKS)}"
+        )
     model = load_model(checkpoint, what="--checkpoint")  # one clear error before any work
     n_params = sum(p.numel() for p in model.parameters())
     data = DataConfig(
@@ -93,7 +95,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             device=args.device,
         )
         pairs = sum(s.n for s in blimp.by_paradigm.values())
-        print(f"blimp_overall: {blimp.overall:.4f} ({len(blimp.by_paradigm)} paradigms, {pairs} pairs)")
+        print(
+            f"blimp_overall: {blimp.overall:.4f} ({len(blimp.by_paradigm)} paradigms, {pairs} pairs)"
+        )
         for group, accuracy in blimp.by_group.items():
             print(f"  {group:<28} {accuracy:.4f}")
         results["blimp_overall"] = blimp.overall
@@ -112,7 +116,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
         for task, score in scores.items():
             shown = " ".join(f"{k}={score[k]:.4f}" for k in ("accuracy", "f1") if k in score)
             print(f"glue {task}: {shown} (n={score['n']} dev examples)")
-        results["glue"] = {t: {k: v for k, v in s.items() if k != "group"} for t, s in scores.items()}
+        results["glue"] = {
+            t: {k: v for k, v in s.items() if k != "group"} for t, s in scores.items()
+        }
     return results
 
 
