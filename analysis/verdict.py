@@ -462,7 +462,7 @@ def _reason(
     if n < MIN_PAIRS:
         floor = min_attainable_p("Wilcoxon signed-rank", n)
         return (
-            f"{n} seed pair(s): too few for any test to reach significance (a verdict needs "
+            f"{n} pair(s): too few for any test to reach significance (a verdict needs "
             f"{MIN_PAIRS}+ pairs; the smallest p a Wilcoxon or sign-flip test can reach at "
             f"{n} pairs is {floor:.2f})"
         )
@@ -492,12 +492,13 @@ def _reason(
     )
 
 
-def _fmt(metric: str, value: float | None, *, signed: bool = False) -> str:
+def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
+    """A signed difference: BLiMP in percentage points, a loss in nats per token."""
     if value is None:
         return "—"
     if metric == "blimp_overall":
-        return f"{100 * value:+.2f} pp" if signed else f"{100 * value:.2f}%"
-    return f"{value:+.4f} nats/token" if signed else f"{value:.4f} nats/token"
+        return f"{100 * value:+.2f}" + (" pp" if unit else "")
+    return f"{value:+.4f}" + (" nats/token" if unit else "")
 
 
 METRIC_NAMES = {"blimp_overall": "BLiMP", "test_loss": "test loss", "dev_loss": "dev loss"}
@@ -508,20 +509,17 @@ def _line(plan: _Plan, word: str, vs: list[Verdict], family: int) -> str:
     for v in vs:
         name = METRIC_NAMES.get(v.metric, v.metric)
         if v.difference is None:
-            parts.append(f"{name}: {v.verdict} ({v.reason})")
+            parts.append(f"{name} {v.verdict}: {v.reason}")
             continue
-        ci = (
-            f", 95% CI [{_fmt(v.metric, v.low, signed=True)}, {_fmt(v.metric, v.high, signed=True)}]"
-            if v.low is not None
-            else ""
-        )
-        p = f", paired t p = {v.p:.3g}" if v.p is not None else ""
-        holm = f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
-        text = (
-            f"{name}: {v.verdict}, student − other {_fmt(v.metric, v.difference, signed=True)}"
-            f"{ci}{p}{holm}, {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"
-        )
+        text = f"{name} {v.verdict}: {_fmt(v.metric, v.difference)}"
+        if v.low is not None and v.high is not None:
+            text += f" (95% CI {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
+        if v.p is not None:
+            text += f", paired t p = {v.p:.3g}" + (
+                f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
+            )
+        text += f", {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"
         if v.reason:
-            text += f" — {v.reason}"
+            text += f"; why: {v.reason}"
         parts.append(text)
-    return f"{plan.label}: {word.upper()}. " + "; ".join(parts) + "."
+    return f"{plan.label}: {word.upper()}. Student minus other, " + ". ".join(parts) + "."

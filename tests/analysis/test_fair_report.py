@@ -40,12 +40,14 @@ def make_asha_sweep(name: str = "asha") -> SynthSweep:
     teachers = ["teachers/0", "teachers/1"]
     for i in range(8):
         status = "COMPLETE" if i < 3 else "PRUNED"
-        add("students", i, "student", status, 3.92 + 0.02 * i, 4.15 + 0.01 * i if i < 3 else None,
+        # a pruned trial's one dev loss is its epoch-1 value, 0.6 above where it would end
+        dev = 3.92 + 0.02 * i + (0.0 if i < 3 else 0.6)
+        add("students", i, "student", status, dev, 4.15 + 0.01 * i if i < 3 else None,
             0.62, teachers=teachers)  # fmt: skip
     for j in range(3):
         add("repeats", j, "teacher", "COMPLETE", 3.9, 4.3 + 0.01 * j, 0.60 + 0.002 * j,
             seed=10000 + j, source="teachers/0")  # fmt: skip
-        add("repeats", 3 + j, "student", "COMPLETE", 3.92, 4.15 + 0.01 * j, 0.62 + 0.002 * j,
+        add("repeats", 3 + j, "student", "COMPLETE", 3.92, 4.15 + 0.013 * j, 0.62 + 0.002 * j,
             seed=10000 + j, source="students/0", teachers=teachers)  # fmt: skip
     return SynthSweep(name, trials)
 
