@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +23,18 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
 )
 
 from sweep.errors import ConfigError
-from trainers.config import DataConfig, ModelConfig, TrainingConfig, validate_yaml_file
+from trainers.config import (
+    DISTILLATION_FIELDS,
+    HYPERPARAMETERS,
+    DataConfig,
+    ModelConfig,
+    TrainingConfig,
+    validate_yaml_file,
+)
 from trainers.errors import TrainerError
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "EnsembleStage",
     "IntRange",
     "LogUniform",
+    "OneMinusLogUniform",
     "RepeatsStage",
     "Resources",
     "Scheduler",
@@ -46,15 +54,16 @@ __all__ = [
     "TrialStage",
     "Uniform",
     "load_sweep_config",
+    "max_trial_epochs",
 ]
 
 STAGE_ORDER = ("teachers", "ensemble", "students", "baselines", "repeats")
 _PATH_FIELDS = {"root", "corpus", "blimp", "glue", "cache_dir"}
 STORAGE_ENV = "SWEEP_STORAGE_URL"
-# Hyperparameters a search space may name; each maps onto a TrainingConfig field.
-TEACHER_PARAMS = ("lr", "batch_size", "weight_decay", "warmup_steps", "grad_clip")
-STUDENT_PARAMS = (*TEACHER_PARAMS, "alpha", "temperature")
-_INT_PARAMS = {"batch_size", "warmup_steps"}
+# Hyperparameters a search space may name: every TrainingConfig field that is not a runtime
+# setting (trainers.config.HYPERPARAMETERS); teachers are not distilled.
+STUDENT_PARAMS = HYPERPARAMETERS
+TEACHER_PARAMS = tuple(n for n in HYPERPARAMETERS if n not in DISTILLATION_FIELDS)
 
 
 class _Strict(BaseModel):
@@ -88,16 +97,32 @@ class IntRange(_Strict):
     log: bool = False
 
 
+class OneMinusLogUniform(_Strict):
+    """1 - x with x sampled log-uniformly in [low, high]: a beta near 1 (Adam's beta2).
+
+    `beta2: {dist: one_minus_loguniform, low: 1.0e-4, high: 1.0e-2}` samples beta2 in
+    [0.99, 0.9999], as evenly per decade of 1 - beta2 as the reference's W&B sweep does.
+    Optuna records the sampled x as `one_minus_<name>`; the trial and the store get 1 - x.
+    """
+
+    dist: Literal["one_minus_loguniform"]
+    low: float
+    high: float
+
+
 class Categorical(_Strict):
     """One of `choices` (batch sizes, schedules)."""
 
     dist: Literal["categorical"]
-    choices: list[StrictInt | StrictFloat | StrictStr | StrictBool] = Field(min_length=1)
+    choices: list[StrictBool | StrictInt | StrictFloat | StrictStr] = Field(min_length=1)
 
 
-Distribution = Annotated[LogUniform | Uniform | IntRange | Categorical, Field(discriminator="dist")]
+Distribution = Annotated[
+    LogUniform | Uniform | IntRange | Categorical | OneMinusLogUniform,
+    Field(discriminator="dist"),
+]
 # A parameter is a distribution or a fixed value.
-Param = Distribution | StrictInt | StrictFloat
+Param = Distribution | StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 class Resources(_Strict):
@@ -124,7 +149,7 @@ class TrialStage(_Strict):
     """What every stage that runs trials shares."""
 
     epochs: int = Field(2, ge=1)
-    """Training epochs per trial."""
+    """Training epochs per trial (a search space's `epochs` overrides it per trial)."""
     resources: Resources = Resources()
     """Ray resources per trial."""
     max_failures: int = Field(0, ge=0)
@@ -358,7 +383,7 @@ def _semantic_problems(config: SweepConfig) -> Iterator[str]:
                 hint = " (teachers are not distilled)" if name in STUDENT_PARAMS else ""
                 yield f"{field}: unknown hyperparameter{hint}; use one of {', '.join(allowed)}"
                 continue
-            yield from _param_problems(field, name, param)
+            yield from _param_problems(field, name, param, config.training)
     teachers = config.stages.teachers.trials
     if config.stages.ensemble.k > teachers:
         yield (
@@ -373,11 +398,23 @@ def _semantic_problems(config: SweepConfig) -> Iterator[str]:
         )
     for stage in ("teachers", "students"):
         spec = getattr(config.stages, stage)
-        if spec.scheduler.type == "asha" and spec.scheduler.grace_period > spec.epochs:
+        longest = max_trial_epochs(spec.space, spec.epochs)
+        if spec.scheduler.type == "asha" and spec.scheduler.grace_period > longest:
             yield (
                 f"stages.{stage}.scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
-                f"stages.{stage}.epochs ({spec.epochs}); lower it or use type: none"
+                f"the stage's longest trial ({longest} epochs); lower it or use type: none"
             )
+
+
+def max_trial_epochs(space: dict[str, Param], default: int) -> int:
+    """The most epochs a trial of the space can train (ASHA's max_t): `epochs` in the
+    space, else the stage's `default`."""
+    param = space.get("epochs", default)
+    if isinstance(param, IntRange):
+        return param.high
+    if isinstance(param, Categorical):
+        return max(int(c) for c in param.choices if isinstance(c, int | float))
+    return int(param) if isinstance(param, int | float) else default
 
 
 def _storage_problems(url: str) -> Iterator[str]:
@@ -420,50 +457,58 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
 
 
-def _param_problems(field: str, name: str, param: Any) -> Iterator[str]:
-    lo_bound, hi_bound, lo_open = _PARAM_BOUNDS.get(name, (0.0, math.inf, True))
+def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> Iterator[str]:
+    """A distribution's own shape, then every value it can give, checked by TrainingConfig.
+
+    The trainers' field validators are the only bounds: a range is checked at both ends
+    (every TrainingConfig bound is monotone), a categorical at every choice, so a value
+    `sweep validate` accepts is a value the trainers accept, and the reverse.
+    """
     values: list[tuple[str, Any]]
-    if isinstance(param, LogUniform | Uniform | IntRange):
+    if isinstance(param, LogUniform | Uniform | IntRange | OneMinusLogUniform):
         if param.low > param.high:
             yield f"{field}.high: must be >= low ({param.low}); swap them"
             return
-        if isinstance(param, LogUniform) and param.low <= 0:
-            yield f"{field}.low: a loguniform distribution needs low > 0"
+        log = isinstance(param, LogUniform | OneMinusLogUniform) or (
+            isinstance(param, IntRange) and param.log
+        )
+        if log and param.low <= 0:
+            yield f"{field}.low: a log-scale distribution needs low > 0 (got {param.low})"
             return
-        if isinstance(param, IntRange) and param.log and param.low <= 0:
-            yield f"{field}.low: a log int distribution needs low > 0"
+        if not isinstance(param, IntRange) and _is_int_field(name):
+            yield f"{field}: {name} is an integer; use dist: int (or categorical)"
             return
-        values = [("low", param.low), ("high", param.high)]
+        if isinstance(param, OneMinusLogUniform):
+            values = [("low", 1.0 - param.low), ("high", 1.0 - param.high)]
+        else:
+            values = [("low", param.low), ("high", param.high)]
     elif isinstance(param, Categorical):
         values = [(f"choices[{i}]", c) for i, c in enumerate(param.choices)]
     else:
         values = [("", param)]
     for suffix, value in values:
-        where = f"{field}.{suffix}" if suffix else field
-        if name in _INT_PARAMS and not (isinstance(value, int) and not isinstance(value, bool)):
-            yield f"{where}: {name} must be an integer (got {value!r})"
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            yield f"{where}: {name} must be a number (got {value!r})"
-            continue
-        too_low = value <= lo_bound if lo_open else value < lo_bound
-        if too_low or value > hi_bound:
-            yield f"{where}: {name} must be in {_describe(lo_bound, hi_bound, lo_open)} (got {value})"
+        problem = _training_field_problem(base, name, value)
+        if problem:
+            where = f"{field}.{suffix}" if suffix else field
+            shown = (
+                f"1 - {getattr(param, suffix)} = {value}"
+                if isinstance(param, OneMinusLogUniform)
+                else repr(value)
+            )
+            yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
 
 
-# name -> (lower bound, upper bound, lower bound excluded)
-_PARAM_BOUNDS: dict[str, tuple[float, float, bool]] = {
-    "lr": (0.0, 1.0, True),
-    "batch_size": (1, math.inf, False),
-    "weight_decay": (0.0, math.inf, False),
-    "warmup_steps": (0, math.inf, False),
-    "grad_clip": (0.0, math.inf, True),
-    "alpha": (0.0, 1.0, False),
-    "temperature": (0.0, math.inf, True),
-}
+def _training_field_problem(base: TrainingConfig, name: str, value: Any) -> str | None:
+    """TrainingConfig's own verdict on `name = value` (strict: no 3.0 for an int, no bools
+    for a number), or None when it accepts it."""
+    try:
+        TrainingConfig.model_validate({**base.model_dump(), name: value}, strict=True)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if e["loc"] and e["loc"][0] == name]
+        return "; ".join(e["msg"] for e in errors or exc.errors())
+    return None
 
 
-def _describe(lo: float, hi: float, lo_open: bool) -> str:
-    left = "(" if lo_open else "["
-    right = "]" if math.isfinite(hi) else ")"
-    return f"{left}{lo}, {hi if math.isfinite(hi) else 'inf'}{right}"
+def _is_int_field(name: str) -> bool:
+    annotation = TrainingConfig.model_fields[name].annotation
+    return annotation is int or annotation == (int | None)

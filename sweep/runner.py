@@ -24,13 +24,15 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from sweep.config import Param, Resources, Scheduler
+from sweep.config import Param, Resources, Scheduler, max_trial_epochs
 from sweep.search import OBJECTIVE, PlannedTrial, StageSearcher, open_study, reconcile, tell
 from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
 from sweep.trainable import EVALUATION_KEY, TrialContext, run_trial
 
 __all__ = ["StageInterrupted", "StageOutcome", "StageSpec", "StoreRecorder", "run_stage"]
 
+# The last epoch's result: dev loss of the model the trial hands on (trainers.recipe).
+HANDED_ON_DEV_LOSS = "checkpoint_dev_loss"
 # Result keys that are not learning-curve metrics.
 _NOT_METRICS = {"node_id", "hostname", "pid", "checkpoint_sha256", "trial_id", "done"}
 
@@ -59,6 +61,17 @@ class StageSpec:
     @property
     def study_name(self) -> str:
         return f"{self.sweep}/{self.name}"
+
+    def trial_epochs(self, params: dict[str, Any]) -> int:
+        """A trial's own epoch count: its `epochs` param, else the stage's."""
+        return int(params.get("epochs", self.context.epochs))
+
+    @property
+    def max_epochs(self) -> int:
+        """The longest trial's epochs (ASHA's max_t)."""
+        if self.plans is not None:
+            return max([self.context.epochs, *(self.trial_epochs(p.params) for p in self.plans)])
+        return max_trial_epochs(self.space or {}, self.context.epochs)
 
 
 @dataclass
@@ -147,7 +160,7 @@ class StoreRecorder(tune.Callback):
     def _trial_config(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
         recipe = self.spec.context.recipe
         training = recipe.training.model_copy(
-            update={**params, "seed": seed, "epochs": self.spec.context.epochs}
+            update={"epochs": self.spec.context.epochs, **params, "seed": seed}
         )
         return recipe.model_copy(update={"training": training}).model_dump(mode="json")
 
@@ -202,8 +215,10 @@ class StoreRecorder(tune.Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         last = trial.last_result or {}
-        finished = int(last.get("epoch", 0)) >= self.spec.context.epochs
-        objective = last.get(OBJECTIVE)
+        epochs = self.spec.trial_epochs(self.searcher.by_tune_id[trial.trial_id].params)
+        finished = int(last.get("epoch", 0)) >= epochs
+        # The handed-on model's dev loss (checkpoint: best may hand on an earlier epoch).
+        objective = last.get(HANDED_ON_DEV_LOSS, last.get(OBJECTIVE))
         if finished and isinstance(objective, int | float) and math.isfinite(objective):
             status = TrialStatus.COMPLETE
         else:
@@ -276,7 +291,7 @@ def run_stage(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=_scheduler(spec.scheduler, spec.context.epochs),
+                scheduler=_scheduler(spec.scheduler, spec.max_epochs),
                 num_samples=to_run,
                 reuse_actors=True,
                 trial_name_creator=_trial_name(spec.name),

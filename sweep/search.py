@@ -38,7 +38,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from sweep import optuna_compat
-from sweep.config import Categorical, IntRange, LogUniform, Param, Uniform
+from sweep.config import Categorical, IntRange, LogUniform, OneMinusLogUniform, Param, Uniform
 from sweep.store import Store, TrialStatus, retry_while_disconnected
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "open_study",
     "reconcile",
     "to_distributions",
+    "training_params",
 ]
 
 OBJECTIVE = "dev_loss"
@@ -98,11 +99,21 @@ class Adopted:
     resume_uri: str | None = None
 
 
+ONE_MINUS = "one_minus_"
+"""Optuna's name for x in a `one_minus_loguniform` hyperparameter 1 - x."""
+
+
 def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
-    """sweep.yaml distributions as Optuna distributions; fixed values become 1-choice."""
+    """sweep.yaml distributions as Optuna distributions; fixed values become 1-choice.
+
+    A one_minus_loguniform `beta2` is Optuna's log-scale `one_minus_beta2`, so TPE models
+    1 - beta2 on the scale it is sampled on; `training_params` maps it back.
+    """
     out: dict[str, BaseDistribution] = {}
     for name, param in space.items():
-        if isinstance(param, LogUniform):
+        if isinstance(param, OneMinusLogUniform):
+            out[ONE_MINUS + name] = FloatDistribution(param.low, param.high, log=True)
+        elif isinstance(param, LogUniform):
             out[name] = FloatDistribution(param.low, param.high, log=True)
         elif isinstance(param, Uniform):
             out[name] = FloatDistribution(param.low, param.high, step=param.step)
@@ -112,6 +123,15 @@ def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
             out[name] = CategoricalDistribution(list(param.choices))
         else:
             out[name] = CategoricalDistribution([param])
+    return out
+
+
+def training_params(space: Mapping[str, Param], sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """An Optuna trial's params as TrainingConfig values (one_minus_x -> x = 1 - value)."""
+    out = dict(sampled)
+    for name, param in space.items():
+        if isinstance(param, OneMinusLogUniform) and ONE_MINUS + name in out:
+            out[name] = 1.0 - float(out.pop(ONE_MINUS + name))
     return out
 
 
@@ -207,7 +227,8 @@ class StageSearcher(Searcher):
         self.study = study
         self.seed = seed
         self.role = role
-        self.distributions = to_distributions(space or {})
+        self.space = dict(space or {})
+        self.distributions = to_distributions(self.space)
         self.plans = list(plans) if plans is not None else None
         self.pending_adopted = list(adopted)
         existing = retry_while_disconnected(lambda: study.get_trials(deepcopy=False))
@@ -285,7 +306,7 @@ class StageSearcher(Searcher):
         return Suggestion(
             number=trial.number,
             optuna_trial_id=trial_id,
-            params=trial.params,
+            params=training_params(self.space, trial.params) if slot is None else trial.params,
             seed=int(meta["seed"]),
             role=str(meta["role"]),
             source_trial_id=meta["source_trial_id"],

@@ -34,6 +34,7 @@ class TrialContext:
 
     recipe: RecipeConfig
     epochs: int
+    """The stage's epochs; a trial whose params hold `epochs` trains that many instead."""
     teacher_uris: tuple[str, ...] = ()
     glue: GlueEvaluation | None = None
 
@@ -49,9 +50,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     threads = max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1"))))
     training = context.recipe.training.model_copy(
         update={
-            **config["params"],
-            "seed": config["seed"],
             "epochs": context.epochs,
+            **config["params"],  # a searched `epochs` is the trial's own
+            "seed": config["seed"],
             "threads": context.recipe.training.threads or threads,
         }
     )
@@ -73,7 +74,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         out: dict[str, Any] = {**metrics, **node}
         size, sha = checkpoint_fingerprint(checkpoint_dir)
         out["checkpoint_bytes"], out["checkpoint_sha256"] = size, sha
-        if int(metrics["epoch"]) >= context.epochs:
+        if int(metrics["epoch"]) >= training.epochs:
             out.update(_evaluate(checkpoint_dir, recipe, context))
         tune.report(out, checkpoint=Checkpoint.from_directory(str(checkpoint_dir)))
 
@@ -103,7 +104,10 @@ def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> d
     from trainers.evaluate import blimp_accuracy
 
     blimp = blimp_accuracy(
-        model_dir, recipe.data.blimp, max_pairs_per_paradigm=recipe.data.blimp_pairs_per_paradigm
+        model_dir,
+        recipe.data.blimp,
+        max_pairs_per_paradigm=recipe.data.blimp_pairs_per_paradigm,
+        convention=recipe.data.blimp_convention,
     )
     suites: dict[str, dict[str, dict[str, Any]]] = {
         "blimp": {

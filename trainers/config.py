@@ -24,6 +24,9 @@ from trainers.errors import TrainerError
 
 __all__ = [
     "DATA_DIR_ENV",
+    "DISTILLATION_FIELDS",
+    "HYPERPARAMETERS",
+    "RUNTIME_FIELDS",
     "DataConfig",
     "ModelConfig",
     "RecipeConfig",
@@ -55,6 +58,11 @@ class DataConfig(_Strict):
     """Dir of GLUE tasks (MRPC/, RTE/ with train.tsv, dev.tsv), under root."""
     vocab_size: int = Field(2000, ge=260)
     """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
+    add_prefix_space: bool = False
+    """Byte-level pre-tokenizer adds a space before each document, so a document's first word
+    gets the same token as mid-sentence (BabyLlama-2's tokenizer: true)."""
+    min_frequency: int = Field(0, ge=0)
+    """BPE merges need a pair seen at least this often (BabyLlama-2's tokenizer: 2)."""
     seq_length: int = Field(64, ge=8)
     """Tokens per training window (BabyLlama-2 uses 128)."""
     max_train_tokens: int | None = Field(None, ge=1)
@@ -63,6 +71,10 @@ class DataConfig(_Strict):
     """Cap on dev/test tokens scored for the loss; None scores the whole split."""
     blimp_pairs_per_paradigm: int | None = Field(None, ge=1)
     """Cap on BLiMP minimal pairs scored per paradigm (1000 each); None scores all."""
+    blimp_convention: Literal["lm_eval", "no_space"] = "lm_eval"
+    """How a BLiMP sentence is scored: lm_eval: log p(tokens of " " + sentence | BOS), as
+    lm-evaluation-harness (target_delimiter " ") and the BabyLM leaderboard; no_space:
+    log p(tokens of sentence | BOS), babysweep's scoring before it matched lm-eval."""
     cache_dir: Path | None = None
     """Where tokenizers and token caches are kept; None: $SWEEP_CACHE_DIR, else ~/.cache/babysweep."""
 
@@ -204,7 +216,7 @@ class TrainingConfig(_Strict):
     beta1: float = Field(0.9, ge=0, lt=1)
     """AdamW beta1."""
     beta2: float = Field(0.95, ge=0, lt=1)
-    """AdamW beta2."""
+    """AdamW beta2 (BabyLlama-2 and HF Trainer: 0.999)."""
     eps: float = Field(1e-8, gt=0)
     """AdamW epsilon."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
@@ -213,10 +225,20 @@ class TrainingConfig(_Strict):
     """Optimizer steps of linear warmup."""
     grad_clip: float | None = Field(1.0, gt=0)
     """Max global gradient norm; None disables clipping."""
+    attention_dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on attention probabilities while training (LlamaConfig.attention_dropout); a
+    training-time regulariser, so it lives here: evaluation and teachers never drop."""
+    checkpoint: Literal["best", "last"] = "last"
+    """Which epoch's model is evaluated (test loss, BLiMP, GLUE) and handed on (ensemble,
+    final/): best: lowest dev loss, as the reference's load_best_model_at_end; last."""
     seed: int = 0
     """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
     alpha: float = Field(1.0, ge=0, le=1)
-    """Weight of cross-entropy; 1 - alpha weighs the KL to the teacher ensemble (1 = no teachers)."""
+    """Weight of cross-entropy; 1 - alpha weighs the KL to the teacher ensemble (1 = no teachers).
+
+    What a value means depends on kl_reduction: under token_mean both terms are per-token
+    means; under babyllama2 the KL is summed over a window's L positions, so alpha=0.5 there
+    weighs the KL as alpha = 1 / (1 + L) (0.0078 at L = 128) does under token_mean."""
     temperature: float = Field(1.0, gt=0)
     """Distillation softmax temperature T; the KL is scaled by T^2."""
     ensemble: Literal["logits", "probs"] = "logits"
@@ -229,6 +251,15 @@ class TrainingConfig(_Strict):
     """torch.compile the student (worth it on GPU for long runs)."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads; None leaves torch's default (Ray sets it to the trial's CPUs)."""
+
+
+# TrainingConfig fields that say where and how fast a run goes, not what it learns: never
+# hyperparameters of a search space.
+RUNTIME_FIELDS = frozenset({"seed", "micro_batch_size", "device", "compile", "threads"})
+# Fields that only matter when a student distils from teachers.
+DISTILLATION_FIELDS = frozenset({"alpha", "temperature", "ensemble", "kl_reduction"})
+HYPERPARAMETERS = tuple(n for n in TrainingConfig.model_fields if n not in RUNTIME_FIELDS)
+"""Every TrainingConfig field a sweep may search, in declaration order."""
 
 
 class RecipeConfig(_Strict):
@@ -313,7 +344,17 @@ def _union_line(errors: list[dict], prefix: str) -> str:
 def _is_union_tag(part: object) -> bool:
     # pydantic inserts the union member's name into the location; users never wrote it.
     return isinstance(part, str) and (
-        part in {"loguniform", "uniform", "int", "categorical", "float", "str", "bool"}
+        part
+        in {
+            "loguniform",
+            "one_minus_loguniform",
+            "uniform",
+            "int",
+            "categorical",
+            "float",
+            "str",
+            "bool",
+        }
         or part.startswith(("function-", "tagged-union", "constrained-"))
         or part.endswith("]")
     )

@@ -219,7 +219,11 @@ def _sha(payload: bytes) -> str:
 
 def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
     files = corpus_files(data, "train")
-    key = f"bpe{data.vocab_size}-{_files_hash(files)}-v{_CACHE_FORMAT}"
+    # Every tokenizer option is in the key (defaults keep the keys caches already hold).
+    options = ("-prefix" if data.add_prefix_space else "") + (
+        f"-minf{data.min_frequency}" if data.min_frequency else ""
+    )
+    key = f"bpe{data.vocab_size}{options}-{_files_hash(files)}-v{_CACHE_FORMAT}"
     root = _cache_dir(data) / "tokenizers"
     root.mkdir(exist_ok=True)
     final = root / key
@@ -230,7 +234,13 @@ def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
             return final
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
         try:
-            _train_tokenizer(files, data.vocab_size).save_pretrained(str(staging))
+            tokenizer = _train_tokenizer(
+                files,
+                data.vocab_size,
+                add_prefix_space=data.add_prefix_space,
+                min_frequency=data.min_frequency,
+            )
+            tokenizer.save_pretrained(str(staging))
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -238,16 +248,20 @@ def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
     return final
 
 
-def _train_tokenizer(files: list[Path], vocab_size: int) -> PreTrainedTokenizerBase:
+def _train_tokenizer(
+    files: list[Path], vocab_size: int, *, add_prefix_space: bool, min_frequency: int
+) -> PreTrainedTokenizerBase:
+    """Byte-level BPE as BabyLlama-2 trains it (NFKC, specials <pad> <s> </s> = ids 0 1 2)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
     tokenizer.decoder = decoders.ByteLevel()
     bpe_trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
+        min_frequency=min_frequency,
         special_tokens=[PAD_TOKEN, BOS_TOKEN, EOS_TOKEN],  # ids 0, 1, 2
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,

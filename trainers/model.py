@@ -20,9 +20,19 @@ hf_logging.disable_progress_bar()
 
 
 def build_model(
-    model: ModelConfig, *, vocab_size: int, bos_id: int, eos_id: int, pad_id: int, seq_length: int
+    model: ModelConfig,
+    *,
+    vocab_size: int,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    seq_length: int,
+    attention_dropout: float = 0.0,
 ) -> LlamaForCausalLM:
-    """A freshly initialised LlamaForCausalLM (seed torch first for a reproducible init)."""
+    """A freshly initialised LlamaForCausalLM (seed torch first for a reproducible init).
+
+    attention_dropout applies in train() mode only (HF drops attention probabilities then).
+    """
     sizes = model.sizes()
     max_positions = int(sizes["max_position_embeddings"])
     if seq_length > max_positions:
@@ -42,6 +52,7 @@ def build_model(
         bos_token_id=bos_id,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
+        attention_dropout=attention_dropout,
         use_cache=False,
     )
     student = LlamaForCausalLM(config)

@@ -4,6 +4,11 @@ Reads top to bottom like torchtune's knowledge-distillation recipe: `setup()` ca
 `_setup_*` per part (runtime, data, student, teachers, optimizer), then `train()` runs
 epochs of (train, evaluate, save, report), and `save_final()` writes the HF model.
 
+After the last epoch the run hands on one model (`training.checkpoint`): the last epoch's,
+or the epoch with the lowest dev loss (as HF Trainer's load_best_model_at_end, which the
+reference uses). That model is scored on the test split, and is what the last report's
+checkpoint, final/ and every later evaluation hold.
+
 Example::
 
     from trainers.config import load_recipe_config
@@ -56,6 +61,8 @@ ReportFn = Callable[[dict[str, float], Path], None]
 TRAIN_STATE_FILE = "train_state.pt"
 RECIPE_CONFIG_FILE = "recipe_config.json"
 RUN_INFO_FILE = "run_info.json"
+BEST_MODEL_DIR = "best_model"
+"""Inside an epoch checkpoint: the best epoch's weights when it is not this epoch (checkpoint: best)."""
 
 
 @dataclass
@@ -64,7 +71,8 @@ class TrainResult:
 
     final_dir: Path
     metrics: dict[str, float]
-    """The last epoch's metrics."""
+    """The last epoch's metrics, with test_loss, checkpoint_epoch and checkpoint_dev_loss of
+    the handed-on model."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Every epoch's metrics, resumed epochs included."""
     num_parameters: int = 0
@@ -113,6 +121,9 @@ class TrainingRecipe:
         self.global_step = 0
         self.tokens_seen = 0
         self.history: list[dict[str, float]] = []
+        # checkpoint: best keeps the best epoch's weights here until the run hands them on
+        self.best_dir = Path(self.config.output_dir) / BEST_MODEL_DIR
+        self.handed_on = False
 
     # --- setup -------------------------------------------------------------------------
 
@@ -124,8 +135,9 @@ class TrainingRecipe:
         self._setup_student(resume_from)
         self._setup_teachers()
         self._setup_optimizer()
-        if train_state is not None:
+        if resume_from is not None and train_state is not None:
             self._restore_train_state(train_state)
+            self._restore_best(Path(resume_from))
 
     def _check_inputs(self, resume_from: Path | None) -> None:
         """Fail fast, before any tokenizing, on what the user can fix."""
@@ -163,7 +175,7 @@ class TrainingRecipe:
 
     def _setup_data(self) -> None:
         data = self.config.data
-        corpus = prepare_corpus(data, splits=("train", "dev"))
+        corpus = prepare_corpus(data, splits=("train", "dev", "test"))
         self.tokenizer_dir = corpus.tokenizer_dir
         self.tokenizer = load_tokenizer(corpus.tokenizer_dir)
         self.train_windows = TrainWindows(
@@ -173,6 +185,9 @@ class TrainingRecipe:
         )
         self.dev_windows = eval_windows(
             split_tokens(data, "dev", corpus.tokenizer_dir), data.seq_length
+        )
+        self.test_windows = eval_windows(
+            split_tokens(data, "test", corpus.tokenizer_dir), data.seq_length
         )
 
     def _setup_student(self, resume_from: Path | None) -> None:
@@ -191,6 +206,7 @@ class TrainingRecipe:
                 eos_id=self.tokenizer.eos_token_id,
                 pad_id=self.tokenizer.pad_token_id,
                 seq_length=self.config.data.seq_length,
+                attention_dropout=self.config.training.attention_dropout,
             )
         self.student.to(self.device).train()
         self.num_parameters = count_parameters(self.student)
@@ -251,7 +267,8 @@ class TrainingRecipe:
     # --- train -------------------------------------------------------------------------
 
     def train(self) -> TrainResult:
-        epochs = self.config.training.epochs
+        training = self.config.training
+        epochs = training.epochs
         for epoch in range(self.start_epoch, epochs + 1):
             train_metrics = self._train_epoch(epoch)
             dev_loss = self.evaluate()
@@ -265,6 +282,10 @@ class TrainingRecipe:
                 "tokens_seen": float(self.tokens_seen),
             }
             self.history.append(metrics)
+            if training.checkpoint == "best" and self._best_epoch() == epoch < epochs:
+                self._keep_best()
+            if epoch == epochs:
+                metrics.update(self._hand_on())  # the same dict as history[-1]
             checkpoint_dir = self.save_checkpoint(epoch)
             if self.report is not None:
                 self.report(dict(metrics), checkpoint_dir)
@@ -373,15 +394,59 @@ class TrainingRecipe:
 
     # --- evaluate ----------------------------------------------------------------------
 
-    def evaluate(self) -> float:
-        """Mean per-token dev CE of the student."""
+    def evaluate(self, windows: np.ndarray | None = None) -> float:
+        """Mean per-token CE of the student on dev (or the given) windows."""
         return mean_token_loss(
             self.student,
-            self.dev_windows,
+            self.dev_windows if windows is None else windows,
             batch_size=self.micro_batch_size,
             device=self.device,
             autocast=self.autocast(),
         )
+
+    def _best_epoch(self) -> int:
+        """The epoch with the lowest dev loss so far; the earliest on a tie (as HF Trainer)."""
+        best = min(self.history, key=lambda m: (m["dev_loss"], m["epoch"]))
+        return int(best["epoch"])
+
+    def _hand_on(self) -> dict[str, float]:
+        """Put the handed-on model in the student; its epoch, dev loss and test loss."""
+        chosen = self.history[-1]
+        if self.config.training.checkpoint == "best":
+            best_epoch = self._best_epoch()
+            chosen = next(m for m in self.history if int(m["epoch"]) == best_epoch)
+            if chosen is not self.history[-1]:
+                best = load_model(self.best_dir, what="best checkpoint")
+                self.student.load_state_dict(best.state_dict())
+                log.info("handing on epoch %d (lowest dev loss)", int(chosen["epoch"]))
+        self.handed_on = True
+        return {
+            "checkpoint_epoch": chosen["epoch"],
+            "checkpoint_dev_loss": chosen["dev_loss"],
+            "test_loss": self.evaluate(self.test_windows),
+        }
+
+    def _keep_best(self) -> None:
+        staging = self.best_dir.with_name(f".{BEST_MODEL_DIR}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        self.student.save_pretrained(str(staging))
+        shutil.rmtree(self.best_dir, ignore_errors=True)
+        os.replace(staging, self.best_dir)
+
+    def _restore_best(self, resume_from: Path) -> None:
+        """A resumed checkpoint: best run keeps the best epoch's weights, wherever they are."""
+        if self.config.training.checkpoint != "best" or not self.history or self.handed_on:
+            return
+        if self._best_epoch() == self.start_epoch - 1:
+            self._keep_best()  # the resumed weights are the best
+        elif (resume_from / BEST_MODEL_DIR).is_dir():
+            shutil.rmtree(self.best_dir, ignore_errors=True)
+            shutil.copytree(resume_from / BEST_MODEL_DIR, self.best_dir)
+        else:
+            raise TrainerError(
+                f"resume_from {resume_from}: no {BEST_MODEL_DIR}/ for the best epoch "
+                f"({self._best_epoch()}); resume with training.checkpoint: last"
+            )
 
     # --- save --------------------------------------------------------------------------
 
@@ -393,6 +458,8 @@ class TrainingRecipe:
         shutil.rmtree(staging, ignore_errors=True)
         self._save_model_files(staging)
         torch.save(self._train_state(epoch), staging / TRAIN_STATE_FILE)
+        if not self.handed_on and self.best_dir.is_dir() and self._best_epoch() != epoch:
+            shutil.copytree(self.best_dir, staging / BEST_MODEL_DIR)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
         for older in root.glob("epoch_*"):
@@ -458,6 +525,8 @@ class TrainingRecipe:
         self.global_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.history = list(state["history"])
+        # a run killed after its last epoch's checkpoint already handed its model on
+        self.handed_on = self.start_epoch > self.config.training.epochs
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])

@@ -1,10 +1,20 @@
 """BLiMP minimal pairs scored as lm-eval-harness scores them.
 
-Each sentence's score is the sum of its tokens' log-probabilities, conditioned on a BOS
-prefix token (lm-eval's `prefix_token_id`: BOS, else EOS); a pair is correct when
-score(good) >= score(bad). Overall accuracy is the mean over paradigms; groups are the
-12 `linguistics_term` values, with the two "s-selection" paradigms
-(animate_subject_passive/_trans) counted under argument_structure as BLiMP's paper does.
+Default convention `lm_eval`: lm-eval's blimp tasks are multiple choice with an empty
+context and target_delimiter " ", so a sentence's score is the sum of the log-probabilities
+of the tokens of " " + sentence, conditioned on one prefix token (lm-eval's
+`prefix_token_id`: BOS, else EOS). Every BLiMP number babysweep prints uses it unless
+`data.blimp_convention` says otherwise, so it compares with lm-eval's and the BabyLM
+leaderboard's. The `no_space` convention scores the tokens of the bare sentence after
+the prefix (babysweep's scoring before it matched lm-eval); with a byte-level BPE that
+adds no prefix space, the first word's token differs between the two, and some pair
+decisions flip.
+
+A pair is correct when score(good) >= score(bad) (lm-eval takes the argmax over the two
+choices, the first on a tie, so a tie counts as correct). Overall accuracy is the mean
+over paradigms; groups are the 12 `linguistics_term` values, with the two "s-selection"
+paradigms (animate_subject_passive/_trans) counted under argument_structure as BLiMP's
+paper does.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +32,17 @@ from trainers.data import load_tokenizer
 from trainers.errors import TrainerError
 from trainers.model import load_model
 
-__all__ = ["BlimpResult", "ParadigmScore", "blimp_accuracy", "read_blimp"]
+__all__ = [
+    "BlimpConvention",
+    "BlimpResult",
+    "ParadigmScore",
+    "blimp_accuracy",
+    "read_blimp",
+    "sentence_log_likelihoods",
+]
+
+BlimpConvention = Literal["lm_eval", "no_space"]
+"""lm_eval: log p(" " + sentence | prefix); no_space: log p(sentence | prefix)."""
 
 _GROUP_ALIASES = {"s-selection": "argument_structure"}
 
@@ -42,6 +63,10 @@ class BlimpResult:
     overall: float
     by_paradigm: dict[str, ParadigmScore]
     by_group: dict[str, float]
+    convention: BlimpConvention = "lm_eval"
+    """How sentences were scored (see the module docstring)."""
+    decisions: dict[str, list[bool]] | None = None
+    """Paradigm -> per-pair correctness, in file order."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +117,11 @@ def blimp_accuracy(
     max_pairs_per_paradigm: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    convention: BlimpConvention = "lm_eval",
 ) -> BlimpResult:
     """Score every BLiMP paradigm; `model` is a checkpoint dir or a loaded model + tokenizer.
+
+    convention: lm_eval (default, as lm-evaluation-harness) or no_space; see the module doc.
 
     Example::
 
@@ -108,21 +136,16 @@ def blimp_accuracy(
         lm = model
         if tokenizer is None:
             raise TrainerError("tokenizer: required when blimp_accuracy gets a loaded model")
-    prefix_id = tokenizer.bos_token_id
-    if prefix_id is None:
-        prefix_id = tokenizer.eos_token_id
-    if prefix_id is None:
-        raise TrainerError("tokenizer: has neither a BOS nor an EOS token to condition on")
-
     paradigms = read_blimp(blimp_dir, max_pairs_per_paradigm)
     sentences = sorted({s for p in paradigms for pair in p.pairs for s in pair})
-    encoded = tokenizer(sentences, add_special_tokens=False)["input_ids"]
-    token_ids = {s: [prefix_id, *ids] for s, ids in zip(sentences, encoded, strict=True)}
-    scores = _sentence_log_probs(lm, token_ids, batch_size=batch_size, device=device)
+    scores = sentence_log_likelihoods(
+        lm, tokenizer, sentences, convention=convention, batch_size=batch_size, device=device
+    )
 
-    by_paradigm = {}
+    by_paradigm, decisions = {}, {}
     for p in paradigms:
-        correct = sum(scores[good] >= scores[bad] for good, bad in p.pairs)
+        decisions[p.name] = [scores[good] >= scores[bad] for good, bad in p.pairs]
+        correct = sum(decisions[p.name])
         by_paradigm[p.name] = ParadigmScore(correct / len(p.pairs), len(p.pairs), p.group)
     groups: dict[str, list[float]] = {}
     for score in by_paradigm.values():
@@ -131,7 +154,33 @@ def blimp_accuracy(
         overall=sum(s.accuracy for s in by_paradigm.values()) / len(by_paradigm),
         by_paradigm=by_paradigm,
         by_group={g: sum(a) / len(a) for g, a in sorted(groups.items())},
+        convention=convention,
+        decisions=decisions,
     )
+
+
+def sentence_log_likelihoods(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: list[str],
+    *,
+    convention: BlimpConvention = "lm_eval",
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Each sentence's summed token log-probability after the prefix token, per `convention`."""
+    if convention not in ("lm_eval", "no_space"):
+        raise TrainerError(f"data.blimp_convention: {convention!r} is not lm_eval or no_space")
+    prefix_id = tokenizer.bos_token_id
+    if prefix_id is None:
+        prefix_id = tokenizer.eos_token_id
+    if prefix_id is None:
+        raise TrainerError("tokenizer: has neither a BOS nor an EOS token to condition on")
+    # lm-eval: empty context + target_delimiter " " + choice, encoded without special tokens
+    texts = [" " + s if convention == "lm_eval" else s for s in sentences]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    token_ids = {s: [prefix_id, *ids] for s, ids in zip(sentences, encoded, strict=True)}
+    return _sentence_log_probs(model, token_ids, batch_size=batch_size, device=device)
 
 
 @torch.no_grad()
