@@ -144,7 +144,89 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         {"stages.teachers.space.batch_size": 16.5},
         "stages.teachers.space.batch_size",
     ),
+    (
+        "beta2 reaching 1",
+        {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.99, "high": 1.0}},
+        "stages.teachers.space.beta2.high",
+    ),
+    (
+        "one_minus_loguniform at 0",
+        {"stages.teachers.space.beta2": {"dist": "one_minus_loguniform", "low": 0.0, "high": 0.1}},
+        "stages.teachers.space.beta2.low",
+    ),
+    (
+        "one_minus_loguniform beyond 1",
+        {"stages.teachers.space.beta1": {"dist": "one_minus_loguniform", "low": 0.1, "high": 2.0}},
+        "stages.teachers.space.beta1.high",
+    ),
+    (
+        "float dist on an int field",
+        {"stages.teachers.space.epochs": {"dist": "uniform", "low": 1, "high": 4}},
+        "stages.teachers.space.epochs",
+    ),
+    (
+        "unknown schedule",
+        {"stages.teachers.space.schedule": {"dist": "categorical", "choices": ["cosine", "wsd"]}},
+        "stages.teachers.space.schedule.choices[1]",
+    ),
+    (
+        "dropout of 1",
+        {"stages.teachers.space.attention_dropout": 1.0},
+        "stages.teachers.space.attention_dropout",
+    ),
+    ("runtime field", {"stages.teachers.space.threads": 2}, "stages.teachers.space.threads"),
 ]
+
+
+def test_a_space_the_trainers_would_refuse_is_refused_by_their_own_validator(
+    tmp_path: Path,
+) -> None:
+    """beta2 = 1.0 is reachable: `sweep validate` says so with TrainingConfig's own words."""
+    from pydantic import ValidationError
+
+    from trainers.config import TrainingConfig
+
+    with pytest.raises(ValidationError) as trainers_verdict:
+        TrainingConfig(beta2=1.0)
+    trainers_message = trainers_verdict.value.errors()[0]["msg"]
+    space = {"dist": "one_minus_loguniform", "low": 0.0001, "high": 0.01}
+    path = write_variant(tmp_path, {"stages.teachers.space.beta2": space})
+    assert load_sweep_config(path).stages.teachers.space["beta2"].model_dump() == space
+    path = write_variant(
+        tmp_path, {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.9, "high": 1.0}}
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert f"stages.teachers.space.beta2.high: {trainers_message}" in output
+    assert "Traceback" not in result.output
+
+
+def test_every_training_field_but_runtime_ones_is_searchable(tmp_path: Path) -> None:
+    from trainers.config import RUNTIME_FIELDS, TrainingConfig
+
+    space = {
+        "epochs": {"dist": "int", "low": 1, "high": 3},
+        "batch_size": {"dist": "int", "low": 8, "high": 64, "log": True},
+        "lr": {"dist": "loguniform", "low": 1e-4, "high": 1e-2},
+        "beta1": {"dist": "one_minus_loguniform", "low": 0.01, "high": 1.0},
+        "beta2": {"dist": "one_minus_loguniform", "low": 0.0001, "high": 0.01},
+        "eps": {"dist": "loguniform", "low": 1e-9, "high": 1e-6},
+        "weight_decay": {"dist": "uniform", "low": 0.0, "high": 5.0},
+        "schedule": {"dist": "categorical", "choices": ["linear", "cosine"]},
+        "warmup_steps": {"dist": "int", "low": 0, "high": 100},
+        "grad_clip": {"dist": "loguniform", "low": 0.1, "high": 10.0},
+        "attention_dropout": {"dist": "uniform", "low": 0.0, "high": 0.2},
+        "checkpoint": {"dist": "categorical", "choices": ["best", "last"]},
+        "alpha": {"dist": "uniform", "low": 0.0, "high": 1.0},
+        "temperature": {"dist": "loguniform", "low": 0.5, "high": 4.0},
+        "ensemble": {"dist": "categorical", "choices": ["logits", "probs"]},
+        "kl_reduction": "babyllama2",
+    }
+    assert set(space) == set(TrainingConfig.model_fields) - RUNTIME_FIELDS
+    path = write_variant(tmp_path, {"stages.students.space": space})
+    config = load_sweep_config(path)
+    assert set(config.stages.students.space) == set(space)
 
 
 @pytest.mark.parametrize(("case", "changes", "field"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])

@@ -131,3 +131,34 @@ def test_missing_or_empty_split_is_refused(slice_corpus: SliceCorpus, tmp_path: 
         path.write_text("")
     with pytest.raises(TrainerError, match=r"empty_train/train holds no non-empty \*\.train"):
         prepare_corpus(DataConfig(corpus=empty, vocab_size=300, cache_dir=tmp_path / "c"))
+
+
+def test_reference_tokenizer_options_have_their_own_cache(small_corpus: DataConfig):
+    """add_prefix_space + min_frequency (BabyLlama-2's tokenizer) build another tokenizer."""
+    import json
+
+    from trainers.data import load_tokenizer
+
+    plain = prepare_corpus(small_corpus)
+    reference = prepare_corpus(
+        small_corpus.model_copy(update={"add_prefix_space": True, "min_frequency": 2})
+    )
+    assert reference.tokenizer_dir != plain.tokenizer_dir
+    assert set(reference.token_files.values()).isdisjoint(plain.token_files.values())
+    spec = json.loads((reference.tokenizer_dir / "tokenizer.json").read_text())
+    assert spec["pre_tokenizer"]["add_prefix_space"] is True
+    with_space, without = (
+        load_tokenizer(reference.tokenizer_dir),
+        load_tokenizer(plain.tokenizer_dir),
+    )
+    # a document's first word gets its mid-sentence token (with the byte-level space, "Ġ")
+    assert with_space.tokenize("the cat")[0].startswith("Ġ")
+    assert not without.tokenize("the cat")[0].startswith("Ġ")
+    assert with_space.tokenize("the cat") == with_space.tokenize(" the cat")
+    # min_frequency reaches the BPE trainer: no pair is that frequent, so nothing is merged
+    rare = prepare_corpus(small_corpus.model_copy(update={"min_frequency": 10**9}))
+    assert json.loads((rare.tokenizer_dir / "tokenizer.json").read_text())["model"]["merges"] == []
+    assert json.loads((plain.tokenizer_dir / "tokenizer.json").read_text())["model"]["merges"]
+    # the defaults keep the cache key caches already hold
+    assert "prefix" not in plain.tokenizer_dir.name and "minf" not in plain.tokenizer_dir.name
+    assert "-prefix-minf2-" in reference.tokenizer_dir.name

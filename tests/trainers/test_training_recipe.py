@@ -196,3 +196,147 @@ def test_missing_corpus_split_is_refused(make_config: MakeConfig, tmp_path: Path
     config = config.model_copy(update={"data": config.data.model_copy(update={"corpus": corpus})})
     with pytest.raises(TrainerError, match=r"data\.corpus: .*corpus/dev does not exist"):
         train(config, progress=False)
+
+
+def test_checkpoint_best_hands_on_the_earlier_better_epoch(
+    make_config: MakeConfig, data_config: DataConfig, tmp_path: Path
+):
+    """3k training tokens at a constant lr 0.02 overfit: epochs 4 and 5 are worse than 3."""
+    from trainers.evaluate import evaluate_loss
+
+    data = data_config.model_copy(update={"max_train_tokens": 3000})
+    reported: list[Path] = []
+
+    def keep(metrics: dict[str, float], checkpoint_dir: Path) -> None:
+        reported.append(
+            shutil.copytree(checkpoint_dir, tmp_path / f"epoch_{int(metrics['epoch'])}")
+        )
+
+    runs = {}
+    for checkpoint in ("best", "last"):
+        config = make_config(
+            tmp_path / checkpoint,
+            epochs=5,
+            lr=0.02,
+            batch_size=4,
+            warmup_steps=0,
+            schedule="constant",
+            checkpoint=checkpoint,
+        )
+        config = config.model_copy(update={"data": data})
+        runs[checkpoint] = train(
+            config, report=keep if checkpoint == "best" else None, progress=False
+        )
+    best, last = runs["best"], runs["last"]
+    dev = [m["dev_loss"] for m in best.history]
+    assert dev == [m["dev_loss"] for m in last.history]  # the choice does not change training
+    best_epoch = dev.index(min(dev)) + 1
+    assert best_epoch < 4 and dev[-1] > min(dev), f"precondition: later epochs are worse ({dev})"
+
+    assert best.metrics["checkpoint_epoch"] == best_epoch
+    assert best.metrics["checkpoint_dev_loss"] == min(dev)
+    assert best.metrics["dev_loss"] == dev[-1]  # the curve stays truthful
+    # what is handed on (final/ and the last report's checkpoint) is the earlier epoch's model
+    for handed_on in (best.final_dir, reported[-1]):
+        assert evaluate_loss(handed_on, data, "dev") == pytest.approx(min(dev), rel=1e-5)
+    assert best.metrics["test_loss"] == pytest.approx(
+        evaluate_loss(best.final_dir, data, "test"), rel=1e-5
+    )
+    # a checkpoint after the best epoch carries its weights, so a resumed run hands them on
+    assert (reported[3] / "best_model" / "model.safetensors").is_file()
+    assert not (reported[-1] / "best_model").exists()
+    resumed = train(
+        make_config(
+            tmp_path / "resumed",
+            epochs=5,
+            lr=0.02,
+            batch_size=4,
+            warmup_steps=0,
+            schedule="constant",
+            checkpoint="best",
+        ).model_copy(update={"data": data}),
+        resume_from=reported[3],
+        progress=False,
+    )
+    assert resumed.metrics["checkpoint_epoch"] == best_epoch
+    want = load_file(best.final_dir / "model.safetensors")
+    got = load_file(resumed.final_dir / "model.safetensors")
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    # checkpoint: last hands on the last epoch, scored on the test split the same way
+    assert last.metrics["checkpoint_epoch"] == 5
+    assert evaluate_loss(last.final_dir, data, "dev") == pytest.approx(dev[-1], rel=1e-5)
+    assert last.metrics["test_loss"] == pytest.approx(
+        evaluate_loss(last.final_dir, data, "test"), rel=1e-5
+    )
+    assert best.metrics["test_loss"] != last.metrics["test_loss"]
+
+
+def test_babyllama2_example_is_the_reference_objective_and_trains(
+    data_root: Path, micro_model: ModelConfig, tmp_path: Path
+):
+    """examples/babyllama2-345m.yaml: betas, KL reduction, tokenizer, checkpoint best; a tiny
+    teacher and a student distilling from it with the example's training settings."""
+    from sweep.config import load_sweep_config
+
+    repo = Path(__file__).resolve().parents[2]
+    example = load_sweep_config(repo / "examples" / "babyllama2-345m.yaml")
+    training, data = example.training, example.data
+    assert (training.beta1, training.beta2) == (0.9, 0.999)
+    assert training.kl_reduction == "babyllama2" and training.alpha == 0.5
+    assert training.checkpoint == "best"
+    assert (data.add_prefix_space, data.min_frequency) == (True, 2)
+    assert data.blimp_convention == "lm_eval"
+    # the same settings at micro scale, on CPU
+    tiny_data = data.model_copy(
+        update={
+            "vocab_size": 400,
+            "seq_length": 32,
+            "max_train_tokens": 6000,
+            "max_eval_tokens": 2000,
+            "cache_dir": tmp_path / "cache",
+        }
+    )
+    tiny_training = training.model_copy(
+        update={
+            "epochs": 2,
+            "batch_size": 8,
+            "micro_batch_size": 4,
+            "warmup_steps": 2,
+            "lr": 3e-3,
+            "device": "cpu",
+            "compile": False,
+            "threads": 1,
+        }
+    )
+    teacher = train(
+        RecipeConfig(
+            data=tiny_data,
+            model=micro_model,
+            training=tiny_training.model_copy(update={"alpha": 1.0}),
+            output_dir=tmp_path / "teacher",
+        ),
+        progress=False,
+    )
+    recipe = TrainingRecipe(
+        RecipeConfig(
+            data=tiny_data,
+            model=micro_model,
+            training=tiny_training,
+            output_dir=tmp_path / "student",
+        ),
+        teacher_dirs=[teacher.final_dir],
+        progress=False,
+    )
+    recipe.setup()
+    assert recipe.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert recipe.tokenizer.tokenize("once upon")[0].startswith("Ġ")
+    student = recipe.train()
+    assert student.metrics["train_kl"] > 0
+    assert student.history[-1]["dev_loss"] < student.history[0]["train_loss"]
+    assert student.metrics["test_loss"] > 0
+    assert (
+        json.loads((student.final_dir / "recipe_config.json").read_text())["training"][
+            "kl_reduction"
+        ]
+        == "babyllama2"
+    )

@@ -208,7 +208,8 @@ def _sentence_log_probs(
         mask = torch.arange(width)[None, :] < lengths[:, None]  # (B, W)
         input_ids, mask = input_ids.to(target), mask.to(target)
         logits = model(input_ids=input_ids, attention_mask=mask.long()).logits  # (B, W, V)
-        log_probs = F.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, W-1, V)
+        # float64: a score sums ~20 log-probs, and must match lm-eval's to 1e-5
+        log_probs = F.log_softmax(logits[:, :-1].double(), dim=-1)  # (B, W-1, V)
         token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, W-1)
         sums = (token_log_probs * mask[:, 1:]).sum(-1)
         scores.update(zip(batch, sums.tolist(), strict=True))
