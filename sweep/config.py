@@ -443,7 +443,7 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
     if not corpus.is_dir():
         yield f"data.corpus: {corpus} is not a directory; point it at a BabyLM-layout corpus"
         return
-    for split in ("train", "dev"):
+    for split in ("train", "dev", "test"):  # test: every trial's test_loss
         folder = corpus / split
         files = sorted(folder.glob(f"*.{split}")) if folder.is_dir() else []
         if not files:

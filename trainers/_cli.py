@@ -51,5 +51,6 @@ def run_recipe_cli(argv: Sequence[str] | None, *, distill: bool) -> int:
 
 def _print_epoch(metrics: dict[str, float], checkpoint_dir: Path) -> None:
     order = ["train_loss", "train_ce", "train_kl", "dev_loss", "dev_ppl", "tokens_per_s", "lr"]
+    order += ["checkpoint_epoch", "test_loss"]  # the last epoch: the handed-on model's
     shown = " ".join(f"{k}={metrics[k]:.4g}" for k in order if k in metrics)
     print(f"epoch {int(metrics['epoch'])} step {int(metrics['step'])}: {shown}", flush=True)

@@ -244,6 +244,17 @@ def test_bad_input_names_the_field(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"], "nothing is written"
 
 
+def test_missing_test_split_is_refused(tmp_path: Path) -> None:
+    """Every trial reports test_loss, so a corpus without test/ is refused up front."""
+    corpus = tmp_path / "corpus"
+    for split in ("train", "dev"):
+        (corpus / split).mkdir(parents=True)
+        (corpus / split / f"childes.{split}").write_text("hello\n")
+    path = write_variant(tmp_path, {"data.corpus": str(corpus)})
+    with pytest.raises(ConfigError, match=r"data.corpus: .*corpus/test holds no <source>.test"):
+        load_sweep_config(path)
+
+
 def test_empty_split_is_refused(tmp_path: Path) -> None:
     path = write_variant(tmp_path, {"data.corpus": _empty_split_corpus(tmp_path)})
     with pytest.raises(ConfigError, match=r"data.corpus: the train split .* is empty"):
