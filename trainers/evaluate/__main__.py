@@ -37,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, help="BabyLM-layout corpus (under the root)")
     parser.add_argument("--max-eval-tokens", type=int, help="cap on the tokens scored")
     parser.add_argument("--blimp-pairs", type=int, help="cap on BLiMP pairs per paradigm")
+    parser.add_argument(
+        "--blimp-convention",
+        choices=["lm_eval", "no_space"],
+        default="lm_eval",
+        help='lm_eval: score " " + sentence after BOS, as lm-eval (default); no_space: the bare sentence',
+    )
     parser.add_argument("--glue-epochs", type=int, default=1, help="GLUE fine-tuning epochs")
     parser.add_argument("--glue-max-train", type=int, help="cap on GLUE training examples")
     parser.add_argument("--glue-max-eval", type=int, help="cap on GLUE dev examples")
@@ -93,10 +99,12 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             tokenizer=_tokenizer(checkpoint),
             max_pairs_per_paradigm=data.blimp_pairs_per_paradigm,
             device=args.device,
+            convention=args.blimp_convention,
         )
         pairs = sum(s.n for s in blimp.by_paradigm.values())
         print(
-            f"blimp_overall: {blimp.overall:.4f} ({len(blimp.by_paradigm)} paradigms, {pairs} pairs)"
+            f"blimp_overall: {blimp.overall:.4f} ({len(blimp.by_paradigm)} paradigms, {pairs} pairs, "
+            f"{blimp.convention} convention)"
         )
         for group, accuracy in blimp.by_group.items():
             print(f"  {group:<28} {accuracy:.4f}")
