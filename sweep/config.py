@@ -365,13 +365,7 @@ def _semantic_problems(config: SweepConfig) -> Iterator[str]:
     yield from _storage_problems(config.storage or "")
     yield from _data_problems(config.data)
     try:
-        sizes = config.model.sizes()
-        if int(sizes["max_position_embeddings"]) < config.data.seq_length:
-            yield (
-                f"data.seq_length: {config.data.seq_length} exceeds the model's "
-                f"max_position_embeddings ({sizes['max_position_embeddings']}); lower it or "
-                "raise model.max_position_embeddings"
-            )
+        config.model.check_seq_length(config.data.seq_length)  # the trainers' own rule
     except TrainerError as exc:
         yield str(exc)
     for stage in ("teachers", "students"):

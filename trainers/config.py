@@ -14,8 +14,9 @@ Example (``python -m trainers.pretrain --config teacher.yaml``)::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -199,6 +200,17 @@ class ModelConfig(_Strict):
             raise TrainerError("model.num_kv_heads: must divide model.num_heads")
         return merged
 
+    def check_seq_length(self, seq_length: int) -> None:
+        """The one home of "a training sequence fits the model's positions" (the sweep's
+        validation, the recipe and build_model all ask this)."""
+        positions = int(self.sizes()["max_position_embeddings"])
+        if seq_length > positions:
+            raise TrainerError(
+                f"data.seq_length: {seq_length} exceeds the model's {positions} positions "
+                "(model.max_position_embeddings); lower seq_length or raise "
+                "model.max_position_embeddings"
+            )
+
 
 class TrainingConfig(_Strict):
     """Optimisation and distillation settings of one training run (one trial)."""
@@ -306,7 +318,7 @@ def _dotted(loc: tuple, prefix: str) -> str:
     return f"{prefix}{dotted}" if dotted else (prefix.rstrip(".") or "(top level)")
 
 
-def _problem_line(e: dict, prefix: str) -> str:
+def _problem_line(e: Mapping[str, Any], prefix: str) -> str:
     if e["type"] == "extra_forbidden":
         msg = "unknown key; remove it or check its spelling"
     elif e["type"] == "missing":

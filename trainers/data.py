@@ -295,6 +295,11 @@ def _cached_token_file(
         if final.is_file():
             return final
         bos = tokenizer.token_to_id(BOS_TOKEN)
+        if bos is None:
+            raise TrainerError(
+                f"tokenizer: has no {BOS_TOKEN} token, so it was not trained by trainers; "
+                f"delete the tokenizer folder under {_cache_dir(data)} to train it again"
+            )
         dtype = np.uint16 if tokenizer.get_vocab_size() <= np.iinfo(np.uint16).max else np.uint32
         pieces = [_encode_documents(path, tokenizer, bos, dtype) for path in files]
         fd, staging = tempfile.mkstemp(prefix=f"{key}.", suffix=".npy", dir=root)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TypeVar
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from trainers.config import ModelConfig
 from trainers.errors import TrainerError
 
-__all__ = ["build_model", "count_parameters", "load_model", "model_weights_present"]
+__all__ = [
+    "build_model",
+    "check_model_dir",
+    "count_parameters",
+    "load_model",
+    "model_weights_present",
+    "to_device",
+]
+
+M = TypeVar("M", bound=PreTrainedModel)
 
 log = logging.getLogger(__name__)
 # transformers draws a bar per save/load; trainers shows its own progress instead.
@@ -33,13 +43,9 @@ def build_model(
 
     attention_dropout applies in train() mode only (HF drops attention probabilities then).
     """
+    model.check_seq_length(seq_length)
     sizes = model.sizes()
     max_positions = int(sizes["max_position_embeddings"])
-    if seq_length > max_positions:
-        raise TrainerError(
-            f"data.seq_length: {seq_length} exceeds the model's {max_positions} positions "
-            "(model.max_position_embeddings); lower seq_length or raise max_position_embeddings"
-        )
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=int(sizes["hidden_size"]),
@@ -72,10 +78,9 @@ def model_weights_present(model_dir: Path) -> bool:
     )
 
 
-def load_model(
-    model_dir: Path, *, what: str, dtype: torch.dtype = torch.float32
-) -> LlamaForCausalLM:
-    """A trainers checkpoint as LlamaForCausalLM; `what` names it in errors (e.g. "teacher")."""
+def check_model_dir(model_dir: Path, *, what: str) -> Path:
+    """The one check that a folder is a trainers checkpoint (config.json and HF weights),
+    before anything loads it; `what` names it in the error (e.g. "teacher", "GLUE model")."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise TrainerError(f"{what} {model_dir}: no such directory")
@@ -84,6 +89,21 @@ def load_model(
             f"{what} {model_dir}: no model weights (config.json + *.safetensors); "
             "pass a checkpoint folder written by trainers (its final/ or an epoch_N/)"
         )
+    return model_dir
+
+
+def to_device(model: M, device: torch.device | str) -> M:
+    """`model.to(device)`, typed: transformers wraps PreTrainedModel.to with functools.wraps,
+    whose type stub makes mypy read the device as the method's `self`."""
+    moved: M = model.to(device)  # type: ignore[arg-type]
+    return moved
+
+
+def load_model(
+    model_dir: Path, *, what: str, dtype: torch.dtype = torch.float32
+) -> LlamaForCausalLM:
+    """A trainers checkpoint as LlamaForCausalLM; `what` names it in errors (e.g. "teacher")."""
+    model_dir = check_model_dir(model_dir, what=what)
     try:
         return LlamaForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
     except (OSError, ValueError) as exc:

@@ -48,7 +48,7 @@ from trainers.data import TrainWindows, eval_windows, load_tokenizer, prepare_co
 from trainers.errors import NonFiniteLossError, TrainerError
 from trainers.evaluate.loss import mean_token_loss
 from trainers.losses import DistillationLoss, chunked_distillation_loss, distillation_loss
-from trainers.model import build_model, count_parameters, load_model
+from trainers.model import build_model, check_model_dir, count_parameters, load_model, to_device
 from trainers.teachers import TeacherEnsemble, check_teacher_dir
 
 __all__ = ["ReportFn", "TrainResult", "TrainingRecipe", "train"]
@@ -141,17 +141,9 @@ class TrainingRecipe:
 
     def _check_inputs(self, resume_from: Path | None) -> None:
         """Fail fast, before any tokenizing, on what the user can fix."""
-        sizes = self.config.model.sizes()
-        seq_length = self.config.data.seq_length
-        if seq_length > int(sizes["max_position_embeddings"]):
-            raise TrainerError(
-                f"data.seq_length: {seq_length} exceeds the model's "
-                f"{sizes['max_position_embeddings']} positions (model.max_position_embeddings); "
-                "lower seq_length or raise max_position_embeddings"
-            )
+        self.config.model.check_seq_length(self.config.data.seq_length)
         for teacher_dir in self.teacher_dirs:
-            if not teacher_dir.is_dir():
-                raise TrainerError(f"teacher {teacher_dir}: no such directory")
+            check_model_dir(teacher_dir, what="teacher")
         if resume_from is not None and not Path(resume_from).is_dir():
             raise TrainerError(f"resume_from {resume_from}: no such directory")
 
@@ -208,7 +200,7 @@ class TrainingRecipe:
                 seq_length=self.config.data.seq_length,
                 attention_dropout=self.config.training.attention_dropout,
             )
-        self.student.to(self.device).train()
+        to_device(self.student, self.device).train()
         self.num_parameters = count_parameters(self.student)
         log.info("training on %s", self.device)
         self.forward_student = (

@@ -11,21 +11,14 @@ from tokenizers import Tokenizer
 from trainers.data import tokenizer_fingerprint
 from trainers.errors import TrainerError
 from trainers.losses import TeacherHidden
-from trainers.model import load_model, model_weights_present
+from trainers.model import check_model_dir, load_model, to_device
 
 __all__ = ["TeacherEnsemble", "check_teacher_dir"]
 
 
 def check_teacher_dir(teacher_dir: Path, *, student_tokenizer: Tokenizer, seq_length: int) -> None:
     """Refuse a teacher the student cannot learn from, without loading its weights."""
-    teacher_dir = Path(teacher_dir)
-    if not teacher_dir.is_dir():
-        raise TrainerError(f"teacher {teacher_dir}: no such directory")
-    if not (teacher_dir / "config.json").is_file() or not model_weights_present(teacher_dir):
-        raise TrainerError(
-            f"teacher {teacher_dir}: no model weights (config.json + *.safetensors); "
-            "pass a checkpoint folder written by trainers.pretrain (its final/ or epoch_N/)"
-        )
+    teacher_dir = check_model_dir(teacher_dir, what="teacher")
     tokenizer_file = teacher_dir / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise TrainerError(
@@ -80,7 +73,7 @@ class TeacherEnsemble:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.teachers = []
         for teacher_dir in teacher_dirs:
-            teacher = load_model(Path(teacher_dir), what="teacher", dtype=dtype).to(device)
+            teacher = to_device(load_model(Path(teacher_dir), what="teacher", dtype=dtype), device)
             teacher.eval().requires_grad_(False)
             self.teachers.append(teacher)
         # compiled with the student, or the eager teachers dominate a compiled step

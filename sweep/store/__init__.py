@@ -7,7 +7,7 @@ the studies. Alembic owns the schema (version table `babysweep_alembic_version`)
 
 from sweep.errors import StoreError
 from sweep.store.checkpoints import checkpoint_fingerprint
-from sweep.store.connection import mask_url, retry_while_disconnected
+from sweep.store.connection import mask_url, retry_transient, retry_while_disconnected
 from sweep.store.migrate import current_revision, head_revision, upgrade
 from sweep.store.models import StageName, StageStatus, SweepStatus, TrialStatus
 from sweep.store.read import (
@@ -51,6 +51,7 @@ __all__ = [
     "read_sweeps",
     "read_trials",
     "render_status",
+    "retry_transient",
     "retry_while_disconnected",
     "upgrade",
 ]

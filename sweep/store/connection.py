@@ -1,4 +1,10 @@
-"""Database URLs and engines: masking, dialect checks, SQLite pragmas, driver errors -> StoreError."""
+"""Database URLs and engines: masking, dialect checks, SQLite pragmas, driver errors -> StoreError.
+
+Transient errors are recognised by code, never by message text (`classify`): a lost
+connection by SQLAlchemy's `connection_invalidated` flag and PostgreSQL's SQLSTATE, a writer
+collision by SQLite's result code or PostgreSQL's SQLSTATE; `retry_transient` is the one
+retry loop over both.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -25,12 +33,17 @@ T = TypeVar("T")
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_S",
+    "Transient",
+    "classify",
     "create_store_engine",
     "describe_driver_error",
+    "is_disconnect",
     "is_retryable",
     "mask_url",
     "parse_store_url",
     "reader_engine",
+    "retry_transient",
+    "retry_while_disconnected",
     "sqlite_file",
     "sqlite_slashes_hint",
     "translate_driver_errors",
@@ -195,7 +208,7 @@ def _poll_write_lock(dbapi_connection: Any) -> bool:
                 cursor.execute("BEGIN IMMEDIATE")
                 return True
             except sqlite3.OperationalError as exc:
-                if not _is_locked_text(str(exc).lower()) or time.monotonic() > deadline:
+                if _sqlite_collision(exc) is None or time.monotonic() > deadline:
                     return False
             time.sleep(random.uniform(0, pause))
             pause = min(pause * 2, 0.005)
@@ -261,7 +274,7 @@ def describe_driver_error(exc: BaseException, url: URL | None) -> str:
             f"the store at {masked} refused the write: {detail}; it names a sweep, stage or "
             "trial id that does not exist in this store"
         )
-    if _is_locked_text(low):
+    if classify(exc) is Transient.COLLISION:
         return (
             f"the database at {masked} stayed locked: {detail}; "
             "another process holds a long write transaction"
@@ -269,69 +282,118 @@ def describe_driver_error(exc: BaseException, url: URL | None) -> str:
     return f"database error at {masked}: {detail}"
 
 
-def _is_locked_text(low: str) -> bool:
-    return "database is locked" in low or "database table is locked" in low or "busy" in low
+class Transient(Enum):
+    """An error worth retrying, and why."""
+
+    LOST = "lost"  # the connection is gone (server restart, network, terminated backend)
+    COLLISION = "collision"  # writers collided; the transaction was rolled back
 
 
-_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# SQLSTATE classes and codes (PostgreSQL appendix A): 08 connection exception; 57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now; 40001
+# serialization_failure, 40P01 deadlock_detected.
+_LOST_SQLSTATE_CLASSES = ("08",)
+_LOST_SQLSTATES = {"57P01", "57P02", "57P03"}
+_COLLISION_SQLSTATES = {"40001", "40P01"}
+# SQLite primary result codes (extended codes keep them in the low byte).
+_SQLITE_COLLISIONS = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+# SQLAlchemy's error code for "Can't reconnect until invalid transaction is rolled back":
+# raised only on a connection that SQLAlchemy invalidated, i.e. that was lost.
+_SA_INVALID_TRANSACTION = "8s2b"
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """A transient conflict between writers: SQLite busy/locked, a PostgreSQL deadlock."""
-    if not isinstance(exc, sa.exc.DBAPIError):
-        return False
-    original = exc.orig
-    if getattr(original, "sqlstate", None) in _RETRY_SQLSTATES:
-        return True
-    return isinstance(exc, sa.exc.OperationalError) and _is_locked_text(str(original).lower())
+def _sqlite_collision(exc: BaseException) -> Transient | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _SQLITE_COLLISIONS:
+        return Transient.COLLISION
+    return None
 
 
-# How long a running sweep waits for a lost database before it gives up (seconds).
-RECONNECT_BUDGET_S = float(os.environ.get("SWEEP_STORE_RECONNECT_S", "120"))
+def _classify_one(exc: BaseException) -> Transient | None:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return Transient.LOST
+    if isinstance(exc, sa.exc.PendingRollbackError) and exc.code == _SA_INVALID_TRANSACTION:
+        return Transient.LOST
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state is None:
+            # psycopg raises OperationalError without a server SQLSTATE when the connection
+            # itself failed (refused, timed out, closed under the driver).
+            return Transient.LOST if isinstance(exc, psycopg.OperationalError) else None
+        if state.startswith(_LOST_SQLSTATE_CLASSES) or state in _LOST_SQLSTATES:
+            return Transient.LOST
+        if state in _COLLISION_SQLSTATES:
+            return Transient.COLLISION
+        return None
+    return _sqlite_collision(exc)
 
 
-def is_disconnect(exc: BaseException) -> bool:
-    """The connection was lost (server restarted, network blip, backend terminated).
+def classify(exc: BaseException) -> Transient | None:
+    """LOST, COLLISION or None (not transient), from codes along the exception chain.
 
-    Walks the exception chain: Optuna and the store wrap driver errors in their own types.
+    The chain is walked because SQLAlchemy wraps driver errors (`.orig`) and Optuna and the
+    store wrap SQLAlchemy's (`__cause__`).
     """
-    lost = (
-        "terminating connection",
-        "connection is closed",
-        "consuming input failed",
-        "can't reconnect until invalid transaction is rolled back",
-    )
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
-            return True
-        text = str(current.orig if isinstance(current, sa.exc.DBAPIError) else current).lower()
-        if any(s in text for s in (*_UNREACHABLE, *lost)):
-            return True
+        kind = _classify_one(current)
+        if kind is None and isinstance(current, sa.exc.DBAPIError) and current.orig is not None:
+            kind = _classify_one(current.orig)
+        if kind is not None:
+            return kind
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
-def retry_while_disconnected(call: Callable[[], T], *, budget_s: float | None = None) -> T:
-    """Run `call`, retrying with backoff while the database is unreachable, up to the budget.
+def is_retryable(exc: BaseException) -> bool:
+    """A transient conflict between writers: SQLite busy/locked, a PostgreSQL deadlock."""
+    return classify(exc) is Transient.COLLISION
 
-    Only for idempotent calls (every store write is an upsert), so a write whose commit was
-    lost in flight is safely replayed.
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection was lost (server restarted, network blip, backend terminated)."""
+    return classify(exc) is Transient.LOST
+
+
+# How long a running sweep waits for a lost database before it gives up (seconds).
+RECONNECT_BUDGET_S = float(os.environ.get("SWEEP_STORE_RECONNECT_S", "120"))
+# Writer collisions: tries in all (SQLite already waited busy_timeout inside each).
+COLLISION_ATTEMPTS = 8
+
+
+def retry_transient(call: Callable[[], T], *, budget_s: float | None = None) -> T:
+    """Run `call`, the one retry loop of the store and the searcher.
+
+    A lost connection is retried with backoff up to `budget_s` (RECONNECT_BUDGET_S); a writer
+    collision up to COLLISION_ATTEMPTS times with a short jittered pause. Anything else is
+    raised at once. Only for idempotent calls (every store write is an upsert, every Optuna
+    call made through it is safe to replay), so a write whose commit was lost in flight is
+    safely replayed.
     """
     budget = RECONNECT_BUDGET_S if budget_s is None else budget_s
     deadline = time.monotonic() + budget
     delay = 0.2
+    collisions = 0
     while True:
         try:
             return call()
         except Exception as exc:
-            if not is_disconnect(exc) or time.monotonic() + delay > deadline:
+            kind = classify(exc)
+            if kind is Transient.LOST and time.monotonic() + delay <= deadline:
+                logger.warning("database connection lost (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(5.0, delay * 2)
+            elif kind is Transient.COLLISION and collisions < COLLISION_ATTEMPTS - 1:
+                collisions += 1
+                time.sleep(min(2.0, 0.05 * 2 ** (collisions - 1)) * (0.5 + random.random()))
+            else:
                 raise
-            logger.warning("database connection lost (%s); retrying in %.1f s", exc, delay)
-            time.sleep(delay)
-            delay = min(5.0, delay * 2)
+
+
+# The name the searcher and runner use for the same loop.
+retry_while_disconnected = retry_transient
 
 
 @contextmanager

@@ -7,7 +7,6 @@ own revision in `alembic_version` in the same database.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic import command
@@ -24,9 +23,6 @@ from sweep.store.connection import (
     reader_engine,
     translate_driver_errors,
 )
-
-if TYPE_CHECKING:
-    from sweep.store.store import Store
 
 __all__ = [
     "VERSION_TABLE",
@@ -129,14 +125,13 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str]:
         engine.dispose()
 
 
-def current_revision(store: Store | str) -> str | None:
-    """The store's schema revision, or None for a database without babysweep tables."""
-    from sweep.store.store import Store
-
-    if isinstance(store, Store):
-        engine, parsed, own = store.engine, store.parsed_url, False
+def current_revision(database: Engine | str) -> str | None:
+    """The schema revision of a database (an open engine, e.g. `store.engine`, or a URL),
+    or None for a database without babysweep tables."""
+    if isinstance(database, Engine):
+        engine, parsed, own = database, database.url, False
     else:
-        parsed = parse_store_url(store)
+        parsed = parse_store_url(database)
         engine, own = create_store_engine(parsed), True
     try:
         with translate_driver_errors(parsed), reader_engine(engine).connect() as connection:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -101,6 +101,9 @@ _DTYPES = {
 _TIMESTAMPS = ("created_at", "finished_at", "started_at", "ended_at")
 
 
+_Q = TypeVar("_Q", bound=sa.Select)  # a query of any columns
+
+
 @contextmanager
 def open_store(store: Store | str) -> Iterator[Store]:
     """The given Store, or one opened read-only on a URL (never migrates it) and closed after."""
@@ -164,12 +167,17 @@ def read_sweeps(store: Store | str) -> pd.DataFrame:
     return _frame([tuple(r) for r in rows], SWEEP_COLUMNS)
 
 
-def _trials_of(sweep_ids: Mapping[int, str]) -> sa.Select[int]:
-    return (
-        sa.select(Trial.id)
-        .join(StageModel, StageModel.id == Trial.stage_id)
-        .where(StageModel.sweep_id.in_(list(sweep_ids)))
-    )
+def _in_sweeps(query: _Q, sweep_ids: Mapping[int, str], *, trials: bool = True) -> _Q:
+    """The one join chain of every reader: sweep -> its stages (-> their trials), limited
+    to the chosen sweeps; callers join further tables (metrics, evaluations) onto it."""
+    query = query.select_from(Sweep).join(StageModel, StageModel.sweep_id == Sweep.id)
+    if trials:
+        query = query.join(Trial, Trial.stage_id == StageModel.id)
+    return query.where(Sweep.id.in_(list(sweep_ids)))
+
+
+def _trials_of(sweep_ids: Mapping[int, str]) -> sa.Select[tuple[int]]:
+    return _in_sweeps(sa.select(Trial.id), sweep_ids)
 
 
 def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
@@ -179,11 +187,9 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
         trials = session.execute(
-            sa.select(Sweep.name, StageModel.name, Trial)
-            .join(StageModel, StageModel.sweep_id == Sweep.id)
-            .join(Trial, Trial.stage_id == StageModel.id)
-            .where(Sweep.id.in_(list(sweep_ids)))
-            .order_by(Sweep.id, StageModel.id, Trial.number)
+            _in_sweeps(sa.select(Sweep.name, StageModel.name, Trial), sweep_ids).order_by(
+                Sweep.id, StageModel.id, Trial.number
+            )
         ).all()
         teachers = session.execute(
             sa.select(TrialTeacher.student_trial_id, TrialTeacher.teacher_trial_id)
@@ -352,20 +358,18 @@ def read_metrics(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     """The learning curves, long: sweep, stage, trial_id, number, iteration, name, value."""
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
+        query = sa.select(
+            Sweep.name,
+            StageModel.name,
+            Trial.id,
+            Trial.number,
+            TrialMetric.iteration,
+            TrialMetric.name,
+            TrialMetric.value,
+        )
         rows = session.execute(
-            sa.select(
-                Sweep.name,
-                StageModel.name,
-                Trial.id,
-                Trial.number,
-                TrialMetric.iteration,
-                TrialMetric.name,
-                TrialMetric.value,
-            )
-            .join(StageModel, StageModel.sweep_id == Sweep.id)
-            .join(Trial, Trial.stage_id == StageModel.id)
+            _in_sweeps(query, sweep_ids)
             .join(TrialMetric, TrialMetric.trial_id == Trial.id)
-            .where(Sweep.id.in_(list(sweep_ids)))
             .order_by(
                 Sweep.id, StageModel.id, Trial.number, TrialMetric.iteration, TrialMetric.name
             )
@@ -378,23 +382,21 @@ def read_evaluations(store: Store | str, sweep: str | None = None) -> pd.DataFra
     value, n (BLiMP: one row per paradigm, group = its phenomenon)."""
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
+        query = sa.select(
+            Sweep.name,
+            StageModel.name,
+            Trial.id,
+            Trial.number,
+            Evaluation.suite,
+            Evaluation.task,
+            Evaluation.task_group,
+            Evaluation.metric,
+            Evaluation.value,
+            Evaluation.n,
+        )
         rows = session.execute(
-            sa.select(
-                Sweep.name,
-                StageModel.name,
-                Trial.id,
-                Trial.number,
-                Evaluation.suite,
-                Evaluation.task,
-                Evaluation.task_group,
-                Evaluation.metric,
-                Evaluation.value,
-                Evaluation.n,
-            )
-            .join(StageModel, StageModel.sweep_id == Sweep.id)
-            .join(Trial, Trial.stage_id == StageModel.id)
+            _in_sweeps(query, sweep_ids)
             .join(Evaluation, Evaluation.trial_id == Trial.id)
-            .where(Sweep.id.in_(list(sweep_ids)))
             .order_by(
                 Sweep.id,
                 StageModel.id,
@@ -411,18 +413,17 @@ def read_ensemble(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     """The teacher trials the ensemble stage picked: sweep, trial_id, number, rank, value."""
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
+        query = sa.select(
+            Sweep.name,
+            EnsembleMemberModel.trial_id,
+            Trial.number,
+            EnsembleMemberModel.rank,
+            EnsembleMemberModel.value,
+        )
         rows = session.execute(
-            sa.select(
-                Sweep.name,
-                EnsembleMemberModel.trial_id,
-                Trial.number,
-                EnsembleMemberModel.rank,
-                EnsembleMemberModel.value,
-            )
-            .join(StageModel, StageModel.sweep_id == Sweep.id)
+            _in_sweeps(query, sweep_ids, trials=False)
             .join(EnsembleMemberModel, EnsembleMemberModel.stage_id == StageModel.id)
             .join(Trial, Trial.id == EnsembleMemberModel.trial_id)
-            .where(Sweep.id.in_(list(sweep_ids)))
             .order_by(Sweep.id, EnsembleMemberModel.rank)
         ).all()
     return _frame([tuple(r) for r in rows], ENSEMBLE_COLUMNS)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,11 +17,10 @@ from sweep.errors import StoreError
 from sweep.store.connection import (
     create_store_engine,
     describe_driver_error,
-    is_retryable,
     mask_url,
     parse_store_url,
     reader_engine,
-    retry_while_disconnected,
+    retry_transient,
     sqlite_file,
     sqlite_slashes_hint,
     translate_driver_errors,
@@ -57,7 +54,6 @@ __all__ = ["Store"]
 
 T = TypeVar("T")
 
-_WRITE_ATTEMPTS = 8  # bounded retry on SQLite busy/locked and PostgreSQL deadlocks
 _TERMINAL_SWEEP = {SweepStatus.COMPLETE, SweepStatus.FAILED, SweepStatus.INTERRUPTED}
 _DIRECTIONS = ("minimize", "maximize")
 
@@ -141,21 +137,17 @@ class Store:
             session.close()
 
     def _run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run `work` in one transaction: retried while writers collide (bounded) and, for
-        a store that was reachable, while the connection is lost (RECONNECT_BUDGET_S)."""
-        return retry_while_disconnected(lambda: self._run_once(work, readonly=readonly))
+        """Run `work` in one transaction, retried (connection.retry_transient) while writers
+        collide and, for a store that was reachable, while the connection is lost."""
 
-    def _run_once(self, work: Callable[[Session], T], *, readonly: bool) -> T:
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
-            try:
-                with self._transaction(readonly) as session:
-                    return work(session)
-            except sa.exc.DBAPIError as exc:
-                if attempt < _WRITE_ATTEMPTS and is_retryable(exc):
-                    time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
-                    continue
-                raise StoreError(describe_driver_error(exc, self.parsed_url)) from exc
-        raise AssertionError("unreachable")
+        def once() -> T:
+            with self._transaction(readonly) as session:
+                return work(session)
+
+        try:
+            return retry_transient(once)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(describe_driver_error(exc, self.parsed_url)) from exc
 
     def _insert(self, model: Any) -> Any:
         """INSERT .. ON CONFLICT for this dialect (both spell it the same way)."""
@@ -166,16 +158,27 @@ class Store:
     def _upsert_returning_id(
         self, model: Any, values: dict[str, Any], *, keys: list[str], update: list[str]
     ) -> int:
-        """One-row INSERT .. ON CONFLICT (keys) DO UPDATE SET update, returning the row id."""
+        """One-row upsert (`_upsert_statement`), returning the row id."""
+        stmt = self._upsert_statement(model, keys, update).values(values).returning(model.id)
+        return self._run(lambda session: int(session.execute(stmt).scalar_one()))
 
-        def work(session: Session) -> int:
-            stmt = self._insert(model).values(values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={column: stmt.excluded[column] for column in update}
-            ).returning(model.id)
-            return int(session.execute(stmt).scalar_one())
-
-        return self._run(work)
+    def _upsert_statement(self, model: Any, keys: Sequence[str], update: Sequence[str]) -> Any:
+        """The one home of INSERT .. ON CONFLICT (keys) DO UPDATE SET update (DO NOTHING when
+        `update` is empty). Built once per shape: the compiled form is cached, so a write
+        costs little CPU."""
+        statement_key = (model, tuple(keys), tuple(update))
+        stmt = self._upserts.get(statement_key)
+        if stmt is None:
+            stmt = self._insert(model.__table__)
+            if update:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={column: stmt.excluded[column] for column in update},
+                )
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+            self._upserts[statement_key] = stmt
+        return stmt
 
     def _upsert(
         self,
@@ -186,20 +189,8 @@ class Store:
         keys: Sequence[str],
         update: Sequence[str],
     ) -> None:
-        """INSERT .. ON CONFLICT (keys) DO UPDATE SET update, once per row (executemany)."""
-        statement_key = (model, tuple(keys), tuple(update))
-        stmt = self._upserts.get(statement_key)
-        if stmt is None:  # built once: the compiled form is cached, so a write costs little CPU
-            stmt = self._insert(model.__table__)
-            if update:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=list(keys),
-                    set_={column: stmt.excluded[column] for column in update},
-                )
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-            self._upserts[statement_key] = stmt
-        session.execute(stmt, list(rows))
+        """`_upsert_statement` once per row (executemany)."""
+        session.execute(self._upsert_statement(model, keys, update), list(rows))
 
     # -- sweeps and stages ----------------------------------------------------------------
 
@@ -211,19 +202,16 @@ class Store:
 
         def work(session: Session) -> int:
             now = utcnow()
-            session.execute(
-                self._insert(Sweep)
-                .values(
-                    name=name,
-                    config=_jsonable(config),
-                    config_hash=config_hash,
-                    status=SweepStatus.RUNNING,
-                    code_version=code_version,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
+            values = {
+                "name": name,
+                "config": _jsonable(config),
+                "config_hash": config_hash,
+                "status": SweepStatus.RUNNING,
+                "code_version": code_version,
+                "created_at": now,
+                "updated_at": now,
+            }
+            self._upsert(session, Sweep, [values], keys=["name"], update=[])
             row = session.execute(
                 sa.select(Sweep.id, Sweep.config_hash).where(Sweep.name == name)
             ).one()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from sweep.store import Store, StoreError, mask_url, read_trials, render_status, upgrade
-from sweep.store.connection import is_retryable
+from sweep.store.connection import Transient, classify, is_disconnect, is_retryable
 
 SECRET = "s3cret"
 
@@ -121,13 +121,64 @@ def test_store_repr_and_masked_url_hide_the_password(postgres_url: str) -> None:
         assert SECRET in store.url  # the real URL, for Optuna on the same database
 
 
-def test_only_writer_collisions_are_retried() -> None:
-    def wrapped(orig: Exception) -> Exception:
-        base = sqlite3.Error if isinstance(orig, sqlite3.Error) else psycopg.Error
-        return sa.exc.DBAPIError.instance("INSERT", {}, orig, base)
+def _wrapped(orig: Exception) -> Exception:
+    base = sqlite3.Error if isinstance(orig, sqlite3.Error) else psycopg.Error
+    return sa.exc.DBAPIError.instance("INSERT", {}, orig, base)
 
-    assert is_retryable(wrapped(sqlite3.OperationalError("database is locked")))
-    assert is_retryable(wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
-    assert is_retryable(wrapped(psycopg.errors.SerializationFailure("could not serialize")))
-    assert not is_retryable(wrapped(sqlite3.IntegrityError("FOREIGN KEY constraint failed")))
-    assert not is_retryable(wrapped(sqlite3.OperationalError("no such table: trial")))
+
+def _real_sqlite_errors(tmp_path) -> dict[str, sqlite3.Error]:
+    """Errors raised by SQLite itself, with their result codes: a held write lock, a missing
+    table, a foreign key."""
+    path = tmp_path / "codes.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA foreign_keys = ON")
+    holder.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    holder.execute("CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("PRAGMA foreign_keys = ON")
+    errors = {}
+    for name, statement in [
+        ("missing table", "SELECT * FROM trial"),
+        ("foreign key", "INSERT INTO child VALUES (42)"),
+    ]:
+        with pytest.raises(sqlite3.Error) as caught:
+            other.execute(statement)
+        errors[name] = caught.value
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        other.execute("BEGIN IMMEDIATE")
+    errors["busy"] = caught.value
+    holder.close()
+    other.close()
+    return errors
+
+
+def test_only_writer_collisions_are_retried(tmp_path) -> None:
+    sqlite_errors = _real_sqlite_errors(tmp_path)
+    assert is_retryable(_wrapped(sqlite_errors["busy"]))
+    assert is_retryable(_wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
+    assert is_retryable(_wrapped(psycopg.errors.SerializationFailure("could not serialize")))
+    assert not is_retryable(_wrapped(sqlite_errors["foreign key"]))
+    assert not is_retryable(_wrapped(sqlite_errors["missing table"]))
+    # codes, not text: a message that only looks like a lock is not one
+    assert not is_retryable(_wrapped(sqlite3.OperationalError("database is locked")))
+
+
+def test_lost_connections_are_recognised_by_code_through_wrappers() -> None:
+    import optuna
+
+    with pytest.raises(psycopg.OperationalError) as refused:  # nothing listens on port 1
+        psycopg.connect("host=127.0.0.1 port=1 user=x dbname=x connect_timeout=3")
+    shutdown = psycopg.errors.AdminShutdown("terminating connection")
+    for lost in (refused.value, shutdown, psycopg.errors.ConnectionFailure("x")):
+        assert classify(_wrapped(lost)) is Transient.LOST
+        # as Optuna's storage raises it
+        try:
+            try:
+                raise _wrapped(lost)
+            except sa.exc.DBAPIError as exc:
+                raise optuna.exceptions.StorageInternalError("an error") from exc
+        except optuna.exceptions.StorageInternalError as wrapped:
+            assert is_disconnect(wrapped)
+    assert classify(_wrapped(psycopg.errors.UniqueViolation("duplicate"))) is None
+    assert not is_disconnect(RuntimeError("connection refused"))  # text alone is nothing

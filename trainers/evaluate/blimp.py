@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainers.data import load_tokenizer
 from trainers.errors import TrainerError
-from trainers.model import load_model
+from trainers.model import load_model, to_device
 
 __all__ = [
     "BlimpConvention",
@@ -87,7 +87,8 @@ def read_blimp(blimp_dir: Path, max_pairs_per_paradigm: int | None = None) -> li
         )
     paradigms = []
     for path in files:
-        pairs, group = [], ""
+        pairs: list[tuple[str, str]] = []
+        group = ""
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 if not line.strip():
@@ -128,6 +129,7 @@ def blimp_accuracy(
         result = blimp_accuracy("runs/teacher/final", Path("../shared/data/blimp"))
         print(result.overall, result.by_group["island_effects"])
     """
+    lm: PreTrainedModel
     if isinstance(model, str | Path):
         model_dir = Path(model)
         lm = load_model(model_dir, what="checkpoint")
@@ -193,7 +195,7 @@ def _sentence_log_probs(
     model_device = next(model.parameters()).device
     target = torch.device(device) if device else model_device
     if model_device != target:
-        model.to(target)
+        to_device(model, target)
     # Length-sorted batches waste little on padding; padding is on the right, so causal
     # attention keeps it from touching the real tokens.
     ordered = sorted(token_ids, key=lambda s: (len(token_ids[s]), s))

@@ -28,7 +28,7 @@ from transformers.utils import logging as hf_logging
 
 from trainers.data import load_tokenizer
 from trainers.errors import TrainerError
-from trainers.model import model_weights_present
+from trainers.model import check_model_dir, to_device
 
 __all__ = [
     "GLUE_TASKS",
@@ -166,7 +166,7 @@ def glue_scores(
     The caps take the first examples of each split.
     """
     forms = {task: _task_format(task) for task in tasks}  # fail on a bad name before any work
-    _check_model_dir(Path(model_dir))
+    check_model_dir(Path(model_dir), what="GLUE model")
     scores: dict[str, dict[str, Any]] = {}
     for task, form in forms.items():
         train_examples = read_glue_task(glue_dir, task, "train")[:max_train_examples]
@@ -220,10 +220,10 @@ def finetune_and_predict(
             f"and lr ({lr}) > 0"
         )
     model_dir = Path(model_dir)
-    _check_model_dir(model_dir)
+    check_model_dir(model_dir, what="GLUE model")
     tokenizer = load_tokenizer(model_dir)
     torch.manual_seed(seed)  # the new head's init
-    model = _load_classifier(model_dir, tokenizer).to(device)
+    model = to_device(_load_classifier(model_dir, tokenizer), device)
     max_length = int(model.config.max_position_embeddings)
     train_ids = [_encode_pair(tokenizer, e, max_length) for e in train_examples]
     eval_ids = [_encode_pair(tokenizer, e, max_length) for e in eval_examples]
@@ -264,16 +264,6 @@ def _task_format(task: str) -> _TaskFormat:
     if task not in _FORMATS:
         raise TrainerError(f"GLUE task {task!r}: unknown; use one of {', '.join(GLUE_TASKS)}")
     return _FORMATS[task]
-
-
-def _check_model_dir(model_dir: Path) -> None:
-    if not model_dir.is_dir():
-        raise TrainerError(f"GLUE model {model_dir}: no such directory")
-    if not (model_dir / "config.json").is_file() or not model_weights_present(model_dir):
-        raise TrainerError(
-            f"GLUE model {model_dir}: no model weights (config.json + *.safetensors); "
-            "pass a checkpoint folder written by trainers (its final/ or an epoch_N/)"
-        )
 
 
 def _load_classifier(
