@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +55,8 @@ class Frames:
     """read_ensemble: the teacher trials the students distilled from (trial_id, rank, value)."""
     storage_url: str | None = None
     """Where the Optuna studies `<sweep>/<stage>` live (the same database); None: not available."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved sweep.yaml stored with the sweep ({} when the store has none)."""
 
     def __post_init__(self) -> None:
         # every consumer reads the contract columns; an old store gets them derived once, here
@@ -84,6 +86,26 @@ class Frames:
         """The stages of one kind (teachers, students, ...) in the order they ran."""
         t = self.trials
         return [str(s) for s in t.loc[t["stage_kind"] == kind, "stage"].unique()]
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """What the stored config says of a stage: scheduler type, trials, epochs (None: unsaid)."""
+        stages = self.config.get("stages") if isinstance(self.config, dict) else None
+        entry: Any = None
+        if isinstance(stages, dict):
+            entry = stages.get(stage)
+        elif isinstance(stages, list):  # declared stages: a list of {name: ..., kind: ...}
+            entry = next(
+                (e for e in stages if isinstance(e, dict) and e.get("name") == stage), None
+            )
+        if not isinstance(entry, dict):
+            return {"scheduler": None, "trials": None, "epochs": None}
+        scheduler = entry.get("scheduler")
+        kind = scheduler.get("type") if isinstance(scheduler, dict) else scheduler
+        return {
+            "scheduler": None if kind is None else str(kind),
+            "trials": entry.get("trials"),
+            "epochs": entry.get("epochs"),
+        }
 
     def ensemble_size(self, stage: str) -> int:
         """Teachers per student in a stage (the most common value among its trials)."""
@@ -231,8 +253,13 @@ def load_frames(store: Store | str, sweep: str | None = None) -> Frames:
             f"{_masked(url)} has no sweep named {sweep!r}; it holds: {', '.join(sorted(names))}. "
             "Pass one of these with --sweep"
         )
+    from sweep.store.read import open_store
+
+    with open_store(store) as opened:
+        row = opened.get_sweep(sweep)
     return Frames(
         sweep=sweep,
+        config=dict(row.config) if row is not None and isinstance(row.config, dict) else {},
         sweeps=sweeps,
         trials=read_trials(store, sweep=sweep),
         metrics=read_metrics(store, sweep=sweep),

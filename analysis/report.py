@@ -103,6 +103,7 @@ def render_report(frames: Frames) -> str:
         verdict_lines=summary.get("verdict_lines", []),
         verdicts=summary.get("verdicts", []),
         warnings=summary.get("warnings", []),
+        verdict_basis=summary.get("verdict_basis", ""),
         sections=[s for s in rendered if s["key"] != "verdict"],
         data=Markup(data),
     )

@@ -169,6 +169,11 @@ def verdict_section(frames: Frames) -> Section:
     section.data["verdict_lines"] = [v.line for v in found]
     section.data["warnings"] = warnings
     section.data["reported_metrics"] = list(metrics)
+    section.data["verdict_basis"] = (
+        "Held-out metrics (test loss, BLiMP)"
+        if SELECTION_METRIC not in metrics
+        else "BLiMP and, for want of a test loss in this store, dev loss"
+    ) + ", seed repeats paired by seed, Holm-corrected at 0.05."
     if not found:
         section.data["verdict_lines"] = [
             "No comparison is possible: the store has no students stage with a teachers, "
@@ -430,7 +435,7 @@ def comparison_section(frames: Frames) -> Section:
                 fmt_diff(t.metric, t.difference),
                 f"{t.effect_name} = {fmt_num(t.effect)}" if t.effect is not None else "—",
                 fmt_p(t.p_value),
-                fmt_p(t.min_p),
+                "none" if t.min_p == 0 else fmt_p(t.min_p),
                 html.escape(t.note)
                 if t.note
                 else ("could reach 0.05" if reachable else "can never reach 0.05 at this n"),

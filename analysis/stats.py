@@ -223,7 +223,8 @@ def two_sample_tests(
 ) -> list[TestResult]:
     """Welch's t (unequal variances) and Mann-Whitney U, two-sided, a minus b.
 
-    Effect sizes: Hedges' g for Welch; for Mann-Whitney P(a better than b) + P(tie)/2
+    Effect sizes: Hedges' g for Welch; for Mann-Whitney P(student better) = P(a better
+    than b) + P(tie)/2 (a is the student side)
     (U / n_a n_b on the values oriented so that larger is better: for a loss, P(a < b)).
     """
     va, vb = _values(a), _values(b)
@@ -234,7 +235,7 @@ def two_sample_tests(
             _test(
                 name, effect, metric=metric, comparison=comparison, n=(va.size, vb.size), note=note
             )
-            for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(a better)"))
+            for name, effect in (("Welch t", "Hedges g"), ("Mann-Whitney U", "P(student better)"))
         ]
     diff = float(va.mean() - vb.mean())
     # every result of this comparison shares these fields
@@ -259,7 +260,7 @@ def two_sample_tests(
     mw = replace(
         test(
             "Mann-Whitney U",
-            "P(a better)",
+            "P(student better)",
             statistic=float(u.statistic),
             p_value=_finite(u.pvalue),
             effect=float(u.statistic) / (va.size * vb.size),
@@ -515,7 +516,7 @@ class PairedEvidence:
     n: Array
     mean: Array
     low: Array
-    """95% t-interval of the mean difference."""
+    """95% t-interval of the mean difference (NaN where the differences do not vary)."""
     high: Array
     p: Array
     """Two-sided paired t-test; NaN where it cannot run (n < 2 or no variance)."""
@@ -539,12 +540,13 @@ def paired_evidence(diffs: npt.ArrayLike) -> PairedEvidence:
         sd = np.sqrt(np.sum(centred**2, axis=-1) / (n - 1))
         se = sd / np.sqrt(n)
         df = np.maximum(n - 1, 1)
-        usable = (n >= 2) & (sd > 0)
+        # identical differences (BLiMP is discrete) leave only rounding noise in sd: no test
+        usable = (n >= 2) & (sd > 1e-9 * np.maximum(np.abs(mean), 1e-12))
         t = np.where(usable, mean / se, np.nan)
         p = np.where(usable, 2 * stats.t.sf(np.abs(t), df), np.nan)
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
-        low = np.where(n >= 2, mean - half, np.nan)
-        high = np.where(n >= 2, mean + half, np.nan)
+        low = np.where(usable, mean - half, np.nan)
+        high = np.where(usable, mean + half, np.nan)
     wins = np.sum(np.where(ok, (d > 0) + 0.5 * (d == 0), 0.0), axis=-1)
     # Clopper-Pearson on whole wins; a half win (tie) is rounded towards 0.5 in both bounds
     w_low, _ = clopper_pearson(np.floor(wins), n)

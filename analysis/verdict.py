@@ -284,6 +284,15 @@ def _at_chance(rows: pd.DataFrame, value: float) -> tuple[bool, int]:
 def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
     """How two searches differ (trial count, early stopping, epochs); empty if like for like."""
     out = []
+    ca, cb = frames.stage_settings(a), frames.stage_settings(b)
+    if None not in (ca["scheduler"], cb["scheduler"]) and ca["scheduler"] != cb["scheduler"]:
+        out.append(
+            f"the sweep config gives {a} the scheduler {ca['scheduler']!r} and {b} "
+            f"{cb['scheduler']!r} (early stopping differs)"
+        )
+    for what in ("trials", "epochs"):
+        if ca[what] is not None and cb[what] is not None and ca[what] != cb[what]:
+            out.append(f"the sweep config gives {a} {ca[what]} {what} and {b} {cb[what]}")
     pa, pb = frames.stage(a), frames.stage(b)
     ran_a = pa[pa["status"].isin(["COMPLETE", "PRUNED"])]
     ran_b = pb[pb["status"].isin(["COMPLETE", "PRUNED"])]

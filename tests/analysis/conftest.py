@@ -70,6 +70,8 @@ class SynthTrial:
 class SynthSweep:
     name: str
     trials: list[SynthTrial]
+    config: dict[str, Any] = field(default_factory=dict)
+    """Stored as the sweep's resolved config, beside its name."""
 
     def of(self, stage: str, role: str | None = None, status: str = "COMPLETE") -> list[SynthTrial]:
         return [
@@ -282,7 +284,7 @@ def write_store(url: str, synth: SynthSweep) -> None:
     with Store(url) as store:
         sweep_id = store.upsert_sweep(
             synth.name,
-            config={"name": synth.name},
+            config={"name": synth.name, **synth.config},
             config_hash=f"hash-{synth.name}",
             code_version="0.1.0+test",
         )

@@ -49,7 +49,11 @@ def make_asha_sweep(name: str = "asha") -> SynthSweep:
             seed=10000 + j, source="teachers/0")  # fmt: skip
         add("repeats", 3 + j, "student", "COMPLETE", 3.92, 4.15 + 0.013 * j, 0.62 + 0.002 * j,
             seed=10000 + j, source="students/0", teachers=teachers)  # fmt: skip
-    return SynthSweep(name, trials)
+    stages = {
+        "teachers": {"trials": 4, "epochs": 3, "scheduler": {"type": "none"}},
+        "students": {"trials": 8, "epochs": 3, "scheduler": {"type": "asha", "grace_period": 1}},
+    }
+    return SynthSweep(name, trials, {"stages": stages})
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,8 @@ def test_asha_asymmetry_is_warned_and_compared_at_matched_budget(asha_report: Pa
     text = asha_report.read_text(encoding="utf-8")
     assert text.index('id="warnings"') < text.index('id="verdicts"') < text.index("<section")
     warning = " ".join(data["warnings"])
+    assert "the sweep config gives students the scheduler 'asha' and teachers 'none'" in warning
+    assert "the sweep config gives students 8 trials and teachers 4" in warning
     assert "early stopping differs: 5 trial(s) of students were pruned and 0 of teachers" in warning
     first = data["verdicts"][0]
     assert first["comparison"] == "students vs teachers"
@@ -85,7 +91,7 @@ def test_wording_fixes(asha_report: Path, demo_report: Path) -> None:
     data = report_data(demo_report)
     # Mann-Whitney effect: P(student better), oriented for a lower-is-better loss
     mw = [t for t in data["tests"] if t["name"] == "Mann-Whitney U"]
-    assert mw and all(t["effect_name"] == "P(a better)" for t in mw)
+    assert mw and all(t["effect_name"] == "P(student better)" for t in mw)
     assert "P(a>b)" not in demo_report.read_text(encoding="utf-8")
     # expected best: lead and trail are worded by sign, never as an absolute gap
     joined = " ".join(readings(demo_report) + readings(asha_report))

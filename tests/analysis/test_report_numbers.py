@@ -128,7 +128,7 @@ def test_student_against_teacher_matches_scipy(demo_sweep: Any, demo_report: Pat
     mw_loss = tests[("test_loss", "Mann-Whitney U")]
     rs = [t.test_loss for t in demo_sweep.of("repeats", "student")]
     rt = [t.test_loss for t in demo_sweep.of("repeats", "teacher")]
-    assert mw_loss["effect_name"] == "P(a better)"
+    assert mw_loss["effect_name"] == "P(student better)"
     assert mw_loss["effect"] == pytest.approx(
         np.mean([(a < b) + 0.5 * (a == b) for a in rs for b in rt])  # type: ignore[operator]
     )

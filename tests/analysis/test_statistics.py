@@ -190,3 +190,10 @@ def test_matched_budget_is_expected_best_at_equal_k() -> None:
     assert 0 < float(p) <= 1
     loss, _, _ = stats.matched_budget_test(-a, -b, higher=False, n_permutations=10)
     assert float(loss) == pytest.approx(-(brute_a - brute_b))
+
+
+def test_identical_paired_differences_are_not_tested() -> None:
+    # BLiMP on a few hundred pairs is discrete: two seeds can differ by exactly the same amount
+    d = np.array([0.6123 - 0.6235, 0.5011 - 0.5123])
+    ev = stats.paired_evidence(d)
+    assert np.isnan(ev.p) and np.isnan(ev.low) and ev.mean == pytest.approx(-0.0112)
