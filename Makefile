@@ -11,7 +11,7 @@ LOCK   ?= requirements.lock
 TORCH_WHEELS ?= /opt/wheels
 STAMP  := $(VENV)/.installed-from-lock
 
-.PHONY: demo test lint install lock lock-upgrade clean bench
+.PHONY: demo test test-fast lint install lock lock-upgrade clean bench
 
 # Exactly the locked versions, then the project itself without resolving again; `pip check`
 # fails when pyproject.toml needs a package the lock lacks (run `make lock`).
@@ -31,6 +31,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The tests that train no model and start no Ray (config, store, CLI errors, analysis on
+# synthetic sweeps, cluster files): a few minutes, for the edit-test loop.
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,17 @@ POSTGRES_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+# Fixtures that train models or start Ray: a test using one is slow whether or not it says so,
+# so `make test-fast` (-m "not slow") leaves it out.
+_SLOW_FIXTURES = {"tiny_study", "ray_local", "teachers"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The shared data (babylm-mini, blimp, glue), found as the product finds it."""
