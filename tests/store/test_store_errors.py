@@ -182,3 +182,44 @@ def test_lost_connections_are_recognised_by_code_through_wrappers() -> None:
             assert is_disconnect(wrapped)
     assert classify(_wrapped(psycopg.errors.UniqueViolation("duplicate"))) is None
     assert not is_disconnect(RuntimeError("connection refused"))  # text alone is nothing
+
+
+def test_one_retry_loop_retries_collisions_a_bounded_number_of_times(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweep.store import connection
+
+    pauses: list[float] = []
+    monkeypatch.setattr(connection.time, "sleep", pauses.append)
+    errors = _real_sqlite_errors(tmp_path)
+    calls: list[int] = []
+
+    def busy_twice() -> str:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise _wrapped(errors["busy"])
+        return "done"
+
+    assert connection.retry_transient(busy_twice) == "done" and len(calls) == 3
+
+    def always(error: Exception):
+        def call() -> None:
+            calls.append(1)
+            raise error
+
+        return call
+
+    calls.clear()
+    with pytest.raises(sa.exc.DBAPIError):
+        connection.retry_transient(always(_wrapped(errors["busy"])))
+    assert len(calls) == connection.COLLISION_ATTEMPTS
+    calls.clear()
+    with pytest.raises(sa.exc.DBAPIError):  # not transient: raised at once
+        connection.retry_transient(always(_wrapped(errors["foreign key"])))
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(sa.exc.DBAPIError):  # lost: retried until the budget is spent
+        connection.retry_transient(
+            always(_wrapped(psycopg.errors.AdminShutdown("terminating"))), budget_s=0.0
+        )
+    assert len(calls) == 1
