@@ -344,9 +344,10 @@ def main() -> None:
             }
             cases: dict[tuple[int, str], dict[str, Any]] = {}
             for teachers in (0, args.teachers):
-                for loss in args.losses:
-                    repeats = []
-                    for _ in range(args.repeats):
+                # repeats interleave the losses, so a busy spell on a shared machine hits both
+                runs: dict[str, list[dict[str, Any]]] = {loss: [] for loss in args.losses}
+                for _ in range(args.repeats):
+                    for loss in args.losses:
                         row = _run(
                             _case_command(
                                 args, case=True, preset=preset, device=device,
@@ -354,7 +355,8 @@ def main() -> None:
                             )
                         )  # fmt: skip
                         if row:
-                            repeats.append(row)
+                            runs[loss].append(row)
+                for loss, repeats in runs.items():
                     if not repeats:
                         continue
                     best = max(repeats, key=lambda r: r["tokens_per_s"])

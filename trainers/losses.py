@@ -37,8 +37,9 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
-CHUNK_ELEMENTS = 2**22
-"""Default chunk: about this many (chunk, V) elements per buffer (16 MiB in fp32)."""
+CHUNK_ELEMENTS = {"cpu": 2**22, "cuda": 2**24}
+"""Default chunk: about this many (chunk, V) elements per buffer, 16 MiB fp32 on CPU; on
+CUDA 64 MiB, so a step launches few enough kernels per chunk to stay matmul-bound."""
 
 
 @dataclass
@@ -154,7 +155,7 @@ def chunked_distillation_loss(
 
     student_hidden: (B, L, H); lm_head_weight: (V, H); labels: (B, L) with -100 at padding;
     teachers: K TeacherHidden (or full (B, L, V) logits, sliced per chunk). chunk_size is
-    positions (rows of the flattened B*L) per chunk; None picks about CHUNK_ELEMENTS / V.
+    positions (rows of the flattened B*L) per chunk; None: CHUNK_ELEMENTS[device] / V.
 
     Same value and gradients (to student_hidden and lm_head_weight) as `distillation_loss`;
     `ce` and `kl` come back detached (they are reported, not backpropagated). Under CUDA
@@ -163,9 +164,10 @@ def chunked_distillation_loss(
     """
     batch, length, _ = student_hidden.shape
     vocab = lm_head_weight.size(0)
-    rows = chunk_size or max(1, CHUNK_ELEMENTS // vocab)
-    if rows < 1:
-        raise ValueError(f"chunk_size: {chunk_size} must be >= 1")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size: {chunk_size} must be >= 1 (or None for the default)")
+    elements = CHUNK_ELEMENTS.get(student_hidden.device.type, CHUNK_ELEMENTS["cpu"])
+    rows = chunk_size or max(1, elements // vocab)
     use_kl = alpha < 1.0 and len(teachers) > 0
     valid = labels != IGNORE_INDEX  # (B, L)
     # CE at position t predicts token t+1; the last position has no target
