@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from trainers.config import DataConfig, ModelConfig, RecipeConfig, TrainingConfig
     from trainers.data import PreparedCorpus, prepare_corpus
     from trainers.evaluate import BlimpResult, ParadigmScore, blimp_accuracy, evaluate_loss
-    from trainers.losses import distillation_loss
+    from trainers.losses import chunked_distillation_loss, distillation_loss
     from trainers.model import count_parameters
     from trainers.recipe import ReportFn, TrainResult, train
 
@@ -35,6 +35,7 @@ __all__ = [
     "TrainerError",
     "TrainingConfig",
     "blimp_accuracy",
+    "chunked_distillation_loss",
     "count_parameters",
     "distillation_loss",
     "evaluate_loss",
@@ -54,6 +55,7 @@ _LAZY = {
     "blimp_accuracy": "trainers.evaluate",
     "evaluate_loss": "trainers.evaluate",
     "distillation_loss": "trainers.losses",
+    "chunked_distillation_loss": "trainers.losses",
     "count_parameters": "trainers.model",
     "ReportFn": "trainers.recipe",
     "TrainResult": "trainers.recipe",

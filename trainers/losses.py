@@ -239,39 +239,38 @@ class _ChunkedDistillation(torch.autograd.Function):
         for start in range(0, hidden_rows.size(0), options.chunk_rows):
             span = slice(start, start + options.chunk_rows)
             hidden_chunk = hidden_rows[span]  # (c, H)
+            target = targets[span].unsqueeze(-1)  # (c, 1)
+            ce_coef = alpha * ce_weight[span].unsqueeze(-1)  # (c, 1)
+            if teachers:  # first, so their buffers are gone before the student's exist
+                teacher_p, neg_entropy = _ensemble_chunk(teachers, span, options, accumulate)
             logits = F.linear(hidden_chunk, weight).to(accumulate)  # (c, V)
             log_probs = F.log_softmax(logits, dim=-1)
-            target = targets[span].unsqueeze(-1)  # (c, 1)
-            ce_w = ce_weight[span].unsqueeze(-1)  # (c, 1)
-            ce_sum -= (log_probs.gather(-1, target) * ce_w).sum()
-            # d loss / d logits: alpha * w_ce * (softmax - onehot) + the KL's part below
-            grad_logits = log_probs.exp() if teachers else log_probs.exp_()
-            ce_coef = alpha * ce_w
-            grad_logits.mul_(ce_coef).scatter_add_(-1, target, -ce_coef)
+            ce_sum -= (log_probs.gather(-1, target) * ce_weight[span].unsqueeze(-1)).sum()
+            # d loss / d logits = alpha w_ce (softmax - onehot) + (1 - alpha) T w_kl (q_T sum(p) - p),
+            # built in place in the log-probs' buffer: at most four (c, V) buffers live at once
             if teachers:
-                teacher_logp = teacher_log_probs(
-                    [_teacher_chunk(t, span, options.sequence_shape) for t in teachers],
-                    temperature,
-                    options.ensemble,
-                )  # (c, V)
-                teacher_p = teacher_logp.exp()
-                neg_entropy = (teacher_p * teacher_logp).sum(-1)  # (c,)
-                del teacher_logp
-                student_logp = (
-                    log_probs if temperature == 1.0 else F.log_softmax(logits / temperature, -1)
-                )
-                del logits, log_probs
-                kl_w = kl_weight[span]  # (c,)
-                kl_rows = neg_entropy - (teacher_p * student_logp).sum(-1)  # (c,)
-                kl_sum += (kl_rows * kl_w).sum()
-                # T^2 (the KL's scale) / T (the tempered softmax's): T per row weight
-                kl_coef = ((1.0 - alpha) * temperature * kl_w).unsqueeze(-1)  # (c, 1)
-                kl_grad = student_logp.exp_()  # q_T, in the log-probs' buffer
-                kl_grad.mul_(teacher_p.sum(-1, keepdim=True)).sub_(teacher_p).mul_(kl_coef)
-                grad_logits.add_(kl_grad)
-                del teacher_p, student_logp, kl_grad
+                kl_w = kl_weight[span].unsqueeze(-1)  # (c, 1)
+                kl_coef = (1.0 - alpha) * temperature * kl_w  # T^2 (KL scale) / T (softmax)
+                q_coef = kl_coef * teacher_p.sum(-1, keepdim=True)
+                if temperature == 1.0:  # q_T is the CE's softmax: one pass over the vocab saved
+                    del logits
+                    kl_rows = neg_entropy - _row_dot(teacher_p, log_probs)  # (c,)
+                    grad_logits = log_probs.exp_().mul_(ce_coef + q_coef)
+                else:
+                    student_logp = F.log_softmax(logits.div_(temperature), dim=-1)
+                    del logits
+                    kl_rows = neg_entropy - _row_dot(teacher_p, student_logp)  # (c,)
+                    grad_logits = log_probs.exp_().mul_(ce_coef)
+                    grad_logits.add_(student_logp.exp_().mul_(q_coef))
+                    del student_logp
+                grad_logits.addcmul_(teacher_p, kl_coef, value=-1.0)
+                kl_sum += (kl_rows * kl_w.squeeze(-1)).sum()
+                del teacher_p
             else:
-                del logits, log_probs
+                del logits
+                grad_logits = log_probs.exp_().mul_(ce_coef)
+            grad_logits.scatter_add_(-1, target, -ce_coef)
+            del log_probs
             if grad_hidden is not None:
                 grad_hidden[span] = grad_logits.to(weight.dtype) @ weight
             if grad_weight is not None:
@@ -297,6 +296,47 @@ class _ChunkedDistillation(torch.autograd.Function):
         if grad_weight is not None:
             grad_weight = grad_weight * grad_loss.to(grad_weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None, None
+
+
+def _ensemble_chunk(
+    teachers: list[TeacherHidden | torch.Tensor],
+    span: slice,
+    options: _LossOptions,
+    accumulate: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ensemble's tempered distribution p over a chunk, (c, V), and sum(p log p), (c,).
+
+    `teacher_log_probs` for a chunk, one teacher at a time: at most three (c, V) buffers.
+    """
+    k, temperature = len(teachers), options.temperature
+    log_p: torch.Tensor | None = None
+    for teacher in teachers:
+        logits = _teacher_chunk(teacher, span, options.sequence_shape)  # (c, V)
+        # a TeacherHidden's chunk is a fresh buffer; given logits are the caller's: copy them
+        owned = isinstance(teacher, TeacherHidden)
+        if options.ensemble == "logits":
+            if log_p is None:
+                log_p = logits.to(accumulate, copy=not owned)  # the running sum of logits
+            else:
+                log_p.add_(logits)
+        else:
+            teacher_log_p = F.log_softmax(logits.to(accumulate) / temperature, dim=-1)
+            del logits
+            log_p = (
+                teacher_log_p if log_p is None else torch.logaddexp(log_p, teacher_log_p, out=log_p)
+            )
+    assert log_p is not None
+    if options.ensemble == "logits":
+        log_p = F.log_softmax(log_p.mul_(1.0 / (k * temperature)), dim=-1)
+    else:
+        log_p.sub_(math.log(k))  # log of the mean probability
+    p = log_p.exp()
+    return p, _row_dot(p, log_p)
+
+
+def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum(a * b, -1) for (c, V) tensors, without a (c, V) temporary."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)  # (c,)
 
 
 def _teacher_chunk(
