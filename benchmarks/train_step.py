@@ -10,12 +10,16 @@ fused loss (what training runs), side by side in one run:
     python benchmarks/train_step.py --devices cuda --presets babyllama2-345m --batch-size 64 --compile
 
 Every (preset, device, K, loss) case runs in a fresh process, `--repeats` times: tokens/s
-is the best of the repeats (the machine may be shared), peak memory the highest. Peak
-memory is measured from just after setup (model, teachers, data loaded) through every
-step: on CPU the process's resident high-water mark (Linux VmHWM, reset by writing 5 to
-/proc/self/clear_refs; ru_maxrss where that is refused), on CUDA torch's peak allocated.
-"step MiB" is that peak minus the memory in use at the start: what the steps add (grads,
-AdamW state, activations, the loss's buffers).
+is the best of the repeats (the machine may be shared), memory the highest. Two memory
+figures, both from just after setup (model, teachers, data loaded):
+
+- "peak MiB": on CPU the process's resident high-water mark through warm-up and timed
+  steps (Linux VmHWM, reset by writing 5 to /proc/self/clear_refs; ru_maxrss where that is
+  refused), libraries and allocator slack included; on CUDA torch's max_memory_allocated.
+- "step MiB": the tensor bytes a steady-state step (after warm-up: AdamW state exists)
+  needs above what is alive before it (activations, gradients, the loss's buffers): on
+  CPU from one extra step under the torch profiler's memory timeline, on CUDA the rise of
+  max_memory_allocated over the timed steps.
 
 MFU = model FLOPs per token x tokens/s / the device's bf16 dense peak. FLOPs per token
 follow nanoGPT/PaLM: 6N + 12 * layers * hidden * L for a trained model, a third of that
@@ -182,6 +186,29 @@ class _HostMemory:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def step_tensor_peak_mib(step: Any) -> float:
+    """Peak bytes of tensors a CPU step allocates above those alive before it (profiled once).
+
+    The CPU counterpart of CUDA's max_memory_allocated rise: what the step's tensors need,
+    whatever the allocator keeps around.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import Action
+
+    with profile(
+        activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+    ) as prof:
+        step()
+    live = peak = 0
+    for _, action, _, size in prof._memory_profile().timeline:
+        if action == Action.CREATE:
+            live += size
+        elif action == Action.DESTROY:
+            live -= size
+        peak = max(peak, live)
+    return peak / 2**20
+
+
 def run_case(args: argparse.Namespace) -> dict[str, Any]:
     """One (preset, device, K, loss) case, measured in this process."""
     import torch
@@ -203,12 +230,10 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         batches = [batch.pin_memory() for batch in batches]
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        start_mib = torch.cuda.memory_allocated() / 2**20
-        memory_method = "cuda max_memory_allocated"
+        memory_method = "peak: cuda max_memory_allocated; step: its rise during timed steps"
     else:
         host = _HostMemory()
-        start_mib = host.start_mib
-        memory_method = host.method
+        memory_method = f"peak: process {host.method}; step: torch profiler tensor bytes"
 
     def steps(n: int, offset: int) -> float:
         started = time.perf_counter()
@@ -219,8 +244,17 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         return time.perf_counter() - started
 
     steps(args.warmup, 0)  # compile, allocator warm-up, AdamW state
+    if cuda:
+        torch.cuda.synchronize()
+        before_step = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
     elapsed = steps(args.steps, args.warmup)
-    peak_mib = torch.cuda.max_memory_allocated() / 2**20 if cuda else host.peak_mib()
+    if cuda:
+        peak_mib = torch.cuda.max_memory_allocated() / 2**20
+        step_mib = (torch.cuda.max_memory_allocated() - before_step) / 2**20
+    else:
+        peak_mib = host.peak_mib()
+        step_mib = step_tensor_peak_mib(lambda: steps(1, args.warmup + args.steps))
     tokens_per_s = args.steps * args.batch_size * args.seq_length / elapsed
 
     device_name = torch.cuda.get_device_name() if cuda else f"cpu x{args.threads} threads"
@@ -239,7 +273,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "seq_length": args.seq_length,
         "tokens_per_s": tokens_per_s,
         "peak_mib": peak_mib,
-        "step_mib": peak_mib - start_mib,
+        "step_mib": step_mib,
         "memory_method": memory_method,
         "flops_per_token": step_flops,
         "mfu": step_flops * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else None,
