@@ -9,6 +9,7 @@ study are reconciled first and interrupted trials re-run under their own numbers
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -333,6 +334,8 @@ def _remove_if_no_trials(storage_path: str, experiment: str) -> None:
     folder = Path(storage_path) / experiment
     if folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the sweep's folder too, if this was all it held
+            folder.parent.rmdir()
 
 
 def _scheduler(config: Scheduler | None, epochs: int) -> TrialScheduler:
