@@ -6,7 +6,9 @@ message naming the field or path, exits 2, and shows no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,13 @@ ConfigArg = Annotated[Path, typer.Argument(help="The sweep.yaml to use.", show_d
 StorageOpt = Annotated[
     str | None,
     typer.Option("--storage", help="Store URL; overrides sweep.yaml and $SWEEP_STORAGE_URL."),
+]
+AddressOpt = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address; default: a local Ray.")
+]
+OutputDirOpt = Annotated[
+    str | None,
+    typer.Option("--output-dir", help="Checkpoint path or URI (shared on clusters)."),
 ]
 
 
@@ -93,22 +102,39 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (SweepError, TrainerError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            print_error(exc)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def print_error(exc: BaseException) -> None:
+    """`error: <message>`, one line per problem, never wrapped: piped into a log or grep,
+    rich would otherwise break lines at 80 columns."""
+    from rich.text import Text
+
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    err_console.print(Text("error: ", style="bold red") + Text(lines[0]), soft_wrap=True)
+    for line in lines[1:]:
+        err_console.print(Text(f"  {line}"), soft_wrap=True)
+
+
 @app.command()
 @user_errors
-def validate(config: ConfigArg = DEFAULT_YAML) -> None:
-    """Check sweep.yaml and print the resolved config (paths, storage, defaults filled in)."""
+def validate(
+    config: ConfigArg = DEFAULT_YAML,
+    address: AddressOpt = None,
+    storage: StorageOpt = None,
+    output_dir: OutputDirOpt = None,
+) -> None:
+    """Check sweep.yaml as `sweep run` will (data splits, evaluation data, storage URL, Ray
+    address, output dir) and print the resolved config; every problem is one line."""
     import yaml
 
     from sweep.config import load_sweep_config
     from sweep.store import mask_url
 
-    cfg = load_sweep_config(config)
+    cfg = load_sweep_config(config, storage=storage, ray_address=address, output_dir=output_dir)
     resolved = cfg.resolved_json()
     resolved["storage"] = mask_url(cfg.storage or "")
     console.print(f"# {config}: valid (config hash {cfg.config_hash()[:12]})", highlight=False)
@@ -119,9 +145,7 @@ def validate(config: ConfigArg = DEFAULT_YAML) -> None:
 @user_errors
 def run(
     config: ConfigArg = DEFAULT_YAML,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address; default: a local Ray.")
-    ] = None,
+    address: AddressOpt = None,
     storage: StorageOpt = None,
     stage: Annotated[
         str | None,
@@ -134,17 +158,35 @@ def run(
         bool,
         typer.Option("--rerun", help="With --stage: discard that (last) stage's trials and rerun."),
     ] = False,
-    output_dir: Annotated[
-        str | None,
-        typer.Option("--output-dir", help="Checkpoint path or URI (shared on clusters)."),
-    ] = None,
+    output_dir: OutputDirOpt = None,
+    lease_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lease-timeout",
+            envvar="SWEEP_LEASE_TIMEOUT_S",
+            help="Seconds without a heartbeat after which another driver's lease on this "
+            "sweep may be taken over (at once when it ran on this host and is gone).",
+        ),
+    ] = 30.0,
 ) -> None:
-    """Run the staged study: teachers, ensemble, students, baselines, repeats."""
+    """Run the staged study: teachers, ensemble, students, baselines, repeats.
+
+    One driver per sweep: a second `sweep run` of the same sweep is refused while the
+    first one is alive."""
     from sweep.config import load_sweep_config
+
+    # the same checks as `sweep validate`, before anything is written
+    cfg = load_sweep_config(config, storage=storage, ray_address=address, output_dir=output_dir)
     from sweep.study import run_study
 
-    cfg = load_sweep_config(config, storage=storage, ray_address=address, output_dir=output_dir)
-    result = run_study(cfg, stage=stage, resume=resume, rerun=rerun, console=err_console)
+    result = run_study(
+        cfg,
+        stage=stage,
+        resume=resume,
+        rerun=rerun,
+        console=err_console,
+        lease_timeout_s=lease_timeout,
+    )
     for name in result.skipped:
         console.print(f"stage {name}: already complete in the store; not re-run (see --rerun)")
     _print_next_steps(config, cfg.storage or "", cfg.name)
@@ -206,7 +248,12 @@ def dashboard(
     url, _ = _store_target(config, storage, None)
     Store(url, upgrade=False).dispose()  # one clear error if the store is unreachable
     console.print(f"optuna-dashboard on {mask_url(url)}: http://{host}:{port}", highlight=False)
-    run_server(url, host=host, port=port)
+    # SIGTERM (systemd, docker stop, kill) stops it as Ctrl-C does: cleanly, exit 0
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # bottle catches a KeyboardInterrupt while serving; this is one arriving outside it
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(url, host=host, port=port)
+    console.print("dashboard stopped", highlight=False)
 
 
 @app.command()

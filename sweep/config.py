@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,6 +31,7 @@ from sweep.errors import ConfigError
 from trainers.config import (
     DISTILLATION_FIELDS,
     HYPERPARAMETERS,
+    MAX_SEED,
     DataConfig,
     ModelConfig,
     TrainingConfig,
@@ -128,9 +130,9 @@ Param = Distribution | StrictBool | StrictInt | StrictFloat | StrictStr
 class Resources(_Strict):
     """Per-trial Ray resources; a GPU fraction lets several small trials share one GPU."""
 
-    cpu: float = Field(1.0, gt=0)
+    cpu: float = Field(1.0, gt=0, le=4096)
     """CPUs per trial (also torch's thread count)."""
-    gpu: float = Field(0.0, ge=0)
+    gpu: float = Field(0.0, ge=0, le=1024)
     """GPUs per trial; 0.25 packs four trials on a GPU."""
 
 
@@ -222,7 +224,7 @@ class GlueEvaluation(_Strict):
     """Cap on training examples per task for quick runs."""
     max_eval_examples: int | None = Field(None, ge=1)
     """Cap on dev examples per task."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Fine-tuning seed."""
 
 
@@ -244,7 +246,7 @@ class SweepConfig(_Strict):
     """Ray cluster to join (host:port or auto); None: $RAY_ADDRESS, else start a local Ray."""
     output_dir: str | None = None
     """Checkpoints (a shared path or object-store URI on a cluster); None: runs/ beside the yaml."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Base seed: Optuna samplers and trials (seed + 1000 * stage index + trial number; repeats use seed + 10000 + i)."""
     data: DataConfig = DataConfig()
     """Corpus, BLiMP and caps."""
@@ -292,7 +294,10 @@ def load_sweep_config(
 ) -> SweepConfig:
     """Read, validate and resolve sweep.yaml; CLI overrides win over the file.
 
-    Raises ConfigError naming the field path and what to do; writes nothing.
+    This is the one validation pass `sweep validate` and `sweep run` share: everything a
+    run would refuse before its first trial (the data splits and evaluation data the
+    stages read, the storage URL, the Ray address, the output dir) is refused here, every
+    independent problem on its own line. Raises ConfigError; writes nothing.
     """
     path = Path(path)
     try:
@@ -300,9 +305,13 @@ def load_sweep_config(
     except TrainerError as exc:
         raise ConfigError(str(exc)) from None
     base = path.resolve().parent
-    config = _resolve(config, base, storage=storage, ray_address=ray_address, output_dir=output_dir)
+    config, problems = _resolve(
+        config, base, storage=storage, ray_address=ray_address, output_dir=output_dir
+    )
     given_url = storage or config.storage or os.environ.get(STORAGE_ENV) or ""
-    problems = [_with_sqlite_hint(p, given_url) for p in _semantic_problems(config)]
+    problems += [
+        _with_sqlite_hint(p, given_url) for p in _semantic_problems(config, data_found=not problems)
+    ]
     if problems:
         raise ConfigError(f"{path} is invalid:\n" + "\n".join(problems))
     return config.model_copy(update={"source": path.resolve()})
@@ -315,11 +324,15 @@ def _resolve(
     storage: str | None,
     ray_address: str | None,
     output_dir: str | None,
-) -> SweepConfig:
+) -> tuple[SweepConfig, list[str]]:
+    """The config with every path and address resolved, and the data-root problem if any
+    (reported with the others, not instead of them)."""
+    problems = []
     try:
         data = config.data.resolved(base)
-    except TrainerError as exc:
-        raise ConfigError(str(exc)) from None
+    except (TrainerError, OSError, ValueError) as exc:
+        problems.append(str(exc) if isinstance(exc, TrainerError) else f"data.root: {exc}")
+        data = config.data
     url = (
         storage
         or config.storage
@@ -331,9 +344,10 @@ def _resolve(
     if "://" not in out and not Path(out).is_absolute():
         out = str((base / out).resolve())
     address = ray_address or config.ray_address or os.environ.get("RAY_ADDRESS") or None
-    return config.model_copy(
+    updated = config.model_copy(
         update={"data": data, "storage": url, "output_dir": out, "ray_address": address}
     )
+    return updated, problems
 
 
 def _with_sqlite_hint(problem: str, given_url: str) -> str:
@@ -360,10 +374,15 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     return url
 
 
-def _semantic_problems(config: SweepConfig) -> Iterator[str]:
+def _semantic_problems(config: SweepConfig, *, data_found: bool = True) -> Iterator[str]:
     """Every meaning check, each as `field.path: what is wrong; what to do`."""
     yield from _storage_problems(config.storage or "")
-    yield from _data_problems(config.data)
+    yield from _ray_address_problems(config.ray_address)
+    yield from _output_dir_problems(config.output_dir or "")
+    if data_found:
+        yield from _data_problems(config.data)
+        yield from _glue_problems(config)
+    yield from _seed_problems(config)
     try:
         config.model.check_seq_length(config.data.seq_length)  # the trainers' own rule
     except TrainerError as exc:
@@ -417,38 +436,145 @@ def _storage_problems(url: str) -> Iterator[str]:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        backend = parsed.get_backend_name()
+    except (ArgumentError, ValueError):
         yield "storage: not a database URL; use sqlite:///path/to/sweep.db or postgresql+psycopg://user@host/db"
         return
-    backend = parsed.get_backend_name()
     if backend not in {"sqlite", "postgresql"}:
         yield (
             f"storage: unknown database dialect {backend!r}; babysweep supports sqlite "
             "(sqlite:///sweep.db) and postgresql (postgresql+psycopg://user@host/db)"
         )
     elif backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-        parent = Path(parsed.database).parent
-        if not parent.is_dir():
+        database = Path(parsed.database)
+        parent = database.parent
+        if not _is_dir(parent):
             yield f"storage: directory {parent} does not exist; create it or change storage"
+        elif _is_dir(database):
+            yield f"storage: {database} is a directory; name a database file inside it"
+        elif not _exists(database) and not os.access(parent, os.W_OK | os.X_OK):
+            yield f"storage: cannot create {database} ({parent} is not writable); change storage"
+    elif backend == "postgresql" and not parsed.database:
+        yield "storage: name the database in the URL (postgresql+psycopg://user@host/DBNAME)"
+
+
+_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+")
+
+
+def _ray_address_problems(address: str | None) -> Iterator[str]:
+    """host:port or ray://host:port, or the words Ray itself understands."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not (sep and _HOST.fullmatch(host) and port.isdigit() and 0 < int(port) < 65536):
+        yield (
+            f"ray_address: {address!r} is not a Ray address; use host:port (the head's GCS "
+            "port, e.g. 10.0.0.5:6379), ray://host:10001, auto, or leave it unset for a local Ray"
+        )
+
+
+def _output_dir_problems(out: str) -> Iterator[str]:
+    """Checkpoints go here: a local path must be (or become) a writable directory."""
+    if "://" in out:
+        scheme = out.split("://", 1)[0]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            yield f"output_dir: {out!r} is not a path or a URI (scheme://bucket/path)"
+        return
+    problem = _unwritable_dir(Path(out))
+    if problem:
+        yield f"output_dir: {problem}; choose another with --output-dir"
+
+
+def _unwritable_dir(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a directory this process writes in, or None."""
+    existing = path
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not _is_dir(existing):
+        return f"{existing} is a file, so {path} cannot be created"
+    if not _is_dir(existing):
+        return f"{path} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def _data_problems(data: DataConfig) -> Iterator[str]:
+    """The splits the stages read (train, dev for selection, test for the final loss)."""
+    from trainers.data import SPLITS, corpus_files
+
     corpus = Path(data.corpus)
-    if not corpus.is_dir():
+    if not _is_dir(corpus):
         yield f"data.corpus: {corpus} is not a directory; point it at a BabyLM-layout corpus"
-        return
-    for split in ("train", "dev", "test"):  # test: every trial's test_loss
-        folder = corpus / split
-        files = sorted(folder.glob(f"*.{split}")) if folder.is_dir() else []
-        if not files:
-            yield (
-                f"data.corpus: {folder} holds no <source>.{split} files; a BabyLM corpus "
-                "has train/, dev/ and test/ folders of text files"
-            )
-        elif all(f.stat().st_size == 0 for f in files):
-            yield f"data.corpus: the {split} split in {folder} is empty"
-    if not Path(data.blimp).is_dir() or not any(Path(data.blimp).glob("*.jsonl")):
+    else:
+        for split in SPLITS:
+            try:
+                corpus_files(data, split)
+            except TrainerError as exc:
+                yield str(exc)
+            except OSError as exc:
+                yield f"data.corpus: cannot read the {split} split ({exc.strerror or exc})"
+    blimp = Path(data.blimp)
+    if not _is_dir(blimp) or not any(blimp.glob("*.jsonl")):
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
+    problem = _unwritable_dir(Path(data.cache_dir)) if data.cache_dir else None
+    if problem:
+        yield f"data.cache_dir: {problem} (tokenizers and token caches go there); choose another"
+
+
+def _glue_problems(config: SweepConfig) -> Iterator[str]:
+    """GLUE runs on the listed stages' trials: its task folders must be there before they run."""
+    glue = config.evaluation.glue
+    if not glue.stages or not glue.tasks:
+        return
+    root = Path(config.data.glue)
+    if not _is_dir(root):
+        yield (
+            f"data.glue: {root} is not a directory; point data.glue at the folder holding "
+            "MRPC/ and RTE/, or set evaluation.glue.stages: []"
+        )
+        return
+    for task in glue.tasks:
+        task_dir = root / task.upper()
+        for split in ("train", "dev"):
+            if not (task_dir / f"{split}.tsv").is_file():
+                yield (
+                    f"data.glue: {task_dir / f'{split}.tsv'} is missing; {task_dir} needs "
+                    "train.tsv and dev.tsv (or drop the task from evaluation.glue.tasks)"
+                )
+
+
+# Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.
+_REPEAT_SEED_OFFSET = 10_000  # sweep.study.REPEAT_SEED_OFFSET
+
+
+def _seed_problems(config: SweepConfig) -> Iterator[str]:
+    stages = config.stages
+    offsets = (
+        1000 * (len(STAGE_ORDER) - 1) + max(stages.teachers.trials, stages.students.trials),
+        _REPEAT_SEED_OFFSET + stages.repeats.seeds,
+    )
+    largest = config.seed + max(offsets)
+    if largest > MAX_SEED:
+        yield (
+            f"seed: {config.seed} is too large: trials add up to {max(offsets)} to it and NumPy "
+            f"and Optuna accept seeds up to {MAX_SEED}; use at most {MAX_SEED - max(offsets)}"
+        )
+
+
+def _is_dir(path: Path) -> bool:
+    # Python 3.11's Path.is_dir raises on a name too long or with a NUL; that is "no" here.
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> Iterator[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "StoreError", "SweepError"]
+__all__ = ["ConfigError", "LeaseLost", "StoreError", "SweepError"]
 
 
 class SweepError(Exception):
@@ -15,3 +15,7 @@ class ConfigError(SweepError):
 
 class StoreError(SweepError):
     """The store cannot be reached, is from a newer schema, or a write failed."""
+
+
+class LeaseLost(StoreError):
+    """Another driver took this sweep's lease over: this driver must not write again."""

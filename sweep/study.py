@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -21,12 +22,14 @@ from rich.live import Live
 from rich.table import Table
 
 from sweep.config import STAGE_ORDER, SearchStage, SweepConfig, TrialStage
-from sweep.errors import SweepError
+from sweep.errors import LeaseLost, SweepError
+from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.runner import StageInterrupted, StageOutcome, StageProgress, StageSpec, run_stage
 from sweep.search import OBJECTIVE, PlannedTrial
 from sweep.store import StageStatus, Store, SweepStatus, TrialRow, TrialStatus
 from sweep.trainable import TrialContext
 from trainers.config import RecipeConfig
+from trainers.errors import TrainerError
 
 __all__ = ["StudyResult", "code_version", "run_study"]
 
@@ -50,11 +53,16 @@ def run_study(
     resume: bool = False,
     rerun: bool = False,
     console: Console | None = None,
+    lease_timeout_s: float = LEASE_TIMEOUT_S,
 ) -> StudyResult:
     """Run every stage (or `stage` alone) of the study, recording it in the store.
 
     `rerun` (with `stage`) discards that stage's trials and Optuna study and runs it again;
     only the last stage in the store can be re-run, so no later stage is left orphaned.
+
+    The run holds the sweep's lease (sweep.lease) from before its first write to its end;
+    a refusal before that writes nothing, and a failure after it marks the sweep FAILED
+    with the reason, so no sweep stays RUNNING without a driver.
     """
     if stage is not None and stage not in STAGE_ORDER:
         raise SweepError(f"--stage: unknown stage {stage!r}; use one of {', '.join(STAGE_ORDER)}")
@@ -62,6 +70,25 @@ def run_study(
         raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
     store = Store(config.storage or "")
+    lease = SweepLease(store, config.name, timeout_s=lease_timeout_s)
+    try:
+        lease.acquire()
+        with lease.heartbeat():
+            return _run_leased(config, store, lease, stage, resume, rerun, console)
+    finally:
+        lease.release()
+        store.dispose()
+
+
+def _run_leased(
+    config: SweepConfig,
+    store: Store,
+    lease: SweepLease,
+    stage: str | None,
+    resume: bool,
+    rerun: bool,
+    console: Console,
+) -> StudyResult:
     existing = store.get_sweep(config.name)
     if existing is not None and existing.config_hash != config.config_hash():
         raise SweepError(
@@ -70,9 +97,19 @@ def run_study(
         )
     if existing is not None and not resume and _interrupted_trials(store, existing.id):
         raise SweepError(
-            f"sweep {config.name!r} in {store.masked_url} has interrupted trials; "
-            "continue it with `sweep run --resume`, or rename the sweep to start afresh"
+            f"sweep {config.name!r} in {store.masked_url} has interrupted trials and no "
+            f"driver is running it ({_last_driver(lease)}); continue it with "
+            "`sweep run --resume`, or rename the sweep to start afresh"
         )
+    if lease.replaced is not None:
+        console.print(
+            f"took over sweep {config.name!r} from its last driver ({_last_driver(lease)})",
+            highlight=False,
+        )
+    if stage is not None:
+        _check_prerequisites(store, existing.id if existing else None, stage)
+    if rerun and stage is not None and existing is not None:
+        _discard_stage(config, store, existing.id, stage)
     sweep_id = store.upsert_sweep(
         config.name,
         config=config.resolved_json(),
@@ -80,14 +117,12 @@ def run_study(
         code_version=code_version(),
     )
     result = StudyResult(sweep_id)
-    if rerun and stage is not None:
-        _discard_stage(config, store, sweep_id, stage)
     stages = [stage] if stage else list(STAGE_ORDER)
     console.print(f"store: {store.masked_url}", highlight=False)
-    _prepare_data(config, console)
     board = _Board(console)
-    store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
     try:
+        _prepare_data(config, console)
+        store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
         with _ray(config), board.live():
             for name in stages:
                 row = store.get_stage(sweep_id, name)
@@ -120,18 +155,56 @@ def run_study(
                 )
                 result.outcomes.append(outcome)
     except (KeyboardInterrupt, StageInterrupted):
+        if lease.lost.is_set():  # taken over: the new driver owns every row now
+            raise SweepError(lease.lost_message()) from None
         store.set_sweep_status(sweep_id, SweepStatus.INTERRUPTED)
         raise SweepError(
             f"interrupted; finished trials are in {store.masked_url}. "
             "Continue with `sweep run --resume`"
         ) from None
-    except BaseException:
-        store.set_sweep_status(sweep_id, SweepStatus.FAILED)
+    except LeaseLost:
+        raise SweepError(lease.lost_message()) from None
+    except BaseException as exc:
+        if lease.lost.is_set():
+            raise SweepError(lease.lost_message()) from None
+        store.set_sweep_status(sweep_id, SweepStatus.FAILED, error=_failure_reason(exc))
         raise
     done = all(_stage_complete(store, sweep_id, n) for n in STAGE_ORDER)
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
-    store.dispose()
     return result
+
+
+def _check_prerequisites(store: Store, sweep_id: int | None, stage: str) -> None:
+    """`--stage NAME` alone needs the search stages before it finished: refuse before any
+    write, with the message the stage itself would give."""
+    for needed in ("teachers", "students"):
+        if STAGE_ORDER.index(needed) >= STAGE_ORDER.index(stage):
+            return
+        if sweep_id is None or not _stage_complete(store, sweep_id, needed):
+            raise SweepError(
+                f"stage {needed!r} has not finished in the store; "
+                f"run `sweep run --stage {needed}` first"
+            )
+
+
+def _last_driver(lease: SweepLease) -> str:
+    previous = lease.replaced
+    if previous is None:
+        return "none holds its lease"
+    now = datetime.now(UTC)
+    return (
+        f"the last one, host {previous.host} pid {previous.pid}, "
+        f"{lease.replaced_because or 'stopped'}; last heartbeat {previous.age_s(now):.0f} s ago"
+    )
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """The one line `sweep status` shows for a FAILED sweep."""
+    text = str(exc).strip()
+    if isinstance(exc, SweepError | TrainerError):
+        return text or type(exc).__name__
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _discard_stage(config: SweepConfig, store: Store, sweep_id: int, name: str) -> None:
@@ -343,20 +416,59 @@ def _ray(config: SweepConfig) -> Iterator[None]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     owned = not ray.is_initialized()
+    local = not config.ray_address or config.ray_address == "local"
     if owned:
-        ray.init(
-            # "local": a new Ray of this process, never a stale cluster found in /tmp/ray
-            address=config.ray_address or "local",
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=True,
-        )
+        try:
+            with _loopback_only(local):
+                ray.init(
+                    # "local": a new Ray of this process, never a stale cluster in /tmp/ray
+                    address=config.ray_address or "local",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                    configure_logging=True,
+                    **({"_node_ip_address": "127.0.0.1"} if local else {}),  # type: ignore[arg-type]
+                )
+        except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError...
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            where = "a local Ray" if local else f"the Ray cluster at {config.ray_address}"
+            raise SweepError(
+                f"ray_address: cannot start or join {where} ({first}); check the address "
+                "and that the cluster is up, or leave it unset for a local Ray"
+            ) from None
     try:
         yield
     finally:
         if owned:
             ray.shutdown()
+
+
+@contextmanager
+def _loopback_only(local: bool) -> Iterator[None]:
+    """A local Ray whose GCS, raylet and workers listen on 127.0.0.1 only.
+
+    On Linux Ray takes the machine's address even for a one-node run, and its servers then
+    listen on every interface; its macOS/Windows mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0)
+    keeps them on loopback. Ray reads that switch at import, so it is set on the imported
+    constant too, and both are restored for a later cluster run in this process.
+    tests/sweep/test_local_ray.py fails if a Ray upgrade changes this.
+    """
+    if not local:
+        yield
+        return
+    from ray._private import ray_constants
+
+    env = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    before_env, before = os.environ.get(env), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[env], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = before_env
 
 
 def code_version() -> str:

@@ -13,8 +13,9 @@ Example (``python -m trainers.pretrain --config teacher.yaml``)::
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -27,6 +28,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "DISTILLATION_FIELDS",
     "HYPERPARAMETERS",
+    "MAX_SEED",
     "RUNTIME_FIELDS",
     "DataConfig",
     "ModelConfig",
@@ -34,11 +36,14 @@ __all__ = [
     "TrainingConfig",
     "format_validation_error",
     "load_recipe_config",
+    "parse_yaml_bytes",
     "resolve_data_root",
     "validate_yaml_file",
 ]
 
 DATA_DIR_ENV = "SWEEP_DATA_DIR"
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy's legacy seeding and Optuna's samplers accept (the smallest is 0)."""
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -243,7 +248,7 @@ class TrainingConfig(_Strict):
     checkpoint: Literal["best", "last"] = "last"
     """Which epoch's model is evaluated (test loss, BLiMP, GLUE) and handed on (ensemble,
     final/): best: lowest dev loss, as the reference's load_best_model_at_end; last."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
     alpha: float = Field(1.0, ge=0, le=1)
     """Weight of cross-entropy; 1 - alpha weighs the KL to the teacher ensemble (1 = no teachers).
@@ -376,19 +381,186 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def validate_yaml_file(path: Path, model: type[M]) -> M:
-    """Parse a yaml file into `model`; every problem is one TrainerError naming path and field."""
-    if not path.is_file():
-        raise TrainerError(f"{path}: no such file; pass the path of your yaml")
+    """Parse a yaml file into `model`; every problem is one TrainerError naming path and field.
+
+    The message has one line per problem. Beyond pydantic's checks it refuses what yaml or
+    pydantic would let through and a library would trip over later: nesting deeper than
+    MAX_YAML_DEPTH, alias bombs, duplicate keys (yaml keeps the last silently), bytes that
+    are not UTF-8, NaN and infinities, integers beyond 64 bits, NUL characters, and a
+    boolean where a number belongs (pydantic reads `epochs: true` as 1).
+    """
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise TrainerError(f"{path}: not valid YAML ({exc})") from None
+        if not path.is_file():
+            raise TrainerError(f"{path}: no such file; pass the path of your yaml")
+        text = path.read_bytes()
+    except OSError as exc:
+        raise TrainerError(
+            f"{path}: cannot read it ({exc.strerror or exc}); check the path"
+        ) from None
+    except ValueError as exc:  # a NUL character in the path itself
+        raise TrainerError(f"{path!r}: not a usable path ({exc})") from None
+    raw = parse_yaml_bytes(text, str(path))
     if not isinstance(raw, dict):
         raise TrainerError(f"{path}: the top level must be a mapping of keys")
+    problems = list(_value_problems(raw))
+    if problems:
+        raise TrainerError(f"{path} is invalid:\n" + "\n".join(problems))
     try:
-        return model.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         raise TrainerError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+    problems = list(_coerced_booleans(raw, config, ""))
+    if problems:
+        raise TrainerError(f"{path} is invalid:\n" + "\n".join(problems))
+    return config
+
+
+MAX_YAML_DEPTH = 32
+"""Deepest nesting a config may have (sweep.yaml needs 6); yaml's reader recurses per level."""
+_MAX_YAML_VALUES = 100_000  # after aliases are expanded: a "billion laughs" file stops here
+_MAX_INT = 2**63 - 1  # what torch, NumPy and a SQL BIGINT hold
+
+
+def parse_yaml_bytes(text: bytes, name: str) -> object:
+    """yaml.safe_load after a streaming pre-pass that refuses, with the key path, what the
+    recursive loader would crash on (depth, alias bombs) or silently accept (duplicate keys)."""
+    try:
+        _check_yaml_events(text, name)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TrainerError(_yaml_error_line(exc, name)) from None
+
+
+def _check_yaml_events(text: bytes, name: str) -> None:
+    # One frame per open collection: [is_mapping, expecting_key, key_or_index, keys_seen,
+    # values_inside, anchor]. The parser is a state machine, so no depth can overflow it.
+    stack: list[list[Any]] = []
+    anchors: dict[str, int] = {}
+    total = 0
+
+    def where() -> str:
+        parts = [str(f[2]) if f[0] else f"[{f[2]}]" for f in stack if f[2] is not None]
+        return ".".join(parts).replace(".[", "[") or "(top level)"
+
+    def value_done(size: int) -> None:
+        nonlocal total
+        total += size
+        if total > _MAX_YAML_VALUES:
+            raise TrainerError(
+                f"{name}: {where()}: the file expands to more than {_MAX_YAML_VALUES} values "
+                "(through aliases); write the values out"
+            )
+        if not stack:
+            return
+        frame = stack[-1]
+        frame[4] += size
+        if frame[0]:
+            frame[1] = True
+        else:
+            frame[2] += 1
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.ScalarEvent):
+            frame = stack[-1] if stack else None
+            if frame is not None and frame[0] and frame[1]:  # a mapping key
+                key = event.value
+                if key in frame[3] and key != "<<":
+                    line = event.start_mark.line + 1 if event.start_mark else "?"
+                    frame[2] = key
+                    raise TrainerError(
+                        f"{name}: {where()}: duplicate key (again on line {line}); "
+                        "keep one (yaml would silently use the last)"
+                    )
+                frame[3].add(key)
+                frame[1], frame[2] = False, key
+                continue
+            if event.anchor:
+                anchors[event.anchor] = 1
+            value_done(1)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if stack and stack[-1][0] and stack[-1][1]:
+                stack[-1][1], stack[-1][2] = False, "<complex key>"
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise TrainerError(
+                    f"{name}: {where()}: nested more than {MAX_YAML_DEPTH} levels deep; "
+                    "a config needs a handful"
+                )
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            stack.append([mapping, True, None if mapping else 0, set(), 1, event.anchor])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            frame = stack.pop()
+            if frame[5]:
+                anchors[frame[5]] = frame[4]
+            value_done(frame[4])
+        elif isinstance(event, yaml.AliasEvent):
+            if stack and stack[-1][0] and stack[-1][1]:
+                stack[-1][1], stack[-1][2] = False, f"*{event.anchor}"
+                continue
+            value_done(anchors.get(event.anchor or "", 1))
+
+
+def _yaml_error_line(exc: yaml.YAMLError, name: str) -> str:
+    """One line: where the yaml is broken and how."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        if exc.encoding == "unicode":  # a control character in otherwise good text
+            return (
+                f"{name}: character {exc.position} (U+{exc.character:04X}) is not allowed in "
+                "YAML; remove it"
+            )
+        return (
+            f"{name}: byte {exc.position} (0x{exc.character:02x}) is not {exc.encoding} text; "
+            "save the file as UTF-8"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    detail = f"{context}, {problem}" if context else problem
+    return f"{name}: {at}not valid YAML ({' '.join(str(detail).split())})"
+
+
+def _value_problems(raw: object) -> Iterator[str]:
+    """Values no field accepts: NaN/inf, integers beyond 64 bits, NUL characters."""
+    stack: list[tuple[str, object]] = [("", raw)]
+    while stack:
+        where, value = stack.pop()
+        label = where or "(top level)"
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):  # reversed: reported in file order
+                if isinstance(key, str) and "\x00" in key:
+                    yield f"{label}: a key contains a NUL character; remove it"
+                    continue
+                stack.append((f"{where}.{key}" if where else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{label}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield f"{label}: {value} is not a finite number; give a finite value"
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+            yield f"{label}: {value:.3g} is too large (at most {_MAX_INT}); give a smaller integer"
+        elif isinstance(value, str) and "\x00" in value:
+            yield f"{label}: contains a NUL character; remove it"
+
+
+def _coerced_booleans(raw: object, parsed: object, where: str) -> Iterator[str]:
+    """Where pydantic turned a yaml true/false into a number (`epochs: true` -> 1)."""
+    if isinstance(raw, bool):
+        if not isinstance(parsed, bool) and isinstance(parsed, int | float):
+            kind = "an integer" if isinstance(parsed, int) else "a number"
+            yield f"{where or '(top level)'}: expected {kind}, got {str(raw).lower()}"
+    elif isinstance(raw, dict):
+        for key, item in raw.items():
+            if isinstance(parsed, BaseModel):
+                if not isinstance(key, str) or key not in type(parsed).model_fields:
+                    continue
+                value = getattr(parsed, key)
+            elif isinstance(parsed, dict):
+                value = parsed.get(key, parsed.get(str(key)))
+            else:
+                continue
+            yield from _coerced_booleans(item, value, f"{where}.{key}" if where else str(key))
+    elif isinstance(raw, list) and isinstance(parsed, list | tuple):
+        for i, (item, value) in enumerate(zip(raw, parsed, strict=False)):
+            yield from _coerced_booleans(item, value, f"{where}[{i}]")
 
 
 def load_recipe_config(path: Path) -> RecipeConfig:

@@ -5,7 +5,7 @@ artifact) share the database with Optuna's study tables, so `optuna-dashboard UR
 the studies. Alembic owns the schema (version table `babysweep_alembic_version`).
 """
 
-from sweep.errors import StoreError
+from sweep.errors import LeaseLost, StoreError
 from sweep.store.checkpoints import checkpoint_fingerprint
 from sweep.store.connection import mask_url, retry_transient, retry_while_disconnected
 from sweep.store.migrate import current_revision, head_revision, upgrade
@@ -21,6 +21,7 @@ from sweep.store.rows import (
     ArtifactRow,
     EnsembleMember,
     EvaluationRow,
+    LeaseRow,
     StageRow,
     SweepRow,
     TrialRow,
@@ -32,6 +33,8 @@ __all__ = [
     "ArtifactRow",
     "EnsembleMember",
     "EvaluationRow",
+    "LeaseLost",
+    "LeaseRow",
     "StageName",
     "StageRow",
     "StageStatus",

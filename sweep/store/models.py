@@ -20,6 +20,7 @@ __all__ = [
     "StageName",
     "StageStatus",
     "Sweep",
+    "SweepLease",
     "SweepStatus",
     "Trial",
     "TrialMetric",
@@ -120,6 +121,24 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None]
+    # why the sweep FAILED (revision 0005), e.g. a run that could not start
+    error: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class SweepLease(Base):
+    """The one driver running a sweep (revision 0005): taken in one transaction, renewed by
+    its heartbeat, deleted when it ends. Keyed by name: taken before the sweep row exists."""
+
+    __tablename__ = "sweep_lease"
+
+    sweep_name: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String())
+    host: Mapped[str] = mapped_column(sa.String())
+    pid: Mapped[int]
+    # the holder's process start time, so a reused pid is not taken for the holder
+    pid_started: Mapped[float | None]
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class StageModel(Base):

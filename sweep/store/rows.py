@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ArtifactRow", "EnsembleMember", "EvaluationRow", "StageRow", "SweepRow", "TrialRow"]
+__all__ = [
+    "ArtifactRow",
+    "EnsembleMember",
+    "EvaluationRow",
+    "LeaseRow",
+    "StageRow",
+    "SweepRow",
+    "TrialRow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,28 @@ class SweepRow:
     code_version: str
     created_at: datetime
     finished_at: datetime | None
+    error: str | None = None
+    """Why the sweep FAILED (e.g. it could not start); None otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """Who holds a sweep's lease: the driver running it, and when it last beat."""
+
+    sweep_name: str
+    owner: str
+    host: str
+    pid: int
+    pid_started: float | None
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+    def age_s(self, now: datetime) -> float:
+        """Seconds since the holder's last heartbeat."""
+        return max(0.0, (now - self.heartbeat_at).total_seconds())
+
+    def describe(self, now: datetime) -> str:
+        return f"host {self.host}, pid {self.pid}, last heartbeat {self.age_s(now):.0f} s ago"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from sweep.errors import StoreError
+from sweep.errors import LeaseLost, StoreError
 from sweep.store.connection import (
     create_store_engine,
     describe_driver_error,
@@ -34,6 +34,7 @@ from sweep.store.models import (
     StageName,
     StageStatus,
     Sweep,
+    SweepLease,
     SweepStatus,
     Trial,
     TrialMetric,
@@ -45,6 +46,7 @@ from sweep.store.rows import (
     ArtifactRow,
     EnsembleMember,
     EvaluationRow,
+    LeaseRow,
     StageRow,
     SweepRow,
     TrialRow,
@@ -87,6 +89,7 @@ class Store:
         self._writes = sessionmaker(self.engine, expire_on_commit=False)
         self._reads = sessionmaker(reader_engine(self.engine), expire_on_commit=False)
         self._upserts: dict[tuple[Any, ...], Any] = {}
+        self._fence: tuple[str, str] | None = None
         try:
             self.revision_before, self.revision = ensure_schema(
                 self.engine, self.parsed_url, upgrade=upgrade
@@ -136,12 +139,21 @@ class Store:
         finally:
             session.close()
 
-    def _run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    def _run(
+        self, work: Callable[[Session], T], *, readonly: bool = False, fenced: bool = True
+    ) -> T:
         """Run `work` in one transaction, retried (connection.retry_transient) while writers
-        collide and, for a store that was reachable, while the connection is lost."""
+        collide and, for a store that was reachable, while the connection is lost.
+
+        Once `fence` was called, a write first checks, in the same transaction, that this
+        driver still holds the sweep's lease (LeaseLost otherwise), so a driver that was
+        taken over never writes again."""
+        fence = self._fence if fenced and not readonly else None
 
         def once() -> T:
             with self._transaction(readonly) as session:
+                if fence is not None:
+                    self._check_fence(session, *fence)
                 return work(session)
 
         try:
@@ -244,12 +256,110 @@ class Store:
             readonly=True,
         )
 
-    def set_sweep_status(self, sweep_id: int, status: str) -> None:
-        """RUNNING / COMPLETE / FAILED / INTERRUPTED; a terminal status sets finished_at."""
+    def set_sweep_status(self, sweep_id: int, status: str, *, error: str | None = None) -> None:
+        """RUNNING / COMPLETE / FAILED / INTERRUPTED; a terminal status sets finished_at.
+        `error` says why it FAILED (replaced on every call, so a later success clears it)."""
         status = SweepStatus(status)
         finished = utcnow() if status in _TERMINAL_SWEEP else None
-        values = {"status": status, "finished_at": finished, "updated_at": utcnow()}
+        values = {"status": status, "finished_at": finished, "updated_at": utcnow(), "error": error}
         self._update(Sweep, sweep_id, values, what="sweep")
+
+    # -- the sweep lease: one driver per sweep --------------------------------------------
+
+    def acquire_lease(
+        self,
+        sweep_name: str,
+        *,
+        owner: str,
+        host: str,
+        pid: int,
+        pid_started: float | None,
+        may_take_over: Callable[[LeaseRow], bool],
+    ) -> tuple[bool, LeaseRow | None]:
+        """Take the sweep's lease in one transaction: (True, the holder it replaced or None),
+        or (False, the current holder) when `may_take_over(holder)` says it is still alive.
+
+        SQLite's BEGIN IMMEDIATE and PostgreSQL's row lock (INSERT .. ON CONFLICT, then
+        SELECT .. FOR UPDATE) make two drivers starting together see each other."""
+
+        def work(session: Session) -> tuple[bool, LeaseRow | None]:
+            now = utcnow()
+            mine = {
+                "sweep_name": sweep_name,
+                "owner": owner,
+                "host": host,
+                "pid": pid,
+                "pid_started": pid_started,
+                "acquired_at": now,
+                "heartbeat_at": now,
+            }
+            session.execute(
+                self._insert(SweepLease)
+                .values(mine)
+                .on_conflict_do_nothing(index_elements=["sweep_name"])
+            )
+            held = session.scalars(
+                sa.select(SweepLease).where(SweepLease.sweep_name == sweep_name).with_for_update()
+            ).one()
+            if held.owner == owner:
+                return True, None
+            holder = _lease_row(held)
+            if not may_take_over(holder):
+                return False, holder
+            session.execute(
+                sa.update(SweepLease).where(SweepLease.sweep_name == sweep_name).values(mine)
+            )
+            return True, holder
+
+        return self._run(work, fenced=False)
+
+    def renew_lease(self, sweep_name: str, owner: str) -> bool:
+        """The heartbeat: False when another driver holds the lease now."""
+
+        def work(session: Session) -> bool:
+            result = session.execute(
+                sa.update(SweepLease)
+                .where(SweepLease.sweep_name == sweep_name, SweepLease.owner == owner)
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        return self._run(work, fenced=False)
+
+    def release_lease(self, sweep_name: str, owner: str) -> None:
+        """Give the lease up (a no-op when another driver holds it)."""
+        self._run(
+            lambda s: s.execute(
+                sa.delete(SweepLease).where(
+                    SweepLease.sweep_name == sweep_name, SweepLease.owner == owner
+                )
+            ),
+            fenced=False,
+        )
+
+    def get_lease(self, sweep_name: str) -> LeaseRow | None:
+        """The sweep's lease holder, or None when no driver holds it."""
+
+        def work(session: Session) -> LeaseRow | None:
+            held = session.get(SweepLease, sweep_name)
+            return None if held is None else _lease_row(held)
+
+        return self._run(work, readonly=True)
+
+    def fence(self, sweep_name: str, owner: str | None) -> None:
+        """From now on every write checks that `owner` holds the lease (None: stop checking)."""
+        self._fence = None if owner is None else (sweep_name, owner)
+
+    def _check_fence(self, session: Session, sweep_name: str, owner: str) -> None:
+        stmt = sa.select(SweepLease.owner).where(SweepLease.sweep_name == sweep_name)
+        if self.engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(read=True)  # a takeover waits until this write commits
+        holder = session.scalar(stmt)
+        if holder != owner:
+            raise LeaseLost(
+                f"another driver took over sweep {sweep_name!r} in {self.masked_url}; "
+                "this one stopped without writing"
+            )
 
     def upsert_stage(
         self,
@@ -617,6 +727,19 @@ def _sweep_row(sweep: Sweep) -> SweepRow:
         code_version=sweep.code_version,
         created_at=sweep.created_at,
         finished_at=sweep.finished_at,
+        error=sweep.error,
+    )
+
+
+def _lease_row(lease: SweepLease) -> LeaseRow:
+    return LeaseRow(
+        sweep_name=lease.sweep_name,
+        owner=lease.owner,
+        host=lease.host,
+        pid=lease.pid,
+        pid_started=lease.pid_started,
+        acquired_at=lease.acquired_at,
+        heartbeat_at=lease.heartbeat_at,
     )
 
 
