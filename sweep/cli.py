@@ -116,7 +116,7 @@ def print_error(exc: BaseException) -> None:
     lines = str(exc).splitlines() or [type(exc).__name__]
     err_console.print(Text("error: ", style="bold red") + Text(lines[0]), soft_wrap=True)
     for line in lines[1:]:
-        err_console.print(Text(f"  {line}"), soft_wrap=True)
+        err_console.print(Text(line), soft_wrap=True)
 
 
 @app.command()

@@ -162,9 +162,11 @@ def run_stops_at_the_store() -> Iterator[None]:
 
 
 def _error_lines(output: str) -> list[str]:
-    lines = [ln for ln in output.splitlines() if ln.startswith(("error:", "  "))]
-    assert lines and lines[0].startswith("error:"), output
-    return lines
+    """`error: <heading or problem>` and the problem lines after it."""
+    lines = output.strip().splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("error:")]
+    assert starts, output
+    return lines[starts[0] :]
 
 
 @pytest.mark.parametrize(("case", "make", "needle"), REFUSALS, ids=[r[0] for r in REFUSALS])
