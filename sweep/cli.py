@@ -35,8 +35,9 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: piped into a log, rich would break every long line at 80 columns
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_YAML = Path("sweep.yaml")

@@ -16,6 +16,7 @@ from sweep.store.models import (
     StageModel,
     StageName,
     Sweep,
+    SweepLease,
     SweepStatus,
     Trial,
     TrialStatus,
@@ -71,11 +72,18 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             .order_by(EnsembleMemberModel.stage_id, EnsembleMemberModel.rank)
         ):
             members.setdefault(stage_id, []).append(number)
+        leases = {
+            lease.sweep_name: (lease.host, lease.pid, lease.heartbeat_at)
+            for lease in session.scalars(
+                sa.select(SweepLease).where(SweepLease.sweep_name.in_([s.name for s in sweeps]))
+            )
+        }
         masked = opened.masked_url
 
     parts: list[RenderableType] = []
     for sw in sweeps:
         parts.append(_header(sw, masked))
+        parts.append(_driver_line(sw, leases.get(sw.name)))
         table = Table(show_edge=False, pad_edge=False)
         for column in ("stage", "status"):
             table.add_column(column)
@@ -134,6 +142,21 @@ def _header(sw: Sweep, masked: str) -> Text:
         f"  code {sw.code_version}  store {masked}",
     )
     return text
+
+
+def _driver_line(sw: Sweep, lease: tuple[str, int, datetime] | None) -> Text:
+    """Who runs the sweep now (its lease), and why it FAILED when it did."""
+    if lease is not None:
+        host, pid, beat = lease
+        ago = (utcnow() - beat).total_seconds()
+        line = f"  driver: host {host}, pid {pid}, last heartbeat {ago:.0f} s ago"
+    elif sw.status == SweepStatus.RUNNING:
+        line = "  driver: none (stopped without a trace; continue with `sweep run --resume`)"
+    else:
+        line = "  driver: none"
+    if sw.status == SweepStatus.FAILED and sw.error:
+        line += f"\n  failed: {sw.error.splitlines()[0]}"
+    return Text(line)
 
 
 def _styled(status: str) -> Text:

@@ -226,3 +226,46 @@ def test_messages_are_not_wrapped_when_stderr_is_not_a_terminal(tmp_path: Path) 
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"error: {path}: name: duplicate key"), proc.stderr
     assert len(proc.stderr) > 160
+
+
+def test_a_run_that_cannot_start_is_failed_with_its_reason(tmp_path: Path) -> None:
+    """The test split vanishes between the checks and the run (a shared disk being synced):
+    the run stops before its first trial, the sweep is FAILED with the reason, not RUNNING,
+    and no driver holds it."""
+    from sweep.config import load_sweep_config
+    from sweep.store import Store, render_status
+    from sweep.study import run_study
+
+    corpus = tmp_path / "corpus"
+    for split in ("train", "dev", "test"):
+        (corpus / split).mkdir(parents=True)
+        source = next((DATA / "babylm-mini" / split).iterdir())
+        lines = source.read_text().splitlines()[:400]
+        (corpus / split / f"childes.{split}").write_text("\n".join(lines) + "\n")
+    doc = yaml.safe_load(DEFAULT)
+    doc["data"].update(corpus=str(corpus), vocab_size=300, cache_dir=str(tmp_path / "cache"))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    config = load_sweep_config(path)
+    for f in (corpus / "test").iterdir():
+        f.unlink()
+    (corpus / "test").rmdir()
+
+    with pytest.raises(Exception, match=r"data.corpus: .*test does not exist"):
+        run_study(config)
+    store = Store(config.storage or "", upgrade=False)
+    try:
+        sweep = store.get_sweep("demo")
+        assert sweep is not None and sweep.status == "FAILED"
+        assert sweep.error is not None and "test does not exist" in sweep.error
+        assert store.get_lease("demo") is None
+        assert store.stages(sweep.id) == []  # no stage, no trial was started
+        from rich.console import Console
+
+        console = Console(width=200, record=True)
+        console.print(render_status(store, "demo"))
+        shown = console.export_text()
+        assert "FAILED" in shown and "driver: none" in shown
+        assert "failed: data.corpus:" in shown
+    finally:
+        store.dispose()
