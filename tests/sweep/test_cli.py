@@ -98,8 +98,11 @@ def test_status_and_report_read_a_finished_sweep(tiny_study, tmp_path: Path) -> 
     _refused(_cli("report", "--storage", tiny_study.url, "--sweep", "nope"), "nope", "demo")
 
 
-def test_dashboard_serves_the_studies_on_localhost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_dashboard_serves_the_studies_on_localhost(tmp_path: Path, stop: str) -> None:
+    """...and stops cleanly (exit 0, no traceback) on SIGTERM as on Ctrl-C."""
     import json
+    import signal
     import socket
     import time
     import urllib.request
@@ -132,6 +135,13 @@ def test_dashboard_serves_the_studies_on_localhost(tmp_path: Path) -> None:
                 time.sleep(0.5)
         assert [s["study_name"] for s in studies] == ["demo/teachers"]
     finally:
-        server.terminate()
-        out, _ = server.communicate(timeout=30)
+        server.send_signal(getattr(signal, stop))
+        try:
+            out, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, _ = server.communicate()
+            pytest.fail(f"the dashboard ignored {stop}: {out}")
     assert f"http://127.0.0.1:{port}" in out
+    assert server.returncode == 0, out
+    assert "Traceback" not in out and "dashboard stopped" in out
