@@ -303,9 +303,9 @@ def export(
         str | None,
         typer.Option(
             "--trial",
-            help="The store trial id that `sweep best` and `sweep status` print (e.g. 12), or "
-            "STAGE/NUMBER: the stage and the trial's Optuna number in it (e.g. students/3). "
-            "Default: the best trial by --by.",
+            help="The store trial id that `sweep best` prints (e.g. 12), or STAGE/NUMBER: the "
+            "stage and the trial's Optuna number in it, the #NUMBER `sweep status` shows "
+            "(e.g. students/3). Default: the best trial by --by.",
         ),
     ] = None,
     storage: StorageOpt = None,
