@@ -41,6 +41,9 @@ def tiny_paper_sweep(directory: Path, data_root: Path, cache_dir: Path) -> Path:
         max_eval_tokens=3_000,
         blimp_pairs_per_paradigm=2,
         cache_dir=str(cache_dir),
+        # the session's tokenizer (the reference's options are tested in tests/trainers)
+        add_prefix_space=False,
+        min_frequency=0,
     )
     doc["model"] = dict(MICRO_MODEL)
     doc["training"].update(device="cpu", compile=False, micro_batch_size=None)
