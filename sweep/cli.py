@@ -248,6 +248,7 @@ def dashboard(
 
     url, _ = _store_target(config, storage, None)
     Store(url, upgrade=False).dispose()  # one clear error if the store is unreachable
+    _check_port_free(host, port)
     console.print(f"optuna-dashboard on {mask_url(url)}: http://{host}:{port}", highlight=False)
     # SIGTERM (systemd, docker stop, kill) stops it as Ctrl-C does: cleanly, exit 0
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -331,6 +332,24 @@ def export(
     console.print(
         f"exported trial {card.trial_id} ({card.label}) to {path.resolve()}", highlight=False
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One line naming the port, rather than the web server's traceback."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # as the web server does: a closed server's TIME_WAIT does not count, a listener does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SweepError(
+                    f"--port: port {port} on {host} is in use; pick a free one with --port N"
+                ) from None
+            raise SweepError(f"--host: cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
 @db_app.command("upgrade")

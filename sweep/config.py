@@ -53,6 +53,7 @@ __all__ = [
     "SearchStage",
     "StagesConfig",
     "SweepConfig",
+    "TrackingConfig",
     "TrialStage",
     "Uniform",
     "load_sweep_config",
@@ -235,6 +236,49 @@ class EvaluationConfig(_Strict):
     """GLUE MRPC and RTE."""
 
 
+class WandbTracking(_Strict):
+    """Weights & Biases: one run per trial (Ray Tune's WandbLoggerCallback)."""
+
+    project: str = "babysweep"
+    """W&B project."""
+    entity: str | None = None
+    """W&B team or user; None: your default entity."""
+    mode: Literal["online", "offline"] = "online"
+    """offline writes run files only (sync later with `wandb sync DIR`)."""
+    dir: str | None = None
+    """Where W&B writes its files; None: <output_dir>/<sweep name>/wandb."""
+
+
+class MlflowTracking(_Strict):
+    """MLflow: one run per trial in the experiment named after the sweep (MLflowLoggerCallback)."""
+
+    tracking_uri: str | None = None
+    """MLflow tracking URI (http://host:5000, sqlite:///mlflow.db); None: sqlite file
+    <output_dir>/<sweep name>/mlflow.db."""
+    experiment: str | None = None
+    """Experiment name; None: the sweep name."""
+
+
+class TensorBoardTracking(_Strict):
+    """TensorBoard event files, one folder per trial (TBXLoggerCallback)."""
+
+    dir: str | None = None
+    """Event file root; None: <output_dir>/<sweep name>/tensorboard."""
+
+
+class TrackingConfig(_Strict):
+    """Experiment trackers every trial logs to, besides the store (each off unless set)."""
+
+    log_every: int = Field(10, ge=1)
+    """Train loss is recorded every this many optimizer steps (store and trackers)."""
+    wandb: WandbTracking | None = None
+    """Weights & Biases; e.g. {mode: offline}."""
+    mlflow: MlflowTracking | None = None
+    """MLflow; e.g. {tracking_uri: http://localhost:5000}."""
+    tensorboard: TensorBoardTracking | None = None
+    """TensorBoard event files; e.g. {} for the default folder."""
+
+
 class SweepConfig(_Strict):
     """A whole study: `sweep run sweep.yaml`."""
 
@@ -258,6 +302,8 @@ class SweepConfig(_Strict):
     """Teachers, ensemble, students, baselines, repeats."""
     evaluation: EvaluationConfig = EvaluationConfig()
     """Downstream evaluation."""
+    tracking: TrackingConfig = TrackingConfig()
+    """Experiment trackers (W&B, MLflow, TensorBoard) and the train-loss logging interval."""
     source: Path | None = Field(None, exclude=True)
     """The yaml this came from (set by the loader)."""
 
@@ -274,9 +320,12 @@ class SweepConfig(_Strict):
         """sha256 of what defines the study; a sweep name is bound to one hash in the store.
 
         Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
-        root), so the same sweep resumes on a laptop or a cluster with other paths.
+        root, the trackers it logs to), so the same sweep resumes on a laptop or a cluster
+        with other paths.
         """
-        data = self.model_dump(mode="json", exclude={"storage", "ray_address", "output_dir"})
+        data = self.model_dump(
+            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking"}
+        )
         data["data"] = {
             **{k: v for k, v in data["data"].items() if k not in _PATH_FIELDS},
             **{k: Path(data["data"][k]).name for k in ("corpus", "blimp", "glue")},
@@ -344,8 +393,15 @@ def _resolve(
     if "://" not in out and not Path(out).is_absolute():
         out = str((base / out).resolve())
     address = ray_address or config.ray_address or os.environ.get("RAY_ADDRESS") or None
+    tracking = _resolve_tracking(config.tracking, base, out, config.name)
     updated = config.model_copy(
-        update={"data": data, "storage": url, "output_dir": out, "ray_address": address}
+        update={
+            "data": data,
+            "storage": url,
+            "output_dir": out,
+            "ray_address": address,
+            "tracking": tracking,
+        }
     )
     return updated, problems
 
@@ -362,6 +418,35 @@ def _with_sqlite_hint(problem: str, given_url: str) -> str:
         return problem + sqlite_slashes_hint(given_url)
     except ArgumentError:
         return problem
+
+
+def _resolve_tracking(tracking: TrackingConfig, base: Path, out: str, name: str) -> TrackingConfig:
+    """Tracker folders absolute; unset ones under the sweep's local output folder."""
+    # Trackers write on the driver: an object-store output_dir leaves them in runs/ here.
+    root = Path(out) if "://" not in out else base / "runs"
+    local = root / name
+
+    def folder(given: str | None, default: str) -> str:
+        return str((base / given).resolve()) if given else str(local / default)
+
+    update: dict[str, Any] = {}
+    if tracking.wandb is not None:
+        update["wandb"] = tracking.wandb.model_copy(
+            update={"dir": folder(tracking.wandb.dir, "wandb")}
+        )
+    if tracking.tensorboard is not None:
+        update["tensorboard"] = tracking.tensorboard.model_copy(
+            update={"dir": folder(tracking.tensorboard.dir, "tensorboard")}
+        )
+    if tracking.mlflow is not None:
+        uri = tracking.mlflow.tracking_uri or f"sqlite:///{local / 'mlflow.db'}"
+        update["mlflow"] = tracking.mlflow.model_copy(
+            update={
+                "tracking_uri": _absolute_sqlite(uri, base),
+                "experiment": tracking.mlflow.experiment or name,
+            }
+        )
+    return tracking.model_copy(update=update)
 
 
 def _absolute_sqlite(url: str, base: Path) -> str:
@@ -383,6 +468,7 @@ def _semantic_problems(config: SweepConfig, *, data_found: bool = True) -> Itera
         yield from _data_problems(config.data)
         yield from _glue_problems(config)
     yield from _seed_problems(config)
+    yield from _tracking_problems(config)
     try:
         config.model.check_seq_length(config.data.seq_length)  # the trainers' own rule
     except TrainerError as exc:
@@ -497,6 +583,31 @@ def _unwritable_dir(path: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None
+
+
+def _tracking_problems(config: SweepConfig) -> Iterator[str]:
+    from importlib.util import find_spec
+
+    tracking = config.tracking
+    wanted = {
+        "wandb": ("wandb", tracking.wandb),
+        "mlflow": ("mlflow", tracking.mlflow),
+        "tensorboard": ("tensorboardX", tracking.tensorboard),
+    }
+    for key, (module, section) in wanted.items():
+        if section is not None and find_spec(module) is None:
+            yield (
+                f"tracking.{key}: the {module} package is not installed; "
+                "pip install 'babysweep[tracking]' or remove the section"
+            )
+    mlflow = tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri == config.storage:
+        # Optuna and MLflow would both keep their Alembic version in `alembic_version`.
+        yield (
+            "tracking.mlflow.tracking_uri: is the sweep's own store, whose Optuna tables share "
+            "Alembic's version table with MLflow's; use another database (the default is "
+            "mlflow.db beside the checkpoints) or an MLflow server"
+        )
 
 
 def _data_problems(data: DataConfig) -> Iterator[str]:

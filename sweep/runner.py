@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,16 +25,32 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from sweep.config import Param, Resources, Scheduler, max_trial_epochs
+from sweep.progress import StageProgress, install_stop_notice
 from sweep.search import OBJECTIVE, PlannedTrial, StageSearcher, open_study, reconcile, tell
 from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
-from sweep.trainable import EVALUATION_KEY, TrialContext, run_trial
+from sweep.trainable import EVALUATION_KEY, STEP_LOSS_NAME, STEP_LOSSES, TrialContext, run_trial
 
-__all__ = ["StageInterrupted", "StageOutcome", "StageSpec", "StoreRecorder", "run_stage"]
+__all__ = [
+    "StageInterrupted",
+    "StageOutcome",
+    "StageSpec",
+    "StopNotice",
+    "StoreRecorder",
+    "run_stage",
+]
 
 # The last epoch's result: dev loss of the model the trial hands on (trainers.recipe).
 HANDED_ON_DEV_LOSS = "checkpoint_dev_loss"
 # Result keys that are not learning-curve metrics.
-_NOT_METRICS = {"node_id", "hostname", "pid", "checkpoint_sha256", "trial_id", "done"}
+_NOT_METRICS = {
+    "node_id",
+    "hostname",
+    "pid",
+    "checkpoint_sha256",
+    "trial_id",
+    "done",
+    "timesteps_total",
+}
 
 
 class StageInterrupted(Exception):
@@ -82,32 +97,6 @@ class StageOutcome:
     name: str
     counts: dict[str, int] = field(default_factory=dict)
     ran: int = 0
-
-
-@dataclass
-class StageProgress:
-    """Live counters the terminal table shows (updated by the recorder)."""
-
-    name: str
-    total: int
-    running: int = 0
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    best: float | None = None
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-
-    @property
-    def done(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the stage started; frozen once its last trial finished."""
-        if self.ended is None and self.done >= self.total:
-            self.ended = time.monotonic()
-        return (self.ended or time.monotonic()) - self.started
 
 
 class StoreRecorder(tune.Callback):
@@ -169,7 +158,8 @@ class StoreRecorder(tune.Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         self._trial_id(trial)
-        self.progress.running += 1
+        s = self.searcher.by_tune_id[trial.trial_id]
+        self.progress.trial_started(s.number, s.params, epochs=self.spec.trial_epochs(s.params))
         self.on_change()
 
     def on_trial_result(
@@ -183,6 +173,16 @@ class StoreRecorder(tune.Callback):
             if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
         }
         self.store.add_metrics(trial_id, epoch, metrics)
+        points = [(int(step), float(loss)) for step, loss in result.get(STEP_LOSSES) or []]
+        self.store.add_step_metrics(trial_id, epoch, STEP_LOSS_NAME, points)
+        self.progress.trial_reported(
+            self.searcher.by_tune_id[trial.trial_id].number,
+            epoch=epoch,
+            loss=points[-1][1] if points else metrics.get("train_loss"),
+            dev_loss=metrics.get(OBJECTIVE),
+            seconds=metrics.get("time_this_iter_s"),
+        )
+        self.on_change()
         node = result.get("node_id")
         if node and trial.trial_id not in self.nodes:
             s = self.searcher.by_tune_id[trial.trial_id]
@@ -239,18 +239,51 @@ class StoreRecorder(tune.Callback):
         if status != TrialStatus.COMPLETE:
             fields["objective"] = None
         self.store.finish_trial(trial_id, status, ended_at=datetime.now(UTC), **fields)
-        number = self.searcher.by_tune_id[trial.trial_id].number
-        tell(self.searcher.study, number, status, objective)  # the store first, then Optuna
-        p = self.progress
-        p.running = max(0, p.running - 1)
-        if status == TrialStatus.COMPLETE and objective is not None:
-            p.complete += 1
-            p.best = float(objective) if p.best is None else min(p.best, float(objective))
-        elif status == TrialStatus.PRUNED:
-            p.pruned += 1
-        else:
-            p.failed += 1
+        suggestion = self.searcher.by_tune_id[trial.trial_id]
+        last = trial.last_result or {}
+        attrs = {
+            "role": suggestion.role,
+            "store_trial_id": trial_id,
+            "checkpoint_uri": fields.get("checkpoint_uri"),
+            "test_loss": last.get("test_loss"),
+            "blimp_overall": last.get("blimp_overall"),
+        }
+        # optuna-dashboard shows user attributes; a finished Optuna trial takes none.
+        set_user_attrs(self.searcher.study, suggestion.optuna_trial_id, attrs)
+        tell(self.searcher.study, suggestion.number, status, objective)  # the store first
+        best = float(objective) if isinstance(objective, int | float) else None
+        self.progress.trial_finished(suggestion.number, str(status), best)
         self.on_change()
+
+
+class StopNotice(tune.Callback):
+    """Calls `notify` the moment Ctrl-C arrives during a stage, before Tune winds down."""
+
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self.notify = notify
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        # Tune installs its own SIGINT handler just before it sets its callbacks up.
+        install_stop_notice(self.notify)
+
+
+def set_user_attrs(study: optuna.Study, optuna_trial_id: int, attrs: dict[str, Any]) -> None:
+    """Set an unfinished Optuna trial's user attributes (None values are left out)."""
+    trial = optuna.trial.Trial(study, optuna_trial_id)
+    kept = {
+        k: v
+        for k, v in attrs.items()
+        if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+    }
+
+    def write() -> None:
+        for key, value in kept.items():
+            trial.set_user_attr(key, value)
+
+    retry_while_disconnected(write)
 
 
 def run_stage(
@@ -261,6 +294,7 @@ def run_stage(
     storage_path: str,
     progress: StageProgress | None = None,
     on_change: Callable[[], None] = lambda: None,
+    callbacks: Sequence[tune.Callback] = (),
 ) -> StageOutcome:
     """Run (or finish) one stage; returns the counts. Raises StageInterrupted on Ctrl-C."""
     study = open_study(store.url, spec.study_name, seed=spec.seed, trials=spec.total)
@@ -274,7 +308,7 @@ def run_stage(
         plans=spec.plans,
         adopted=adopted,
     )
-    progress = progress or StageProgress(spec.name, spec.total)
+    progress = progress or StageProgress(spec.name, spec.total, spec.context.epochs)
     _count_into(progress, study)
     to_run = searcher.remaining
     # Failed trials go to the store with their error text and to the live table, not
@@ -301,7 +335,7 @@ def run_stage(
             run_config=tune.RunConfig(
                 name=experiment,
                 storage_path=storage_path,
-                callbacks=[recorder],
+                callbacks=[recorder, *callbacks],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 verbose=0,

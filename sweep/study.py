@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from sweep.config import STAGE_ORDER, SearchStage, SweepConfig, TrialStage
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
-from sweep.runner import StageInterrupted, StageOutcome, StageProgress, StageSpec, run_stage
+from sweep.progress import Board
+from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
 from sweep.search import OBJECTIVE, PlannedTrial
 from sweep.store import StageStatus, Store, SweepStatus, TrialRow, TrialStatus
+from sweep.tracking import tracker_callbacks
 from sweep.trainable import TrialContext
 from trainers.config import RecipeConfig
 from trainers.errors import TrainerError
@@ -119,7 +119,8 @@ def _run_leased(
     result = StudyResult(sweep_id)
     stages = [stage] if stage else list(STAGE_ORDER)
     console.print(f"store: {store.masked_url}", highlight=False)
-    board = _Board(console)
+    board = Board(console)
+    current: int | None = None  # the stage running now, marked INTERRUPTED on Ctrl-C
     try:
         _prepare_data(config, console)
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
@@ -134,6 +135,7 @@ def _run_leased(
                     # runs alone on a store with finished teachers.
                     ensemble_id = store.upsert_stage(sweep_id, "ensemble")
                     result.outcomes.append(_select_ensemble(config, store, sweep_id, ensemble_id))
+                    board.note("ensemble", _ensemble_text(config, store, sweep_id, ensemble_id))
                     if name == "ensemble":
                         continue
                 stage_id = store.upsert_stage(
@@ -144,7 +146,8 @@ def _run_leased(
                     store.set_stage_status(stage_id, StageStatus.COMPLETE)
                     result.outcomes.append(StageOutcome(name))
                     continue
-                progress = board.add(name, spec.total)
+                progress = board.add(name, spec.total, spec.context.epochs)
+                current = stage_id
                 outcome = run_stage(
                     spec,
                     store=store,
@@ -152,15 +155,23 @@ def _run_leased(
                     storage_path=_storage_path(config),
                     progress=progress,
                     on_change=board.refresh,
+                    callbacks=[
+                        StopNotice(board.stop_requested),
+                        *tracker_callbacks(config.tracking, sweep=config.name, stage=name),
+                    ],
                 )
+                current = None
                 result.outcomes.append(outcome)
     except (KeyboardInterrupt, StageInterrupted):
         if lease.lost.is_set():  # taken over: the new driver owns every row now
             raise SweepError(lease.lost_message()) from None
+        board.stop_requested()
+        if current is not None:
+            store.set_stage_status(current, StageStatus.INTERRUPTED)
         store.set_sweep_status(sweep_id, SweepStatus.INTERRUPTED)
         raise SweepError(
             f"interrupted; finished trials are in {store.masked_url}. "
-            "Continue with `sweep run --resume`"
+            f"Continue with `{_resume_command(config, stage)}`"
         ) from None
     except LeaseLost:
         raise SweepError(lease.lost_message()) from None
@@ -205,6 +216,33 @@ def _failure_reason(exc: BaseException) -> str:
         return text or type(exc).__name__
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _resume_command(config: SweepConfig, stage: str | None) -> str:
+    """`sweep run <the yaml as given, relative to here where it can be> --resume`."""
+    parts = ["sweep run"]
+    if config.source is not None:
+        try:
+            parts.append(os.path.relpath(config.source))
+        except ValueError:  # another drive (Windows)
+            parts.append(str(config.source))
+    if stage is not None:
+        parts.append(f"--stage {stage}")
+    parts.append("--resume")
+    return " ".join(parts)
+
+
+def _ensemble_text(config: SweepConfig, store: Store, sweep_id: int, stage_id: int) -> str:
+    """'teachers #2 (dev_loss 3.412), #0 (dev_loss 3.450)': what the ensemble stage chose."""
+    teachers = store.get_stage(sweep_id, "teachers")
+    numbers = {t.id: t.number for t in store.trials(teachers.id)} if teachers else {}
+    metric = config.stages.ensemble.metric
+    picks = [
+        f"#{numbers.get(m.trial_id, '?')}"
+        + (f" ({metric} {m.value:.4f})" if m.value is not None else "")
+        for m in store.ensemble_members(stage_id)
+    ]
+    return "teachers " + ", ".join(picks)
 
 
 def _discard_stage(config: SweepConfig, store: Store, sweep_id: int, name: str) -> None:
@@ -285,6 +323,7 @@ def _context(
         epochs=epochs,
         teacher_uris=tuple(uri for _, uri in teachers),
         glue=glue if name in glue.stages and glue.tasks else None,
+        log_every=config.tracking.log_every,
     )
 
 
@@ -491,77 +530,3 @@ def code_version() -> str:
         return f"{v}+g{commit}" if commit else v
     except (OSError, subprocess.SubprocessError):
         return v
-
-
-class _Board:
-    """The live terminal table: stage, running/done/pruned/failed, best, elapsed, ETA."""
-
-    def __init__(self, console: Console) -> None:
-        # Piped into a file or a log, rich would squeeze the table into 80 columns.
-        self.console = console if console.is_terminal else Console(stderr=True, width=140)
-        self.stages: list[StageProgress] = []
-        self._live: Live | None = None
-        self._printed: dict[str, tuple[int, int]] = {}
-
-    def add(self, name: str, total: int) -> StageProgress:
-        progress = StageProgress(name, total)
-        self.stages.append(progress)
-        self.refresh()
-        return progress
-
-    @contextmanager
-    def live(self) -> Iterator[None]:
-        if not self.console.is_terminal:
-            yield
-            self.console.print(self.render())
-            return
-        with Live(self.render(), console=self.console, refresh_per_second=2) as live:
-            self._live = live
-            yield
-            self.refresh()
-        self._live = None
-
-    def refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self.render())
-        if not self.console.is_terminal:  # logs and CI: one line whenever a count changes
-            for p in self.stages:
-                state = (p.running, p.done)
-                if self._printed.get(p.name) != state:
-                    self._printed[p.name] = state
-                    best = f"{p.best:.4f}" if p.best is not None else "-"
-                    self.console.print(
-                        f"{p.name}: {p.running} running, {p.complete} complete, {p.pruned} "
-                        f"pruned, {p.failed} failed of {p.total}; best dev_loss {best}; "
-                        f"{_clock(p.elapsed)} elapsed",
-                        highlight=False,
-                    )
-
-    def render(self) -> Table:
-        table = Table(title="babysweep", title_justify="left")
-        for col in ("stage", "running", "complete", "pruned", "failed", "total"):
-            table.add_column(col, justify="right" if col != "stage" else "left")
-        table.add_column("best dev_loss", justify="right")
-        table.add_column("elapsed", justify="right")
-        table.add_column("ETA", justify="right")
-        for p in self.stages:
-            elapsed = p.elapsed
-            left = p.total - p.done
-            eta = elapsed / p.done * left if p.done and left else 0.0
-            table.add_row(
-                p.name,
-                str(p.running),
-                str(p.complete),
-                str(p.pruned),
-                str(p.failed),
-                str(p.total),
-                f"{p.best:.4f}" if p.best is not None else "-",
-                _clock(elapsed),
-                _clock(eta) if left else "done",
-            )
-        return table
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"

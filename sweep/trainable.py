@@ -23,9 +23,13 @@ from ray import tune
 from sweep.config import GlueEvaluation
 from trainers.config import RecipeConfig
 
-__all__ = ["TrialContext", "run_trial"]
+__all__ = ["STEP_LOSSES", "STEP_LOSS_NAME", "TrialContext", "run_trial"]
 
 EVALUATION_KEY = "evaluation"
+STEP_LOSSES = "step_losses"
+"""Result key: [[optimizer step, train loss], ...] logged since the previous result."""
+STEP_LOSS_NAME = "train_loss_step"
+"""The per-step train loss's metric name in the store and the trackers."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,15 @@ class TrialContext:
     """The stage's epochs; a trial whose params hold `epochs` trains that many instead."""
     teacher_uris: tuple[str, ...] = ()
     glue: GlueEvaluation | None = None
+    log_every: int = 10
+    """Optimizer steps between two recorded train-loss points."""
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Train one trial; report metrics and a checkpoint to Tune after every epoch."""
     started = time.time()  # before the heavy imports: start-up latency ends here
     from ray.tune import Checkpoint
+    from ray.tune.result import TIMESTEPS_TOTAL
 
     from sweep.store.checkpoints import checkpoint_fingerprint
     from trainers.recipe import train
@@ -68,10 +75,21 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     }
 
     reported: list[float] = []
+    steps: list[list[float]] = []  # the train-loss points since the last report
+    last_step = [0]
+
+    def on_step(step: int, losses: dict[str, float]) -> None:
+        last_step[0] = step
+        if step % context.log_every == 0:
+            steps.append([step, losses["loss"]])
 
     def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
         reported.append(metrics["epoch"])
-        out: dict[str, Any] = {**metrics, **node}
+        out: dict[str, Any] = {**metrics, **node, STEP_LOSSES: list(steps)}
+        steps.clear()
+        if last_step[0]:
+            # Trackers put every metric on the optimizer-step axis (Tune's own step key).
+            out[TIMESTEPS_TOTAL] = last_step[0]
         size, sha = checkpoint_fingerprint(checkpoint_dir)
         out["checkpoint_bytes"], out["checkpoint_sha256"] = size, sha
         if int(metrics["epoch"]) >= training.epochs:
@@ -88,7 +106,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             restore = Checkpoint(config["resume_uri"])
         resume_dir = Path(stack.enter_context(restore.as_directory())) if restore else None
         result = train(
-            recipe, teacher_dirs=teachers, report=report, resume_from=resume_dir, progress=False
+            recipe,
+            teacher_dirs=teachers,
+            report=report,
+            resume_from=resume_dir,
+            progress=False,
+            on_step=on_step,
         )
         if not reported and resume_dir is not None and result.metrics:
             # Killed after its last epoch's checkpoint but before the driver recorded the

@@ -51,12 +51,15 @@ from trainers.losses import DistillationLoss, chunked_distillation_loss, distill
 from trainers.model import build_model, check_model_dir, count_parameters, load_model, to_device
 from trainers.teachers import TeacherEnsemble, check_teacher_dir
 
-__all__ = ["ReportFn", "TrainResult", "TrainingRecipe", "train"]
+__all__ = ["ReportFn", "StepFn", "TrainResult", "TrainingRecipe", "train"]
 
 log = logging.getLogger(__name__)
 
 ReportFn = Callable[[dict[str, float], Path], None]
 """Called after every epoch with the metrics and a complete checkpoint dir (copy it to keep it)."""
+
+StepFn = Callable[[int, dict[str, float]], None]
+"""Called after every optimizer step with the global step and its loss, ce and kl."""
 
 TRAIN_STATE_FILE = "train_state.pt"
 RECIPE_CONFIG_FILE = "recipe_config.json"
@@ -85,6 +88,7 @@ def train(
     report: ReportFn | None = None,
     resume_from: Path | None = None,
     progress: bool = True,
+    on_step: StepFn | None = None,
 ) -> TrainResult:
     """Train one model for config.training.epochs epochs and save it under config.output_dir.
 
@@ -94,6 +98,7 @@ def train(
     latest is kept) and passed to `report`; resume_from such a dir continues after it.
     """
     recipe = TrainingRecipe(config, teacher_dirs=teacher_dirs, report=report, progress=progress)
+    recipe.on_step = on_step
     recipe.setup(resume_from=resume_from)
     return recipe.train()
 
@@ -114,6 +119,7 @@ class TrainingRecipe:
         self.config = config.model_copy(update=resolved)
         self.teacher_dirs = [Path(d) for d in teacher_dirs]
         self.report = report
+        self.on_step: StepFn | None = None
         self.progress = progress
         self.loss = loss
         """chunked: the fused chunked loss (training's default); reference: full logits."""
@@ -313,6 +319,8 @@ class TrainingRecipe:
             tokens += batch.numel()
             bar.update(1)
             bar.set_postfix(loss=f"{step_sums['loss']:.3f}", refresh=False)
+            if self.on_step is not None:
+                self.on_step(self.global_step, step_sums)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - started

@@ -1,8 +1,8 @@
 """The sweep's results in one SQL database (SQLite by default, PostgreSQL on clusters).
 
-Our tables (sweep, stage, trial, trial_teacher, trial_metric, evaluation, ensemble_member,
-artifact) share the database with Optuna's study tables, so `optuna-dashboard URL` shows
-the studies. Alembic owns the schema (version table `babysweep_alembic_version`).
+Our tables (sweep, stage, trial, trial_teacher, trial_metric, trial_step_metric,
+evaluation, ensemble_member, artifact) share the database with Optuna's study tables, so
+`optuna-dashboard URL` shows the studies. Alembic owns the schema (version table `babysweep_alembic_version`).
 """
 
 from sweep.errors import LeaseLost, StoreError
@@ -14,6 +14,7 @@ from sweep.store.read import (
     read_ensemble,
     read_evaluations,
     read_metrics,
+    read_step_metrics,
     read_sweeps,
     read_trials,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "read_ensemble",
     "read_evaluations",
     "read_metrics",
+    "read_step_metrics",
     "read_sweeps",
     "read_trials",
     "render_status",

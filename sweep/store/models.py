@@ -59,6 +59,7 @@ class StageStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"  # stopped by Ctrl-C; `sweep run --resume` continues it
 
 
 def utcnow() -> datetime:
@@ -214,6 +215,21 @@ class TrialMetric(Base):
     )
     iteration: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    value: Mapped[float | None]
+
+
+class TrialStepMetric(Base):
+    """Within-epoch curves on the optimizer-step axis (the train loss every log_every steps);
+    NULL for a non-finite value."""
+
+    __tablename__ = "trial_step_metric"
+
+    trial_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("trial.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    epoch: Mapped[int]
     value: Mapped[float | None]
 
 

@@ -25,6 +25,7 @@ from sweep.store.models import (
     Sweep,
     Trial,
     TrialMetric,
+    TrialStepMetric,
     TrialTeacher,
 )
 from sweep.store.store import Store
@@ -35,6 +36,7 @@ __all__ = [
     "read_ensemble",
     "read_evaluations",
     "read_metrics",
+    "read_step_metrics",
     "read_sweeps",
     "read_trials",
     "select_sweeps",
@@ -70,6 +72,7 @@ TRIAL_COLUMNS = [
     "checkpoint_uri",
 ]
 METRIC_COLUMNS = ["sweep", "stage", "trial_id", "number", "iteration", "name", "value"]
+STEP_METRIC_COLUMNS = ["sweep", "stage", "trial_id", "number", "epoch", "step", "name", "value"]
 EVALUATION_COLUMNS = [
     "sweep",
     "stage",
@@ -375,6 +378,33 @@ def read_metrics(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
             )
         ).all()
     return _frame([tuple(r) for r in rows], METRIC_COLUMNS)
+
+
+def read_step_metrics(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
+    """Within-epoch curves, long: sweep, stage, trial_id, number, epoch, step, name, value
+    (the train loss every `tracking.log_every` optimizer steps)."""
+    with open_store(store) as opened, opened.session(readonly=True) as session:
+        sweep_ids = select_sweeps(session, sweep, opened)
+        rows = session.execute(
+            sa.select(
+                Sweep.name,
+                StageModel.name,
+                Trial.id,
+                Trial.number,
+                TrialStepMetric.epoch,
+                TrialStepMetric.step,
+                TrialStepMetric.name,
+                TrialStepMetric.value,
+            )
+            .join(StageModel, StageModel.sweep_id == Sweep.id)
+            .join(Trial, Trial.stage_id == StageModel.id)
+            .join(TrialStepMetric, TrialStepMetric.trial_id == Trial.id)
+            .where(Sweep.id.in_(list(sweep_ids)))
+            .order_by(
+                Sweep.id, StageModel.id, Trial.number, TrialStepMetric.name, TrialStepMetric.step
+            )
+        ).all()
+    return _frame([tuple(r) for r in rows], STEP_METRIC_COLUMNS)
 
 
 def read_evaluations(store: Store | str, sweep: str | None = None) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from sweep.store.models import (
     Trial,
     TrialMetric,
     TrialStatus,
+    TrialStepMetric,
     TrialTeacher,
     utcnow,
 )
@@ -545,6 +546,44 @@ class Store:
                     s, TrialMetric, rows, keys=["trial_id", "iteration", "name"], update=["value"]
                 )
             )
+
+    def add_step_metrics(
+        self, trial_id: int, epoch: int, name: str, points: Iterable[tuple[int, float]]
+    ) -> None:
+        """Upsert a within-epoch curve: (optimizer step, value) points of one metric."""
+        rows = [
+            {
+                "trial_id": trial_id,
+                "step": int(step),
+                "name": name,
+                "epoch": epoch,
+                "value": _finite(v, name),
+            }
+            for step, v in sorted(points)
+        ]
+        if rows:
+            self._run(
+                lambda s: self._upsert(
+                    s,
+                    TrialStepMetric,
+                    rows,
+                    keys=["trial_id", "step", "name"],
+                    update=["epoch", "value"],
+                )
+            )
+
+    def trial_step_metrics(self, trial_id: int, name: str) -> list[tuple[int, float]]:
+        """[(step, value)] of one metric, by step; a value stored as NULL comes back as NaN."""
+
+        def work(session: Session) -> list[tuple[int, float]]:
+            rows = session.execute(
+                sa.select(TrialStepMetric.step, TrialStepMetric.value)
+                .where(TrialStepMetric.trial_id == trial_id, TrialStepMetric.name == name)
+                .order_by(TrialStepMetric.step)
+            )
+            return [(step, math.nan if v is None else v) for step, v in rows]
+
+        return self._run(work, readonly=True)
 
     def add_evaluations(self, trial_id: int, rows: Iterable[EvaluationRow]) -> None:
         """Upsert evaluation results on (trial, suite, task, metric); the last duplicate wins."""
