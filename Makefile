@@ -55,7 +55,7 @@ $(VENV)/bin/uv:
 # fit (uv prefers the versions already in the output file), new packages get the newest fitting
 # release. `make lock-upgrade` moves every pin to the newest release.
 lock: $(VENV)/bin/uv
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra notebook \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra notebook --extra tracking \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --constraint $(CONSTRAINTS) --find-links $(TORCH_WHEELS) --native-tls \
 	  --custom-compile-command "make lock" --quiet $(UV_ARGS) --output-file $(LOCK)

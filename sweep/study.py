@@ -219,13 +219,15 @@ def _failure_reason(exc: BaseException) -> str:
 
 
 def _resume_command(config: SweepConfig, stage: str | None) -> str:
-    """`sweep run <the yaml as given, relative to here where it can be> --resume`."""
+    """`sweep run <the yaml, as it was given where it can tell> --resume`."""
     parts = ["sweep run"]
     if config.source is not None:
+        # the loader keeps the resolved path: relative when below here, else absolute
         try:
-            parts.append(os.path.relpath(config.source))
+            relative = os.path.relpath(config.source)
         except ValueError:  # another drive (Windows)
-            parts.append(str(config.source))
+            relative = str(config.source)
+        parts.append(str(config.source) if relative.startswith("..") else relative)
     if stage is not None:
         parts.append(f"--stage {stage}")
     parts.append("--resume")

@@ -6,10 +6,12 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -290,20 +292,27 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(write_tiny_sweep, tmp_path: Path) -> None:
+def test_ctrl_c_in_a_terminal_shows_trials_stops_at_once_and_leaves_a_resumable_run(
+    write_tiny_sweep, tmp_path: Path
+) -> None:
+    """`sweep run` in a pseudo-terminal: the live board shows a row per trial and an ETA
+    mid-run; Ctrl-C says "stopping..." and the resume command names the yaml as given."""
     path = write_tiny_sweep(tmp_path, **{"stages.teachers.epochs": 3})
     config = load_sweep_config(path)
     db = tmp_path / "demo.db"
-    sweep = [str(Path(sys.executable).parent / "sweep"), "run", str(path), "--stage", "teachers"]
-    env = {**os.environ, "RAY_ADDRESS": ""}
+    sweep = [str(Path(sys.executable).parent / "sweep"), "run", path.name, "--stage", "teachers"]
+    env = {**os.environ, "RAY_ADDRESS": "", "TERM": "xterm-256color", "COLUMNS": "200"}
+    terminal = _Terminal()
     driver = subprocess.Popen(
         sweep,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdin=terminal.slave,
+        stdout=terminal.slave,
+        stderr=terminal.slave,
+        cwd=tmp_path,
         env=env,
         start_new_session=True,
     )
+    terminal.started()
     query = "select count(*) from artifact a join trial t on a.trial_id = t.id where t.status = 'RUNNING'"
     deadline = time.monotonic() + 300
     try:
@@ -313,24 +322,84 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(write_tiny_sweep, tmp_p
                 break
             time.sleep(0.3)
         assert driver.poll() is None, "the stage ended before Ctrl-C"
+        time.sleep(2)  # the board redraws twice a second
+        mid_run = terminal.text()
         driver.send_signal(signal.SIGINT)
-        _, stderr = driver.communicate(timeout=120)
+        driver.wait(timeout=120)
     finally:
         _kill_group(driver.pid)
-    assert driver.returncode == 2, stderr[-2000:]
-    assert "--resume" in stderr and "Traceback" not in stderr
+    out = terminal.close()
+    assert driver.returncode == 2, out[-2000:]
+    # mid-run: a row per trial (number, epoch/total) and a ticking elapsed time and ETA
+    assert re.search(r"#0\s*│\s*RUNNING\s*│\s*[123]/3", mid_run), mid_run[-3000:]
+    stage_rows = re.findall(
+        r"teachers\s*│[^│]*│[^│]*│[^│]*│[^│]*│\s*(\d+:\d\d)\s*│\s*(\d+:\d\d)\s*│", mid_run
+    )
+    assert any(eta != "0:00" for _, eta in stage_rows), mid_run[-3000:]
+    assert len({elapsed for elapsed, _ in stage_rows}) > 1  # elapsed ticks between redraws
+    assert "stopping..." in out
+    assert "sweep run sweep.yaml --stage teachers --resume" in out
+    assert "Traceback" not in out
     status = _poll(db, "select status from sweep")
     assert status == [("INTERRUPTED",)]
+    assert _poll(db, "select status from stage where name = 'teachers'") == [("INTERRUPTED",)]
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "sweep"), "status", "sweep.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert re.search(r"teachers\W+INTERRUPTED", shown.stdout), shown.stdout
     # nothing interrupted was recorded as pruned or failed: those are verdicts, not accidents
     assert not _poll(db, "select number from trial where status in ('PRUNED', 'FAILED')")
 
     resumed = subprocess.run(
-        [*sweep, "--resume"], capture_output=True, text=True, env=env, timeout=600
+        [*sweep, "--resume"], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = read_trials(config.storage or "", config.name)
     assert sorted(trials["number"]) == [0, 1, 2]
     assert set(trials["status"]) == {"COMPLETE"}
+    assert _poll(db, "select status from stage where name = 'teachers'") == [("COMPLETE",)]
+
+
+class _Terminal:
+    """A pseudo-terminal (200 x 50) whose output a thread collects, ANSI codes removed."""
+
+    def __init__(self) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        self.chunks: list[bytes] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def started(self) -> None:
+        os.close(self.slave)  # the child holds its own copy
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every writer closed
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    def text(self) -> str:
+        raw = b"".join(self.chunks).decode(errors="replace")
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r", "", raw)
+
+    def close(self) -> str:
+        self.thread.join(timeout=30)
+        os.close(self.master)
+        return self.text()
 
 
 def test_an_adopted_trial_resumes_from_its_checkpoint_even_after_its_last_epoch(

@@ -95,7 +95,9 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     assert run.data.params["lr"] == "0.003"
     history = client.get_metric_history(run.info.run_id, STEP_LOSS_NAME)
     _same_curve(sorted((m.step, m.value) for m in history), points)
-    dev_history = sorted(client.get_metric_history(run.info.run_id, "dev_loss"), key=lambda m: m.step)
+    dev_history = sorted(
+        client.get_metric_history(run.info.run_id, "dev_loss"), key=lambda m: m.step
+    )
     assert [m.value for m in dev_history] == pytest.approx([dev[1], dev[2]])
     assert dev_history[-1].step >= steps[-1]  # the epoch's metrics on the step axis
     blimp = client.get_metric_history(run.info.run_id, "blimp_overall")

@@ -1,0 +1,107 @@
+"""The live board's arithmetic and layout, on rich's recording console (the full board in a
+pseudo-terminal is tests/sweep/test_runner.py's Ctrl-C test); `sweep dashboard` on a busy port."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sweep.cli import app
+from sweep.progress import Board, StageProgress, clock
+
+
+def _recording() -> Console:
+    return Console(record=True, force_terminal=True, width=160, color_system=None)
+
+
+def test_eta_comes_from_epoch_times_before_any_trial_ends() -> None:
+    stage = StageProgress("teachers", total=3, epochs=2)
+    assert stage.eta() is None  # nothing to go on yet
+    stage.trial_started(0, {"lr": 0.003})
+    stage.trial_started(1, {"lr": 0.001})
+    assert stage.eta() is None
+    stage.trial_reported(0, epoch=1, loss=5.1, dev_loss=5.3, seconds=2.0)
+    # 2 s/epoch: trial 0 has 1 epoch left, trial 1 2, trial 2 (waiting) 2; two at a time
+    assert stage.eta() == pytest.approx((2 + 4 + 4) / 2, abs=0.2)
+    stage.trial_reported(0, epoch=2, loss=4.9, dev_loss=5.0, seconds=2.0)
+    stage.trial_finished(0, "COMPLETE", 5.0)
+    assert stage.best == 5.0 and stage.complete == 1 and stage.running == 1
+    assert 0 < (stage.eta() or 0) < 5
+    stage.trial_finished(1, "PRUNED", None)
+    stage.trial_started(2, {"lr": 0.002})
+    stage.trial_finished(2, "FAILED", None)
+    assert stage.eta() == 0.0 and stage.done == 3
+
+
+def test_board_shows_a_row_per_trial_under_its_stage_and_the_ensemble() -> None:
+    console = _recording()
+    board = Board(console)
+    teachers = board.add("teachers", 3, epochs=2)
+    teachers.trial_started(0, {"lr": 0.00312345, "batch_size": 16})
+    teachers.trial_started(1, {"lr": 0.001, "batch_size": 32})
+    teachers.trial_reported(0, epoch=1, loss=5.1234, dev_loss=5.3, seconds=30.0)
+    console.print(board.render())
+    text = console.export_text()
+    rows = text.splitlines()
+    stage_row = next(i for i, r in enumerate(rows) if "teachers" in r)
+    trial_rows = [r for r in rows[stage_row + 1 :] if re.search(r"#\d", r)]
+    assert len(trial_rows) == 2
+    assert re.search(r"#0 .*RUNNING.* 1/2 .* 5\.1234 .* 5\.3000 .*lr=0\.00312 batch_size=16", trial_rows[0])
+    assert re.search(r"#1 .*RUNNING.* 0/2 ", trial_rows[1])
+    eta = re.search(r"(\d+:\d\d)\s*│\s*(\d+:\d\d)\s*│", rows[stage_row])
+    assert eta is not None and eta.group(2) == clock(teachers.eta() or 0) != "0:00"
+
+    board.note("ensemble", "teachers #0 (dev_loss 5.0000), #2 (dev_loss 5.1000)")
+    console.print(board.render())
+    assert "teachers #0 (dev_loss 5.0000), #2" in console.export_text()
+
+
+def test_elapsed_ticks_and_logs_get_one_line_per_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = StageProgress("students", total=2, epochs=1)
+    stage.trial_started(0, {})
+    first = stage.trials[0].elapsed
+    time.sleep(0.05)
+    assert stage.trials[0].elapsed > first and stage.elapsed > 0
+
+    piped = Console(record=True, force_terminal=False, width=160)
+    board = Board(piped)
+    board.console = piped  # what a log file sees
+    students = board.add("students", 2, epochs=1)
+    students.trial_started(0, {})
+    students.trial_reported(0, epoch=1, loss=4.0, dev_loss=4.5, seconds=3.0)
+    board.refresh()
+    students.trial_finished(0, "COMPLETE", 4.5)
+    board.refresh()
+    board.refresh()  # no change, no line
+    lines = [ln for ln in piped.export_text().splitlines() if ln.startswith("students:")]
+    assert len(lines) == 3, lines
+    assert "1 complete" in lines[-1] and "best dev_loss 4.5000" in lines[-1]
+    assert "ETA" in lines[-1]
+
+
+def test_stopping_is_said_once() -> None:
+    console = _recording()
+    board = Board(console)
+    board.stop_requested()
+    board.stop_requested()
+    assert console.export_text().count("stopping...") == 1
+
+
+def test_dashboard_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert CliRunner().invoke(app, ["db", "upgrade", url]).exit_code == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["dashboard", "--storage", url, "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], lines
