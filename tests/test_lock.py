@@ -39,7 +39,7 @@ def pins(lines: list[str]) -> dict[str, str]:
 def test_the_lock_pins_every_requirement_of_pyproject_and_its_extras() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     requirements = [Requirement(r) for r in project["dependencies"]]
-    for extra in ("dev", "notebook"):
+    for extra in ("dev", "notebook", "tracking"):
         requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
     locked = pins(LOCK.read_text().splitlines())
     missing = [str(r) for r in requirements if canonicalize_name(r.name) not in locked]

@@ -52,7 +52,9 @@ def test_board_shows_a_row_per_trial_under_its_stage_and_the_ensemble() -> None:
     stage_row = next(i for i, r in enumerate(rows) if "teachers" in r)
     trial_rows = [r for r in rows[stage_row + 1 :] if re.search(r"#\d", r)]
     assert len(trial_rows) == 2
-    assert re.search(r"#0 .*RUNNING.* 1/2 .* 5\.1234 .* 5\.3000 .*lr=0\.00312 batch_size=16", trial_rows[0])
+    assert re.search(
+        r"#0 .*RUNNING.* 1/2 .* 5\.1234 .* 5\.3000 .*lr=0\.00312 batch_size=16", trial_rows[0]
+    )
     assert re.search(r"#1 .*RUNNING.* 0/2 ", trial_rows[1])
     eta = re.search(r"(\d+:\d\d)\s*│\s*(\d+:\d\d)\s*│", rows[stage_row])
     assert eta is not None and eta.group(2) == clock(teachers.eta() or 0) != "0:00"
