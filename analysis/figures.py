@@ -27,6 +27,7 @@ __all__ = [
     "short_node_names",
     "slice_figure",
     "stage_colour",
+    "step_curves_figure",
     "timeline_figure",
 ]
 
@@ -322,6 +323,38 @@ def learning_curves_figure(metrics: pd.DataFrame, name: str, stages: list[str]) 
         fig.update_xaxes(title_text="iteration (epoch)", dtick=1, row=1, col=col)
     fig.update_yaxes(title_text=METRIC_LABELS.get(name, name), row=1, col=1)
     fig.update_layout(title_text=f"{METRIC_LABELS.get(name, name)}: the selection split, per epoch")
+    fig.update_layout(**_LAYOUT, height=360)
+    return fig
+
+
+def step_curves_figure(steps: pd.DataFrame, name: str, stages: list[str]) -> go.Figure:
+    """Within-epoch curves: one panel per stage, one line per trial, x = optimizer step."""
+    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=stages, shared_yaxes=True)
+    curves = steps[steps["name"] == name]
+    for col, stage in enumerate(stages, start=1):
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for _, trial in curves[curves["stage"] == stage].groupby("trial_id", sort=False):
+            trial = trial.sort_values("step")
+            xs += [*trial["step"].astype(float).tolist(), None]
+            ys += [*trial["value"].astype(float).tolist(), None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                connectgaps=False,
+                line={"color": stage_colour(stage), "width": 1},
+                opacity=0.6,
+                name=stage,
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="optimizer step", row=1, col=col)
+    fig.update_yaxes(title_text="train loss", row=1, col=1)
+    fig.update_layout(title_text="train loss (CE, plus KL for students), every logged step")
     fig.update_layout(**_LAYOUT, height=360)
     return fig
 

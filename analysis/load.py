@@ -57,6 +57,9 @@ class Frames:
     """Where the Optuna studies `<sweep>/<stage>` live (the same database); None: not available."""
     config: dict[str, Any] = field(default_factory=dict)
     """The resolved sweep.yaml stored with the sweep ({} when the store has none)."""
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """read_step_metrics: within-epoch curves (trial_id, stage, epoch, step, name, value),
+    the train loss every `tracking.log_every` optimizer steps; empty for older stores."""
 
     def __post_init__(self) -> None:
         # every consumer reads the contract columns; an old store gets them derived once, here
@@ -234,6 +237,7 @@ def load_frames(store: Store | str, sweep: str | None = None) -> Frames:
         read_ensemble,
         read_evaluations,
         read_metrics,
+        read_step_metrics,
         read_sweeps,
         read_trials,
     )
@@ -266,4 +270,5 @@ def load_frames(store: Store | str, sweep: str | None = None) -> Frames:
         evaluations=read_evaluations(store, sweep=sweep),
         ensemble=read_ensemble(store, sweep=sweep),
         storage_url=url,
+        steps=read_step_metrics(store, sweep=sweep),
     )

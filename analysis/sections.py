@@ -824,6 +824,22 @@ def _busy(spans: pd.DataFrame) -> tuple[float, int]:
     return busy / (spans["node"].nunique() * makespan), peak
 
 
+def _step_curve_blocks(frames: Frames) -> list[Block]:
+    """The train loss between epochs (every `tracking.log_every` steps), where recorded."""
+    steps = frames.steps
+    if steps.empty or not (steps["name"] == "train_loss_step").any():
+        return []
+    steps = steps[steps["name"] == "train_loss_step"]
+    stages = [str(s) for s in steps["stage"].unique()]
+    per_trial = steps.groupby("trial_id").size()
+    reading = (
+        f"Train loss every logged optimizer step: {len(steps)} points over "
+        f"{len(per_trial)} trial(s), a median of {int(per_trial.median())} per trial."
+    )
+    figure = figures.step_curves_figure(steps, "train_loss_step", stages)
+    return [Block(reading, figure=figure)]
+
+
 def cluster_section(frames: Frames) -> Section:
     section = Section("cluster", "6. Learning curves and the cluster's timeline")
     curves = frames.metrics
@@ -860,6 +876,7 @@ def cluster_section(frames: Frames) -> Section:
                 ),
             )
         )
+    section.blocks.extend(_step_curve_blocks(frames))
     spans = _lanes(frames.trials)
     if spans.empty:
         section.blocks.append(Block("No trial has a start time, so there is no timeline."))

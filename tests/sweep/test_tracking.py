@@ -73,6 +73,16 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     dev = {epoch: row["dev_loss"] for epoch, row in curve.items()}
     final = read_trials(config.storage or "", config.name).iloc[0]
 
+    # the report: a within-epoch train-loss curve, not just one point per epoch
+    from analysis.load import load_frames
+    from analysis.sections import cluster_section
+
+    blocks = cluster_section(load_frames(config.storage or "", config.name)).blocks
+    (block,) = [b for b in blocks if b.reading.startswith("Train loss every logged")]
+    assert block.figure is not None
+    xs = [x for trace in block.figure.data for x in trace.x if x is not None]
+    assert sorted(xs) == [float(s) for s in steps]
+
     # Optuna: what optuna-dashboard shows beside the objective
     study = optuna.load_study(study_name=f"{config.name}/teachers", storage=config.storage)
     attrs = study.trials[0].user_attrs
