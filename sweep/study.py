@@ -99,7 +99,7 @@ def _run_leased(
         raise SweepError(
             f"sweep {config.name!r} in {store.masked_url} has interrupted trials and no "
             f"driver is running it ({_last_driver(lease)}); continue it with "
-            "`sweep run --resume`, or rename the sweep to start afresh"
+            f"`{_resume_command(config, stage)}`, or rename the sweep to start afresh"
         )
     if lease.replaced is not None:
         console.print(
