@@ -1,7 +1,7 @@
 """trial_step_metric: the train loss every log_every optimizer steps, within epochs.
 
 Revision ID: 0006_step_metrics
-Revises: 0003
+Revises: 0005
 Create Date: 2025-01-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_step_metrics"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
