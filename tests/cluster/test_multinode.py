@@ -75,6 +75,10 @@ def _alive_nodes(address: str) -> int:
     return int(lines[-1]) if out.returncode == 0 and lines else 0
 
 
+# the `ray start --block` process of each cluster's worker node, by head address
+_WORKER_NODES: dict[str, subprocess.Popen] = {}
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
@@ -87,12 +91,14 @@ def two_node_cluster(tmp_path: Path) -> Iterator[str]:
     try:
         time.sleep(5)
         worker = _start(["--address", address, "--num-cpus", "1"], tmp_path / "worker.log")
+        _WORKER_NODES[address] = worker
         deadline = time.monotonic() + 120
         while _alive_nodes(address) < 2:
             assert time.monotonic() < deadline, (tmp_path / "head.log").read_text()[-2000:]
             time.sleep(2)
         yield address
     finally:
+        _WORKER_NODES.pop(address, None)
         if worker is not None:
             _stop(worker)
         _stop(head)
@@ -145,3 +151,77 @@ def test_sweep_spreads_trials_over_two_nodes(
     students = trials[trials.stage == "students"]
     assert all(len(t) == 2 for t in students["teacher_ids"])
     assert students["blimp_overall"].notna().all()
+
+
+def _teacher_trials(url: str) -> list:
+    """The teacher stage's trials in the store (empty until the driver has written them)."""
+    from sweep.store import Store, StoreError
+
+    try:
+        store = Store(url, upgrade=False)
+    except StoreError:
+        return []
+    try:
+        sweep = store.get_sweep("demo")
+        stage = store.get_stage(sweep.id, "teachers") if sweep else None
+        return store.trials(stage.id) if stage else []
+    finally:
+        store.dispose()
+
+
+def test_a_lost_worker_node_loses_no_trial(
+    two_node_cluster: str, postgres_url: str, write_tiny_sweep, tmp_path: Path
+) -> None:
+    """Kill the worker node (its raylet and everything it started) while a trial runs there:
+    Tune retries that trial (max_failures: 1) on the head node, the other trial finishes,
+    and the store and Optuna count exactly two finished trials."""
+    import optuna
+
+    path = write_tiny_sweep(
+        tmp_path,
+        **{
+            "stages.teachers.trials": 2,
+            "stages.teachers.epochs": 3,
+            "stages.teachers.max_failures": 1,
+            "data.max_train_tokens": 48_000,  # epochs long enough to kill a node mid-trial
+        },
+    )
+    driver = subprocess.Popen(
+        [str(BIN / "sweep"), "run", str(path), "--stage", "teachers",
+         "--address", two_node_cluster, "--storage", postgres_url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLUSTER_ENV,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while True:  # both trials report from their own node (1 CPU each)
+            assert driver.poll() is None, driver.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the trials never ran on both nodes"
+            trials = _teacher_trials(postgres_url)
+            running = [t for t in trials if t.status == "RUNNING" and t.node]
+            if len(running) == 2 and len({t.node for t in running}) == 2:
+                break
+            time.sleep(0.5)
+        os.killpg(_WORKER_NODES[two_node_cluster].pid, signal.SIGKILL)
+        lost = time.monotonic() + 180
+        while _alive_nodes(two_node_cluster) != 1:  # the cluster saw the node go
+            assert time.monotonic() < lost, "the worker node still counts as alive"
+            time.sleep(2)
+        out, _ = driver.communicate(timeout=900)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 0, out[-3000:]
+    trials = _teacher_trials(postgres_url)
+    assert [t.number for t in trials] == [0, 1]
+    for t in trials:  # retried to completion, or failed naming the lost node
+        assert t.status == "COMPLETE" or (
+            t.status == "FAILED" and any(w in (t.error or "") for w in ("node", "Node", "died"))
+        ), (t.status, t.error)
+    assert any(t.status == "COMPLETE" for t in trials)
+    study = optuna.load_study(study_name="demo/teachers", storage=postgres_url)
+    states = {"COMPLETE": "COMPLETE", "FAILED": "FAIL"}
+    assert [(t.number, t.state.name) for t in study.trials] == [
+        (t.number, states[t.status]) for t in trials
+    ]

@@ -34,7 +34,7 @@ TRIALS = 2
 def _tiny(write_tiny_sweep, tmp_path: Path) -> Path:
     return write_tiny_sweep(
         tmp_path,
-        **{"stages.teachers.trials": TRIALS, "stages.teachers.epochs": 2},
+        **{"stages.teachers.trials": TRIALS, "stages.teachers.epochs": 1},
     )
 
 
