@@ -127,7 +127,10 @@ class SweepLease:
         self.owner = uuid.uuid4().hex
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.lost = threading.Event()
+        self.lost_reason = "another driver took it over"
         self.held = False
+        self.replaced: LeaseRow | None = None  # the dead or silent holder taken over
+        self.replaced_because = ""
 
     def acquire(self) -> LeaseRow | None:
         """Take the lease; returns the dead or silent holder it replaced (None if free)."""
@@ -203,7 +206,7 @@ class SweepLease:
     def lost_message(self) -> str:
         return (
             f"stopped: lost the lease of sweep {self.sweep_name!r} "
-            f"({getattr(self, 'lost_reason', 'another driver took it over')}); this driver "
+            f"({self.lost_reason}); this driver "
             "wrote nothing after that. See `sweep status`"
         )
 
