@@ -206,10 +206,10 @@ class Board:
     def render(self) -> RenderableType:
         table = Table(title="babysweep", title_justify="left")
         table.add_column("stage / trial", justify="left", no_wrap=True)
-        table.add_column("status", justify="left")
+        table.add_column("status", justify="left", no_wrap=True)
         table.add_column("epoch", justify="right")
         table.add_column("loss", justify="right")
-        table.add_column("best dev_loss", justify="right")
+        table.add_column("dev_loss", justify="right", no_wrap=True)
         table.add_column("elapsed", justify="right")
         table.add_column("ETA", justify="right")
         table.add_column("params", justify="left", overflow="ellipsis", no_wrap=True)
@@ -225,15 +225,15 @@ class Board:
     def _stage_rows(self, table: Table, p: StageProgress) -> None:
         left = p.total - p.done
         eta = p.eta()
-        counts = (
-            f"{p.running} run, {p.complete} ok, {p.pruned} pruned, {p.failed} failed / {p.total}"
-        )
+        counts = f"{p.done}/{p.total} done, {p.running} running"
+        counts += f", {p.pruned} pruned" if p.pruned else ""
+        counts += f", {p.failed} failed" if p.failed else ""
         table.add_row(
             f"[bold]{p.name}[/]",
             counts,
             "",
             "",
-            f"{p.best:.4f}" if p.best is not None else "-",
+            f"best {p.best:.4f}" if p.best is not None else "-",
             clock(p.elapsed),
             "done" if not left else (clock(eta) if eta is not None else "-"),
             self.notes.get(p.name, ""),
