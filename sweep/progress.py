@@ -115,20 +115,30 @@ class StageProgress:
             trial.status, trial.ended = status, time.monotonic()
 
     def eta(self) -> float | None:
-        """Seconds left, from the mean epoch time so far; None before any epoch ended."""
+        """Seconds left, from the epoch times so far; None before any epoch ended.
+
+        A trial's first epoch also pays its start-up (imports, data, model), so first and
+        later epochs are timed apart; the running trials' remaining work and the waiting
+        trials' whole runs are shared among as many slots as have run at once.
+        """
         if self.done >= self.total:
             return 0.0
-        times = [s for t in self.trials.values() for s in t.epoch_seconds]
-        if not times:
+        firsts = [t.epoch_seconds[0] for t in self.trials.values() if t.epoch_seconds]
+        if not firsts:
             return None
-        per_epoch = mean(times)
+        later_times = [s for t in self.trials.values() for s in t.epoch_seconds[1:]]
+        first = mean(firsts)
+        later = mean(later_times) if later_times else first
         now = time.monotonic()
         running = [t for t in self.trials.values() if t.ended is None]
-        work = sum(
-            max(0.0, (t.epochs - t.epoch) * per_epoch - (now - t.last_report)) for t in running
-        )
+        work = 0.0
+        for t in running:
+            if t.epoch >= t.epochs:
+                continue  # training done; its final evaluation is short
+            current = first if t.epoch == 0 else later
+            work += max(0.0, current - (now - t.last_report)) + (t.epochs - t.epoch - 1) * later
         waiting = max(0, self.total - self.done - len(running))
-        work += waiting * self.epochs * per_epoch
+        work += waiting * (first + (self.epochs - 1) * later)
         return work / max(1, len(running), self.peak_running)
 
 

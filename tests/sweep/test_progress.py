@@ -39,6 +39,16 @@ def test_eta_comes_from_epoch_times_before_any_trial_ends() -> None:
     assert stage.eta() == 0.0 and stage.done == 3
 
 
+def test_first_epochs_carry_the_start_up_cost_apart_from_later_epochs() -> None:
+    stage = StageProgress("students", total=2, epochs=3)
+    stage.trial_started(0, {})
+    stage.trial_reported(0, epoch=1, loss=5.0, dev_loss=5.1, seconds=20.0)  # imports, data
+    stage.trial_reported(0, epoch=2, loss=4.9, dev_loss=5.0, seconds=1.0)
+    stage.trial_started(1, {})
+    # trial 0: one 1 s epoch left; trial 1: a 20 s first epoch and two 1 s ones; 2 at a time
+    assert stage.eta() == pytest.approx((1 + 20 + 2) / 2, abs=0.2)
+
+
 def test_board_shows_a_row_per_trial_under_its_stage_and_the_ensemble() -> None:
     console = _recording()
     board = Board(console)
