@@ -150,7 +150,7 @@ def run(
     storage: StorageOpt = None,
     stage: Annotated[
         str | None,
-        typer.Option("--stage", help="Run one stage alone (teachers, ensemble, students, ...)."),
+        typer.Option("--stage", help="Run one declared stage alone (its name in sweep.yaml)."),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted sweep of the same name.")
@@ -170,7 +170,7 @@ def run(
         ),
     ] = 30.0,
 ) -> None:
-    """Run the staged study: teachers, ensemble, students, baselines, repeats.
+    """Run the study: the stages sweep.yaml declares, in order (a finished one grows).
 
     One driver per sweep: a second `sweep run` of the same sweep is refused while the
     first one is alive."""

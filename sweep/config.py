@@ -2,7 +2,7 @@
 
 `load_sweep_config(path)` is the only way in: it parses, checks structure with pydantic,
 checks meaning (bounds, paths, K <= teacher trials) with field paths such as
-`stages.students.space.alpha.high`, resolves every path, and touches nothing on disk.
+`stages.students_k2.space.alpha.high`, resolves every path, and touches nothing on disk.
 Downstream code never re-checks or reads raw dicts.
 """
 
@@ -19,15 +19,19 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
+    field_validator,
 )
 
 from sweep.errors import ConfigError
+from sweep.store.models import StageKind
 from trainers.config import (
     DISTILLATION_FIELDS,
     HYPERPARAMETERS,
@@ -40,19 +44,22 @@ from trainers.config import (
 from trainers.errors import TrainerError
 
 __all__ = [
-    "STAGE_ORDER",
     "BaselinesStage",
     "Categorical",
     "EnsembleStage",
     "IntRange",
     "LogUniform",
     "OneMinusLogUniform",
+    "ReferenceStage",
     "RepeatsStage",
     "Resources",
     "Scheduler",
     "SearchStage",
-    "StagesConfig",
+    "Stage",
+    "StageKind",
+    "StudentsStage",
     "SweepConfig",
+    "TeachersStage",
     "TrackingConfig",
     "TrialStage",
     "Uniform",
@@ -60,7 +67,7 @@ __all__ = [
     "max_trial_epochs",
 ]
 
-STAGE_ORDER = ("teachers", "ensemble", "students", "baselines", "repeats")
+_STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _PATH_FIELDS = {"root", "corpus", "blimp", "glue", "cache_dir"}
 STORAGE_ENV = "SWEEP_STORAGE_URL"
 # Hyperparameters a search space may name: every TrainingConfig field that is not a runtime
@@ -163,56 +170,112 @@ class SearchStage(TrialStage):
     """An Optuna-sampled sweep (teachers or students)."""
 
     trials: int = Field(4, ge=1)
-    """Trials to run (Optuna samples each)."""
+    """Trials to run (Optuna samples each); raising it on a finished study runs only the new ones."""
     scheduler: Scheduler = Scheduler()
     """Early stopping."""
     space: dict[str, Param] = Field(default_factory=dict)
     """Hyperparameter -> distribution or fixed value; unnamed ones come from `training`."""
 
 
-class EnsembleStage(_Strict):
-    """Pick the K best finished teacher trials as the teacher ensemble."""
+class TeachersStage(SearchStage):
+    """The no-distillation LM sweep."""
 
+    kind: Literal[StageKind.TEACHERS] = StageKind.TEACHERS
+
+
+class EnsembleStage(_Strict):
+    """Pick the K best finished teacher trials of a teachers stage as a teacher ensemble."""
+
+    kind: Literal[StageKind.ENSEMBLE] = StageKind.ENSEMBLE
+    teachers: str | None = None
+    """The teachers stage to pick from; None: the one declared before."""
     k: int = Field(2, ge=1)
-    """Teachers in the ensemble (BabyLlama-2 uses 2)."""
+    """Teachers in the ensemble (BabyLlama-2 uses 2; 1 is a single-teacher student)."""
     metric: Literal["dev_loss", "blimp_overall"] = "dev_loss"
     """Selection metric (dev_loss is minimised, blimp_overall maximised)."""
+
+
+class StudentsStage(SearchStage):
+    """The distillation sweep: every trial distils from one named ensemble."""
+
+    kind: Literal[StageKind.STUDENTS] = StageKind.STUDENTS
+    ensemble: str | None = None
+    """The ensemble stage to distil from; None: the one declared before (if only one)."""
 
 
 class BaselinesStage(TrialStage):
     """Matched no-distillation controls: each top student config re-run with alpha=1, no teachers."""
 
+    kind: Literal[StageKind.BASELINES] = StageKind.BASELINES
+    students: list[str] | None = None
+    """The students stages to control for; None: every students stage declared before."""
     top_n: int = Field(2, ge=0)
-    """How many of the best student configs get a control (0 skips the stage)."""
+    """How many of each students stage's best configs get a control (0 skips the stage)."""
 
 
 class RepeatsStage(TrialStage):
-    """Seed repeats of the best teacher config and the best student config."""
+    """Seed repeats of each source stage's best config, paired by seed across sources.
 
+    A students source also repeats its alpha=1 control (role baseline) with the same seeds.
+    """
+
+    kind: Literal[StageKind.REPEATS] = StageKind.REPEATS
+    sources: list[str] | None = None
+    """Teachers and students stages whose best config is re-seeded; None: every one before."""
     seeds: int = Field(2, ge=0)
     """Seeds per config (0 skips the stage); significance tests need at least 2."""
 
 
-class StagesConfig(_Strict):
-    """The five stages, in the order they run."""
+class ReferenceStage(TrialStage):
+    """The best teacher config trained on more data (the paper's 10x-data model), re-seeded."""
 
-    teachers: SearchStage = SearchStage()
-    """The no-distillation LM sweep."""
-    ensemble: EnsembleStage = EnsembleStage()
-    """Teacher selection."""
-    students: SearchStage = SearchStage()
-    """The distillation sweep."""
-    baselines: BaselinesStage = BaselinesStage()
-    """Matched alpha=1 controls."""
-    repeats: RepeatsStage = RepeatsStage()
-    """Seed repeats."""
+    kind: Literal[StageKind.REFERENCE] = StageKind.REFERENCE
+    teachers: str | None = None
+    """The teachers stage whose best config is retrained; None: the one declared before."""
+    data_scale: int = Field(10, ge=1)
+    """Training tokens per epoch as a multiple of data.max_train_tokens."""
+    seeds: int = Field(2, ge=0)
+    """Seeds (the repeats' seeds, so the two pair by seed); 0 skips the stage."""
+
+
+def _stage_tag(value: Any) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    # a tag ending in "]" is left out of field paths in error messages
+    return f"kind[{kind}]" if isinstance(kind, str) and kind in set(StageKind) else None
+
+
+Stage = Annotated[
+    Annotated[TeachersStage, Tag("kind[teachers]")]
+    | Annotated[EnsembleStage, Tag("kind[ensemble]")]
+    | Annotated[StudentsStage, Tag("kind[students]")]
+    | Annotated[BaselinesStage, Tag("kind[baselines]")]
+    | Annotated[RepeatsStage, Tag("kind[repeats]")]
+    | Annotated[ReferenceStage, Tag("kind[reference]")],
+    Discriminator(
+        _stage_tag,
+        custom_error_type="stage_kind",
+        custom_error_message=f"kind: required; one of {', '.join(StageKind)}",
+    ),
+]
+TrialStages = TeachersStage | StudentsStage | BaselinesStage | RepeatsStage | ReferenceStage
+# What a trial-running stage's size is: extending it on a finished study adds trials and
+# keeps the study (so the config hash leaves these out).
+_COUNT_FIELDS = ("trials", "seeds", "top_n")
+
+DEFAULT_STAGES: dict[str, Any] = {
+    "teachers": TeachersStage(),
+    "ensemble": EnsembleStage(),
+    "students": StudentsStage(),
+    "baselines": BaselinesStage(),
+    "repeats": RepeatsStage(),
+}
 
 
 class GlueEvaluation(_Strict):
     """GLUE fine-tuning of finished trials' checkpoints (one fine-tune per task per trial)."""
 
-    stages: list[Literal["teachers", "students", "baselines", "repeats"]] = ["repeats"]
-    """Stages whose trials are fine-tuned; [] disables GLUE."""
+    stages: list[str] = ["repeats"]
+    """Declared stages whose trials are fine-tuned; [] disables GLUE."""
     tasks: list[Literal["mrpc", "rte"]] = ["mrpc", "rte"]
     """Tasks to fine-tune on."""
     epochs: int = Field(1, ge=1)
@@ -298,14 +361,45 @@ class SweepConfig(_Strict):
     """Architecture of teachers and students (same size, as in BabyLlama-2)."""
     training: TrainingConfig = TrainingConfig()
     """Defaults for every trial; a stage's space overrides them."""
-    stages: StagesConfig = StagesConfig()
-    """Teachers, ensemble, students, baselines, repeats."""
+    stages: dict[str, Stage] = Field(default_factory=lambda: dict(DEFAULT_STAGES), min_length=1)
+    """The declared stages, run in this order: name -> a stage of some `kind` and its inputs.
+
+    `kind` may be left out where the name is a kind (`teachers:`, `students:`, ...)."""
     evaluation: EvaluationConfig = EvaluationConfig()
     """Downstream evaluation."""
     tracking: TrackingConfig = TrackingConfig()
     """Experiment trackers (W&B, MLflow, TensorBoard) and the train-loss logging interval."""
     source: Path | None = Field(None, exclude=True)
     """The yaml this came from (set by the loader)."""
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _kind_from_name(cls, value: Any) -> Any:
+        """A list of named stages becomes the mapping; a stage named after a kind is of it."""
+        if isinstance(value, list):
+            if not all(isinstance(v, dict) and "name" in v for v in value):
+                raise ValueError("a list of stages needs a `name:` in every entry")
+            value = {v["name"]: {k: x for k, x in v.items() if k != "name"} for v in value}
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for name, stage in value.items():
+            if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"stage name {name!r}: use letters, digits, _ and - (starting with a letter)"
+                )
+            if isinstance(stage, dict) and "kind" not in stage and name in set(StageKind):
+                stage = {"kind": name, **stage}
+            out[name] = stage
+        return out
+
+    def stage_index(self, name: str) -> int:
+        """Position of a declared stage (its seeds are seed + 1000 * index)."""
+        return list(self.stages).index(name)
+
+    def stages_of(self, kind: StageKind) -> list[str]:
+        """Names of the declared stages of one kind, in order."""
+        return [n for n, s in self.stages.items() if s.kind == kind]
 
     def resolved_json(self) -> dict[str, Any]:
         """The resolved config as JSON-able data, as stored with the sweep (password masked)."""
@@ -319,6 +413,9 @@ class SweepConfig(_Strict):
     def config_hash(self) -> str:
         """sha256 of what defines the study; a sweep name is bound to one hash in the store.
 
+        Stage sizes (trials, seeds, top_n) are left out: raising one on a finished study runs
+        only the new trials.
+
         Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
         root, the trackers it logs to), so the same sweep resumes on a laptop or a cluster
         with other paths.
@@ -326,6 +423,11 @@ class SweepConfig(_Strict):
         data = self.model_dump(
             mode="json", exclude={"storage", "ray_address", "output_dir", "tracking"}
         )
+        # a stage's size is not its meaning: raising trials or seeds extends the same study
+        data["stages"] = {
+            name: {k: v for k, v in stage.items() if k not in _COUNT_FIELDS}
+            for name, stage in data["stages"].items()
+        }
         data["data"] = {
             **{k: v for k, v in data["data"].items() if k not in _PATH_FIELDS},
             **{k: Path(data["data"][k]).name for k in ("corpus", "blimp", "glue")},
@@ -357,9 +459,12 @@ def load_sweep_config(
     config, problems = _resolve(
         config, base, storage=storage, ray_address=ray_address, output_dir=output_dir
     )
+    config, link_problems = _link_inputs(config)
     given_url = storage or config.storage or os.environ.get(STORAGE_ENV) or ""
+    problems += link_problems
     problems += [
-        _with_sqlite_hint(p, given_url) for p in _semantic_problems(config, data_found=not problems)
+        _with_sqlite_hint(p, given_url)
+        for p in _semantic_problems(config, data_found=not problems, linked=not link_problems)
     ]
     if problems:
         raise ConfigError(f"{path} is invalid:\n" + "\n".join(problems))
@@ -459,7 +564,9 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     return url
 
 
-def _semantic_problems(config: SweepConfig, *, data_found: bool = True) -> Iterator[str]:
+def _semantic_problems(
+    config: SweepConfig, *, data_found: bool = True, linked: bool = True
+) -> Iterator[str]:
     """Every meaning check, each as `field.path: what is wrong; what to do`."""
     yield from _storage_problems(config.storage or "")
     yield from _ray_address_problems(config.ray_address)
@@ -473,36 +580,111 @@ def _semantic_problems(config: SweepConfig, *, data_found: bool = True) -> Itera
         config.model.check_seq_length(config.data.seq_length)  # the trainers' own rule
     except TrainerError as exc:
         yield str(exc)
-    for stage in ("teachers", "students"):
-        spec: SearchStage = getattr(config.stages, stage)
-        allowed = TEACHER_PARAMS if stage == "teachers" else STUDENT_PARAMS
-        for name, param in spec.space.items():
-            field = f"stages.{stage}.space.{name}"
-            if name not in allowed:
-                hint = " (teachers are not distilled)" if name in STUDENT_PARAMS else ""
-                yield f"{field}: unknown hyperparameter{hint}; use one of {', '.join(allowed)}"
-                continue
-            yield from _param_problems(field, name, param, config.training)
-    teachers = config.stages.teachers.trials
-    if config.stages.ensemble.k > teachers:
-        yield (
-            f"stages.ensemble.k: {config.stages.ensemble.k} teachers wanted but "
-            f"stages.teachers.trials is {teachers}; lower k or run more teacher trials"
-        )
-    students = config.stages.students.trials
-    if config.stages.baselines.top_n > students:
-        yield (
-            f"stages.baselines.top_n: {config.stages.baselines.top_n} exceeds "
-            f"stages.students.trials ({students}); lower it"
-        )
-    for stage in ("teachers", "students"):
-        spec = getattr(config.stages, stage)
-        longest = max_trial_epochs(spec.space, spec.epochs)
-        if spec.scheduler.type == "asha" and spec.scheduler.grace_period > longest:
+    if linked:
+        yield from _stage_problems(config)
+
+
+def _stage_problems(config: SweepConfig) -> Iterator[str]:
+    """Each stage's inputs name an earlier stage of the right kind; sizes fit their inputs."""
+    stages = config.stages
+    for name, stage in stages.items():
+        field = f"stages.{name}"
+        before = list(stages)[: config.stage_index(name)]
+        if isinstance(stage, SearchStage):
+            allowed = STUDENT_PARAMS if isinstance(stage, StudentsStage) else TEACHER_PARAMS
+            for param_name, param in stage.space.items():
+                where = f"{field}.space.{param_name}"
+                if param_name not in allowed:
+                    hint = " (teachers are not distilled)" if param_name in STUDENT_PARAMS else ""
+                    yield f"{where}: unknown hyperparameter{hint}; use one of {', '.join(allowed)}"
+                    continue
+                yield from _param_problems(where, param_name, param, config.training)
+            longest = max_trial_epochs(stage.space, stage.epochs)
+            if stage.scheduler.type == "asha" and stage.scheduler.grace_period > longest:
+                yield (
+                    f"{field}.scheduler.grace_period: {stage.scheduler.grace_period} exceeds "
+                    f"the stage's longest trial ({longest} epochs); lower it or use type: none"
+                )
+        for key, kinds in _INPUTS.get(stage.kind, {}).items():
+            value = getattr(stage, key)
+            names = value if isinstance(value, list) else [value]
+            for ref in names:
+                if ref not in stages:
+                    yield (
+                        f"{field}.{key}: no stage named {ref!r}; declared stages are "
+                        f"{', '.join(stages)}"
+                    )
+                elif ref not in before:
+                    yield f"{field}.{key}: {ref!r} runs after {name!r}; declare it before"
+                elif stages[ref].kind not in kinds:
+                    yield (
+                        f"{field}.{key}: {ref!r} is a {stages[ref].kind} stage; name a "
+                        f"{' or '.join(kinds)} stage"
+                    )
+        if isinstance(stage, EnsembleStage) and stage.teachers in stages:
+            teachers = stages[stage.teachers]
+            if isinstance(teachers, TeachersStage) and stage.k > teachers.trials:
+                yield (
+                    f"{field}.k: {stage.k} teachers wanted but stages.{stage.teachers}.trials "
+                    f"is {teachers.trials}; lower k or run more teacher trials"
+                )
+        if isinstance(stage, BaselinesStage):
+            for ref in stage.students or []:
+                students = stages.get(ref)
+                if isinstance(students, StudentsStage) and stage.top_n > students.trials:
+                    yield (
+                        f"{field}.top_n: {stage.top_n} exceeds stages.{ref}.trials "
+                        f"({students.trials}); lower it"
+                    )
+        if isinstance(stage, ReferenceStage) and config.data.max_train_tokens is None:
             yield (
-                f"stages.{stage}.scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
-                f"the stage's longest trial ({longest} epochs); lower it or use type: none"
+                f"{field}.data_scale: a multiple of data.max_train_tokens, which is not set; "
+                "set data.max_train_tokens (the other stages' slice)"
             )
+    glue = config.evaluation.glue
+    trial_stages = [n for n, s in stages.items() if s.kind != StageKind.ENSEMBLE]
+    for i, ref in enumerate(glue.stages):
+        if ref not in trial_stages:
+            yield (
+                f"evaluation.glue.stages[{i}]: no trial stage named {ref!r}; use one of "
+                f"{', '.join(trial_stages)}"
+            )
+
+
+# kind -> {input field: the kinds it may name}
+_INPUTS: dict[StageKind, dict[str, tuple[StageKind, ...]]] = {
+    StageKind.ENSEMBLE: {"teachers": (StageKind.TEACHERS,)},
+    StageKind.STUDENTS: {"ensemble": (StageKind.ENSEMBLE,)},
+    StageKind.BASELINES: {"students": (StageKind.STUDENTS,)},
+    StageKind.REPEATS: {"sources": (StageKind.TEACHERS, StageKind.STUDENTS)},
+    StageKind.REFERENCE: {"teachers": (StageKind.TEACHERS,)},
+}
+
+
+def _link_inputs(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
+    """Fill each stage's unnamed inputs with the stages declared before it; problems if ambiguous."""
+    problems: list[str] = []
+    linked: dict[str, Any] = {}
+    seen: list[tuple[str, StageKind]] = []
+    for name, stage in config.stages.items():
+        update: dict[str, Any] = {}
+        for key, kinds in _INPUTS.get(stage.kind, {}).items():
+            if getattr(stage, key) is not None:
+                continue
+            earlier = [n for n, k in seen if k in kinds]
+            if key in {"students", "sources"}:  # lists: every earlier stage of those kinds
+                update[key] = earlier
+            elif len(earlier) == 1:
+                update[key] = earlier[0]
+            else:
+                what = " or ".join(kinds)
+                found = f"several ({', '.join(earlier)})" if earlier else "none"
+                problems.append(
+                    f"stages.{name}.{key}: name the {what} stage it uses; {found} declared before it"
+                )
+        linked[name] = stage.model_copy(update=update) if update else stage
+        seen.append((name, stage.kind))
+    return config.model_copy(update={"stages": linked}), problems
 
 
 def max_trial_epochs(space: dict[str, Param], default: int) -> int:
@@ -656,14 +838,16 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.
-_REPEAT_SEED_OFFSET = 10_000  # sweep.study.REPEAT_SEED_OFFSET
+_REPEAT_SEED_OFFSET = 10_000  # sweep.stages.REPEAT_SEED_OFFSET
 
 
 def _seed_problems(config: SweepConfig) -> Iterator[str]:
     stages = config.stages
+    trials = [s.trials for s in stages.values() if isinstance(s, SearchStage)]
+    seeds = [s.seeds for s in stages.values() if isinstance(s, RepeatsStage | ReferenceStage)]
     offsets = (
-        1000 * (len(STAGE_ORDER) - 1) + max(stages.teachers.trials, stages.students.trials),
-        _REPEAT_SEED_OFFSET + stages.repeats.seeds,
+        1000 * (len(stages) - 1) + max(trials, default=0),
+        _REPEAT_SEED_OFFSET + max(seeds, default=0),
     )
     largest = config.seed + max(offsets)
     if largest > MAX_SEED:

@@ -20,13 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from sweep.config import Param, Resources, Scheduler, max_trial_epochs
 from sweep.progress import StageProgress, install_stop_notice
-from sweep.search import OBJECTIVE, PlannedTrial, StageSearcher, open_study, reconcile, tell
+from sweep.search import (
+    OBJECTIVE,
+    PlannedTrial,
+    StageSearcher,
+    Suggestion,
+    open_study,
+    reconcile,
+    tell,
+)
 from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
 from sweep.trainable import EVALUATION_KEY, STEP_LOSS_NAME, STEP_LOSSES, TrialContext, run_trial
 
@@ -73,6 +82,10 @@ class StageSpec:
     space: dict[str, Param] | None = None
     plans: Sequence[PlannedTrial] | None = None
     teacher_ids: tuple[int, ...] = ()
+    ensemble_stage: str | None = None
+    """The ensemble stage `teacher_ids` came from (students stages)."""
+    data_tokens: int | None = None
+    """Training tokens per epoch every trial of the stage sees."""
 
     @property
     def study_name(self) -> str:
@@ -95,7 +108,7 @@ class StageOutcome:
     """Counts by status after the stage ran (or was found finished)."""
 
     name: str
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[TrialStatus, int] = field(default_factory=dict)
     ran: int = 0
 
 
@@ -140,12 +153,25 @@ class StoreRecorder(tune.Callback):
                 config=self._trial_config(s.params, s.seed),
                 source_trial_id=s.source_trial_id,
                 started_at=datetime.now(UTC),
+                data_tokens=self.spec.data_tokens,
+                ensemble_stage=self._distils_from(s)[1],
             )
-            alpha = s.params.get("alpha", self.spec.context.recipe.training.alpha)
-            if self.spec.teacher_ids and alpha < 1:
-                self.store.set_trial_teachers(trial_id, self.spec.teacher_ids)
+            teacher_ids, _ = self._distils_from(s)
+            if teacher_ids:
+                self.store.set_trial_teachers(trial_id, teacher_ids)
             self.trial_ids[trial.trial_id] = trial_id
         return self.trial_ids[trial.trial_id]
+
+    def _distils_from(self, s: Suggestion) -> tuple[tuple[int, ...], str | None]:
+        """The teacher trials (and their ensemble stage) a trial distils from; () at alpha=1."""
+        alpha = s.params.get("alpha", self.spec.context.recipe.training.alpha)
+        if alpha >= 1:
+            return (), None
+        if s.teachers:
+            return tuple(i for i, _ in s.teachers), s.ensemble_stage
+        if self.spec.teacher_ids:
+            return self.spec.teacher_ids, self.spec.ensemble_stage
+        return (), None
 
     def _trial_config(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
         recipe = self.spec.context.recipe
@@ -346,7 +372,8 @@ def run_stage(
         finally:
             _remove_if_no_trials(storage_path, experiment)
     counts = _counts(study)
-    if sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL")) < spec.total:
+    finished = (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.FAILED)
+    if sum(counts.get(s, 0) for s in finished) < spec.total:
         raise StageInterrupted(spec.name)
     store.set_stage_status(stage_id, StageStatus.COMPLETE)
     return StageOutcome(spec.name, counts, ran=to_run)
@@ -385,17 +412,29 @@ def _scheduler(config: Scheduler | None, epochs: int) -> TrialScheduler:
     )
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    counts: dict[str, int] = {}
+# Optuna's trial states in the store's words (Optuna says FAIL where the store says FAILED)
+_STATUS_OF_STATE = {
+    TrialState.COMPLETE: TrialStatus.COMPLETE,
+    TrialState.PRUNED: TrialStatus.PRUNED,
+    TrialState.FAIL: TrialStatus.FAILED,
+    TrialState.RUNNING: TrialStatus.RUNNING,
+    TrialState.WAITING: TrialStatus.RUNNING,
+}
+
+
+def _counts(study: optuna.Study) -> dict[TrialStatus, int]:
+    counts: dict[TrialStatus, int] = {}
     for trial in retry_while_disconnected(lambda: study.get_trials(deepcopy=False)):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+        status = _STATUS_OF_STATE[trial.state]
+        counts[status] = counts.get(status, 0) + 1
     return counts
 
 
 def _count_into(progress: StageProgress, study: optuna.Study) -> None:
     counts = _counts(study)
-    progress.complete, progress.pruned = counts.get("COMPLETE", 0), counts.get("PRUNED", 0)
-    progress.failed = counts.get("FAIL", 0)
+    progress.complete = counts.get(TrialStatus.COMPLETE, 0)
+    progress.pruned = counts.get(TrialStatus.PRUNED, 0)
+    progress.failed = counts.get(TrialStatus.FAILED, 0)
     trials = retry_while_disconnected(lambda: study.get_trials(deepcopy=False))
     values = [t.value for t in trials if t.value is not None]
     progress.best = min(values) if values else None

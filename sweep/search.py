@@ -15,7 +15,7 @@ study keeps stale RUNNING trials. Here:
 Example::
 
     study = open_study(store.url, "demo/teachers", seed=0, trials=8)
-    searcher = StageSearcher(study, space=config.stages.teachers.space, total=8, seed=0)
+    searcher = StageSearcher(study, space=config.stages["teachers"].space, total=8, seed=0)
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ class PlannedTrial:
     seed: int
     role: str
     source_trial_id: int | None = None
+    teachers: tuple[tuple[int, str], ...] = ()
+    """(teacher trial id, checkpoint URI) to distil from; () uses the stage's, if any."""
+    ensemble_stage: str | None = None
+    """The ensemble stage those teachers came from."""
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Suggestion:
     role: str
     source_trial_id: int | None = None
     resume_uri: str | None = None
+    teachers: tuple[tuple[int, str], ...] = ()
+    ensemble_stage: str | None = None
 
     def as_config(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class Suggestion:
             "role": self.role,
             "source_trial_id": self.source_trial_id,
             "resume_uri": self.resume_uri,
+            "teacher_uris": [uri for _, uri in self.teachers],
         }
 
 
@@ -289,7 +296,8 @@ class StageSearcher(Searcher):
     def _fill(self, trial_id: int, slot: int | None) -> Suggestion:
         """Suggest the trial's missing params and record its seed and role (idempotent)."""
         trial = optuna_compat.trial_handle(self.study, trial_id)
-        if slot is None:
+        plan = None if slot is None else (self.plans or [])[slot]
+        if plan is None:
             distributions = self.distributions
             meta: dict[str, Any] = {
                 "seed": self.seed + trial.number,
@@ -297,7 +305,6 @@ class StageSearcher(Searcher):
                 "source_trial_id": None,
             }
         else:
-            plan = (self.plans or [])[slot]
             distributions = self._fixed_distributions(plan.params)
             meta = {"seed": plan.seed, "role": plan.role, "source_trial_id": plan.source_trial_id}
         for name, distribution in distributions.items():
@@ -310,6 +317,8 @@ class StageSearcher(Searcher):
             seed=int(meta["seed"]),
             role=str(meta["role"]),
             source_trial_id=meta["source_trial_id"],
+            teachers=plan.teachers if plan is not None else (),
+            ensemble_stage=plan.ensemble_stage if plan is not None else None,
         )
 
     def _fixed_distributions(self, params: Mapping[str, Any]) -> dict[str, BaseDistribution]:

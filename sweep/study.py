@@ -1,8 +1,11 @@
-"""The staged study `sweep run` executes: teachers, ensemble, students, baselines, repeats.
+"""The study `sweep run` executes: the stages sweep.yaml declares, in order.
 
-Each trial stage is one `run_stage`; the ensemble stage is a selection recorded in the
-store. Provenance is explicit: students link to their ensemble's teacher trials,
-baselines to the student config they control for, repeats to the config they re-seed.
+Each declared stage is planned by its kind's planner (sweep.stages.PLANNERS): trial stages
+become one `run_stage` each, an ensemble stage is a selection recorded in the store.
+Provenance is explicit: students link to their ensemble's teacher trials (and name the
+ensemble stage), baselines to the student config they control for, repeats and the
+reference to the config they re-seed. A finished study grows: more trials or seeds run
+only the new trials.
 """
 
 from __future__ import annotations
@@ -16,25 +19,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from sweep.config import STAGE_ORDER, SearchStage, SweepConfig, TrialStage
+from sweep.config import StageKind, StudentsStage, SweepConfig
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.progress import Board
 from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
-from sweep.search import OBJECTIVE, PlannedTrial
-from sweep.store import StageStatus, Store, SweepStatus, TrialRow, TrialStatus
+from sweep.search import OBJECTIVE
+from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
+from sweep.store import StageStatus, Store, SweepStatus, TrialStatus
 from sweep.tracking import tracker_callbacks
-from sweep.trainable import TrialContext
-from trainers.config import RecipeConfig
 from trainers.errors import TrainerError
 
 __all__ = ["StudyResult", "code_version", "run_study"]
 
-# Repeat seeds start here so they never coincide with a sweep trial's seed + number.
-REPEAT_SEED_OFFSET = 10_000
+_INPUT_FIELDS = ("teachers", "ensemble", "students", "sources")
 
 
 @dataclass
@@ -55,17 +57,22 @@ def run_study(
     console: Console | None = None,
     lease_timeout_s: float = LEASE_TIMEOUT_S,
 ) -> StudyResult:
-    """Run every stage (or `stage` alone) of the study, recording it in the store.
+    """Run every declared stage (or `stage` alone) of the study, recording it in the store.
 
-    `rerun` (with `stage`) discards that stage's trials and Optuna study and runs it again;
-    only the last stage in the store can be re-run, so no later stage is left orphaned.
+    A stage already complete in the store is skipped, unless the config grew it (more
+    trials, seeds or top_n): then only the new trials run. `rerun` (with `stage`) discards
+    that stage's trials and Optuna study and runs it again; only the last stage in the
+    store can be re-run, so no later stage is left orphaned.
 
     The run holds the sweep's lease (sweep.lease) from before its first write to its end;
     a refusal before that writes nothing, and a failure after it marks the sweep FAILED
     with the reason, so no sweep stays RUNNING without a driver.
     """
-    if stage is not None and stage not in STAGE_ORDER:
-        raise SweepError(f"--stage: unknown stage {stage!r}; use one of {', '.join(STAGE_ORDER)}")
+    if stage is not None and stage not in config.stages:
+        raise SweepError(
+            f"--stage: no stage named {stage!r} in {config.source or 'the sweep'}; "
+            f"its stages are {', '.join(config.stages)}"
+        )
     if rerun and stage is None:
         raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
@@ -107,7 +114,7 @@ def _run_leased(
             highlight=False,
         )
     if stage is not None:
-        _check_prerequisites(store, existing.id if existing else None, stage)
+        _check_prerequisites(config, store, existing.id if existing else None, stage)
     if rerun and stage is not None and existing is not None:
         _discard_stage(config, store, existing.id, stage)
     sweep_id = store.upsert_sweep(
@@ -117,57 +124,43 @@ def _run_leased(
         code_version=code_version(),
     )
     result = StudyResult(sweep_id)
-    stages = [stage] if stage else list(STAGE_ORDER)
+    names = list(config.stages)
+    to_run = [stage] if stage else names
     console.print(f"store: {store.masked_url}", highlight=False)
     board = Board(console)
-    current: int | None = None  # the stage running now, marked INTERRUPTED on Ctrl-C
+    ctx = PlanContext(config, store, sweep_id)
+    running: dict[str, int] = {}  # the stage running now, marked INTERRUPTED on Ctrl-C
     try:
         _prepare_data(config, console)
+        for name in to_run:  # refuse what cannot run (a corpus too small) before any trial
+            check = PLANNERS[config.stages[name].kind].check
+            if check is not None:
+                check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
         with _ray(config), board.live():
-            for name in stages:
-                row = store.get_stage(sweep_id, name)
-                if row is not None and row.status == StageStatus.COMPLETE:
+            for name in to_run:
+                for needed in _ensembles_needed(config, name):
+                    if not _stage_complete(store, sweep_id, needed):
+                        # An ensemble is a selection, not trials: derive it when a later
+                        # stage runs alone on a store with finished teachers.
+                        result.outcomes.append(_select(ctx, needed, board))
+                if config.stages[name].kind == StageKind.ENSEMBLE:
+                    if _stage_complete(store, sweep_id, name):
+                        result.skipped.append(name)
+                    elif name not in {o.name for o in result.outcomes}:
+                        result.outcomes.append(_select(ctx, name, board))
+                    continue
+                outcome = _run_trials(ctx, name, board, console, running)
+                if outcome is None:
                     result.skipped.append(name)
-                    continue
-                if name != "teachers" and not _stage_complete(store, sweep_id, "ensemble"):
-                    # The ensemble is a selection, not trials: derive it when a later stage
-                    # runs alone on a store with finished teachers.
-                    ensemble_id = store.upsert_stage(sweep_id, "ensemble")
-                    result.outcomes.append(_select_ensemble(config, store, sweep_id, ensemble_id))
-                    board.note("ensemble", _ensemble_text(config, store, sweep_id, ensemble_id))
-                    if name == "ensemble":
-                        continue
-                stage_id = store.upsert_stage(
-                    sweep_id, name, optuna_study=f"{config.name}/{name}", objective_name=OBJECTIVE
-                )
-                spec = _stage_spec(config, store, sweep_id, name)
-                if spec is None or spec.total == 0:
-                    store.set_stage_status(stage_id, StageStatus.COMPLETE)
-                    result.outcomes.append(StageOutcome(name))
-                    continue
-                progress = board.add(name, spec.total, spec.context.epochs)
-                current = stage_id
-                outcome = run_stage(
-                    spec,
-                    store=store,
-                    stage_id=stage_id,
-                    storage_path=_storage_path(config),
-                    progress=progress,
-                    on_change=board.refresh,
-                    callbacks=[
-                        StopNotice(board.stop_requested),
-                        *tracker_callbacks(config.tracking, sweep=config.name, stage=name),
-                    ],
-                )
-                current = None
-                result.outcomes.append(outcome)
+                else:
+                    result.outcomes.append(outcome)
     except (KeyboardInterrupt, StageInterrupted):
         if lease.lost.is_set():  # taken over: the new driver owns every row now
             raise SweepError(lease.lost_message()) from None
         board.stop_requested()
-        if current is not None:
-            store.set_stage_status(current, StageStatus.INTERRUPTED)
+        if "stage_id" in running:
+            store.set_stage_status(running["stage_id"], StageStatus.INTERRUPTED)
         store.set_sweep_status(sweep_id, SweepStatus.INTERRUPTED)
         raise SweepError(
             f"interrupted; finished trials are in {store.masked_url}. "
@@ -180,22 +173,34 @@ def _run_leased(
             raise SweepError(lease.lost_message()) from None
         store.set_sweep_status(sweep_id, SweepStatus.FAILED, error=_failure_reason(exc))
         raise
-    done = all(_stage_complete(store, sweep_id, n) for n in STAGE_ORDER)
+    done = all(_stage_complete(store, sweep_id, n) for n in names)
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
     return result
 
 
-def _check_prerequisites(store: Store, sweep_id: int | None, stage: str) -> None:
-    """`--stage NAME` alone needs the search stages before it finished: refuse before any
-    write, with the message the stage itself would give."""
-    for needed in ("teachers", "students"):
-        if STAGE_ORDER.index(needed) >= STAGE_ORDER.index(stage):
-            return
+def _check_prerequisites(
+    config: SweepConfig, store: Store, sweep_id: int | None, stage: str
+) -> None:
+    """`--stage NAME` alone needs the trial stages it reads finished (an ensemble it needs
+    is derived from finished teachers): refuse before any write, with the stage's message."""
+    for needed in _trial_inputs(config, stage):
         if sweep_id is None or not _stage_complete(store, sweep_id, needed):
             raise SweepError(
                 f"stage {needed!r} has not finished in the store; "
                 f"run `sweep run --stage {needed}` first"
             )
+
+
+def _trial_inputs(config: SweepConfig, name: str) -> list[str]:
+    """The trial stages a stage reads, looking through ensembles to their teachers."""
+    out: list[str] = []
+    for value in _inputs(config.stages[name]).values():
+        for ref in value if isinstance(value, list) else [value]:
+            if config.stages[ref].kind == StageKind.ENSEMBLE:
+                out += _trial_inputs(config, ref)
+            else:
+                out.append(ref)
+    return list(dict.fromkeys(out))
 
 
 def _last_driver(lease: SweepLease) -> str:
@@ -234,24 +239,108 @@ def _resume_command(config: SweepConfig, stage: str | None) -> str:
     return " ".join(parts)
 
 
-def _ensemble_text(config: SweepConfig, store: Store, sweep_id: int, stage_id: int) -> str:
-    """'teachers #2 (dev_loss 3.412), #0 (dev_loss 3.450)': what the ensemble stage chose."""
-    teachers = store.get_stage(sweep_id, "teachers")
-    numbers = {t.id: t.number for t in store.trials(teachers.id)} if teachers else {}
-    metric = config.stages.ensemble.metric
+def _ensemble_text(ctx: PlanContext, name: str, stage_id: int) -> str:
+    """'teachers #2 (dev_loss 3.412), #0 (dev_loss 3.450)': what an ensemble stage chose."""
+    declared = ctx.config.stages[name]
+    teachers_stage = getattr(declared, "teachers", None) or ""
+    metric = getattr(declared, "metric", "")
+    teachers = ctx.store.get_stage(ctx.sweep_id, teachers_stage)
+    numbers = {t.id: t.number for t in ctx.store.trials(teachers.id)} if teachers else {}
     picks = [
         f"#{numbers.get(m.trial_id, '?')}"
         + (f" ({metric} {m.value:.4f})" if m.value is not None else "")
-        for m in store.ensemble_members(stage_id)
+        for m in ctx.store.ensemble_members(stage_id)
     ]
-    return "teachers " + ", ".join(picks)
+    return f"{teachers_stage} " + ", ".join(picks)
+
+
+def _run_trials(
+    ctx: PlanContext, name: str, board: Board, console: Console, running: dict[str, int]
+) -> StageOutcome | None:
+    """Plan and run a trial stage; None when the store already holds all its trials."""
+    config, store, sweep_id = ctx.config, ctx.store, ctx.sweep_id
+    declared = config.stages[name]
+    spec = PLANNERS[declared.kind].plan(ctx, name, declared)
+    assert isinstance(spec, StageSpec)
+    row = store.get_stage(sweep_id, name)
+    finished = _finished_trials(store, row.id) if row is not None else 0
+    if row is not None and row.status == StageStatus.COMPLETE:
+        if finished >= spec.total:
+            return None
+        console.print(
+            f"stage {name}: {finished} trials in the store, {spec.total} configured; "
+            f"running the {spec.total - finished} new ones",
+            highlight=False,
+        )
+    stage_id = store.upsert_stage(
+        sweep_id,
+        name,
+        kind=declared.kind,
+        inputs=_inputs(declared),
+        optuna_study=spec.study_name,
+        objective_name=OBJECTIVE,
+    )
+    if spec.total == 0:
+        store.set_stage_status(stage_id, StageStatus.COMPLETE)
+        return StageOutcome(name)
+    running["stage_id"] = stage_id
+    outcome = run_stage(
+        spec,
+        store=store,
+        stage_id=stage_id,
+        storage_path=_storage_path(config),
+        progress=board.add(name, spec.total, spec.context.epochs),
+        on_change=board.refresh,
+        callbacks=[
+            StopNotice(board.stop_requested),
+            *tracker_callbacks(config.tracking, sweep=config.name, stage=name),
+        ],
+    )
+    running.pop("stage_id")
+    return outcome
+
+
+def _select(ctx: PlanContext, name: str, board: Board) -> StageOutcome:
+    """Record an ensemble stage's pick of teachers."""
+    declared = ctx.config.stages[name]
+    selection = PLANNERS[declared.kind].plan(ctx, name, declared)
+    assert isinstance(selection, EnsembleSelection)
+    stage_id = ctx.store.upsert_stage(
+        ctx.sweep_id, name, kind=declared.kind, inputs=_inputs(declared)
+    )
+    ctx.store.set_ensemble(stage_id, selection.members)
+    ctx.store.set_stage_status(stage_id, StageStatus.COMPLETE)
+    board.note(name, _ensemble_text(ctx, name, stage_id))
+    return StageOutcome(name, {TrialStatus.COMPLETE: len(selection.members)})
+
+
+def _ensembles_needed(config: SweepConfig, name: str) -> list[str]:
+    """The ensemble stages a stage's trials distil from (students, and repeats of students)."""
+    declared = config.stages[name]
+    students = [name] if declared.kind == StageKind.STUDENTS else []
+    students += getattr(declared, "sources", None) or []
+    return [
+        s.ensemble
+        for s in (config.stages[n] for n in students)
+        if isinstance(s, StudentsStage) and s.ensemble is not None
+    ]
+
+
+def _inputs(declared: Any) -> dict[str, Any]:
+    """The stages a declared stage reads, as stored with its row."""
+    return {k: v for k in _INPUT_FIELDS if (v := getattr(declared, k, None)) is not None}
+
+
+def _finished_trials(store: Store, stage_id: int) -> int:
+    return sum(t.status != TrialStatus.RUNNING for t in store.trials(stage_id))
 
 
 def _discard_stage(config: SweepConfig, store: Store, sweep_id: int, name: str) -> None:
     """Delete a stage's trials and its Optuna study, refusing if a later stage used them."""
     import optuna
 
-    later = [n for n in STAGE_ORDER[STAGE_ORDER.index(name) + 1 :] if store.get_stage(sweep_id, n)]
+    names = list(config.stages)
+    later = [n for n in names[names.index(name) + 1 :] if store.get_stage(sweep_id, n)]
     if later:
         raise SweepError(
             f"--rerun: stage {name!r} is followed by {', '.join(later)} in the store, which "
@@ -278,160 +367,6 @@ def _interrupted_trials(store: Store, sweep_id: int) -> bool:
         for stage in store.stages(sweep_id)
         for t in store.trials(stage.id)
     )
-
-
-def _stage_spec(config: SweepConfig, store: Store, sweep_id: int, name: str) -> StageSpec | None:
-    stages = config.stages
-    seed = config.seed + 1000 * STAGE_ORDER.index(name)
-    if name == "teachers":
-        return _search_spec(config, name, stages.teachers, seed, role="teacher", teachers=())
-    ensemble = _ensemble(store, sweep_id, name)
-    if name == "students":
-        return _search_spec(config, name, stages.students, seed, role="student", teachers=ensemble)
-    if name == "baselines":
-        students = _best(store, sweep_id, "students")[: stages.baselines.top_n]
-        plans = [
-            PlannedTrial({**s.params, "alpha": 1.0}, s.seed, "student", source_trial_id=s.id)
-            for s in students
-        ]
-        return _fixed_spec(config, name, stages.baselines, seed, plans, teachers=())
-    if name == "repeats":
-        plans = []
-        for role, source in (("teachers", "teacher"), ("students", "student")):
-            best = _best(store, sweep_id, role)[:1]
-            for s in best:
-                params = {**s.params, "alpha": 1.0} if source == "teacher" else dict(s.params)
-                plans += [
-                    PlannedTrial(params, config.seed + REPEAT_SEED_OFFSET + i, source, s.id)
-                    for i in range(stages.repeats.seeds)
-                ]
-        return _fixed_spec(config, name, stages.repeats, seed, plans, teachers=ensemble)
-    return None
-
-
-def _context(
-    config: SweepConfig,
-    name: str,
-    epochs: int,
-    teachers: tuple[tuple[int, str], ...],
-    *,
-    alpha1: bool,
-) -> TrialContext:
-    training = config.training.model_copy(update={"alpha": 1.0}) if alpha1 else config.training
-    recipe = RecipeConfig(data=config.data, model=config.model, training=training)
-    glue = config.evaluation.glue
-    return TrialContext(
-        recipe=recipe,
-        epochs=epochs,
-        teacher_uris=tuple(uri for _, uri in teachers),
-        glue=glue if name in glue.stages and glue.tasks else None,
-        log_every=config.tracking.log_every,
-    )
-
-
-def _search_spec(
-    config: SweepConfig,
-    name: str,
-    stage: SearchStage,
-    seed: int,
-    *,
-    role: str,
-    teachers: tuple[tuple[int, str], ...],
-) -> StageSpec:
-    return StageSpec(
-        sweep=config.name,
-        name=name,
-        seed=seed,
-        total=stage.trials,
-        role=role,
-        context=_context(config, name, stage.epochs, teachers, alpha1=role == "teacher"),
-        resources=stage.resources,
-        max_failures=stage.max_failures,
-        scheduler=stage.scheduler,
-        space=dict(stage.space),
-        teacher_ids=tuple(i for i, _ in teachers),
-    )
-
-
-def _fixed_spec(
-    config: SweepConfig,
-    name: str,
-    stage: TrialStage,
-    seed: int,
-    plans: list[PlannedTrial],
-    *,
-    teachers: tuple[tuple[int, str], ...],
-) -> StageSpec:
-    return StageSpec(
-        sweep=config.name,
-        name=name,
-        seed=seed,
-        total=len(plans),
-        role="student",
-        context=_context(config, name, stage.epochs, teachers, alpha1=False),
-        resources=stage.resources,
-        max_failures=stage.max_failures,
-        scheduler=None,
-        plans=plans,
-        teacher_ids=tuple(i for i, _ in teachers),
-    )
-
-
-def _best(store: Store, sweep_id: int, stage: str) -> list[TrialRow]:
-    """Finished trials of a stage, best objective first."""
-    row = store.get_stage(sweep_id, stage)
-    if row is None or row.status != StageStatus.COMPLETE:
-        raise SweepError(
-            f"stage {stage!r} has not finished in the store; run `sweep run --stage {stage}` first"
-        )
-    trials = [
-        t
-        for t in store.trials(row.id)
-        if t.status == TrialStatus.COMPLETE and t.objective is not None
-    ]
-    return sorted(trials, key=lambda t: (t.objective, t.number))
-
-
-def _select_ensemble(
-    config: SweepConfig, store: Store, sweep_id: int, stage_id: int
-) -> StageOutcome:
-    """The K best finished teachers (by the configured metric) become the ensemble."""
-    k, metric = config.stages.ensemble.k, config.stages.ensemble.metric
-    candidates = [t for t in _best(store, sweep_id, "teachers") if t.checkpoint_uri]
-    if metric == "blimp_overall":  # higher is better; trials without a score are left out
-        scored = [(t, _final_metric(store, t.id, metric)) for t in candidates]
-        ranked: list[tuple[TrialRow, float]] = sorted(
-            ((t, v) for t, v in scored if v is not None), key=lambda tv: -tv[1]
-        )
-    else:
-        ranked = [(t, t.objective or 0.0) for t in candidates]
-    if len(ranked) < k:
-        raise SweepError(
-            f"stages.ensemble.k: only {len(ranked)} teacher trials finished with a checkpoint, "
-            f"{k} needed; lower k, run more teacher trials, or let teachers finish "
-            "(stages.teachers.scheduler.type: none)"
-        )
-    members = [(t.id, rank, float(v or 0.0)) for rank, (t, v) in enumerate(ranked[:k], 1)]
-    store.set_ensemble(stage_id, members)
-    store.set_stage_status(stage_id, StageStatus.COMPLETE)
-    return StageOutcome("ensemble", {"MEMBERS": len(members)})
-
-
-def _final_metric(store: Store, trial_id: int, name: str) -> float | None:
-    """A metric's value at the trial's last reported epoch."""
-    curve = store.trial_metrics(trial_id)
-    return curve[max(curve)].get(name) if curve else None
-
-
-def _ensemble(store: Store, sweep_id: int, needed_by: str) -> tuple[tuple[int, str], ...]:
-    row = store.get_stage(sweep_id, "ensemble")
-    members = store.ensemble_members(row.id) if row is not None else []
-    if not members:
-        raise SweepError(
-            f"stage {needed_by!r} needs the teacher ensemble; run `sweep run --stage ensemble` "
-            "(after the teachers) first"
-        )
-    return tuple((m.trial_id, m.checkpoint_uri or "") for m in members)
 
 
 def _prepare_data(config: SweepConfig, console: Console) -> None:

@@ -99,7 +99,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     with contextlib.ExitStack() as stack:
         teachers = [
             Path(stack.enter_context(Checkpoint(uri).as_directory()))
-            for uri in (context.teacher_uris if training.alpha < 1 else ())
+            # a planned trial names its own teachers (repeats mix ensembles); else the stage's
+            for uri in (
+                (tuple(config.get("teacher_uris") or ()) or context.teacher_uris)
+                if training.alpha < 1
+                else ()
+            )
         ]
         restore = tune.get_checkpoint()
         if restore is None and config.get("resume_uri"):

@@ -133,15 +133,27 @@ def write_tiny_sweep(data_root: Path, sweep_cache_dir: Path):
         )
         doc["model"] = dict(MICRO_MODEL)
         doc["training"].update(batch_size=16, warmup_steps=2)
-        stages = doc["stages"]
-        for name in ("teachers", "students"):
-            stages[name].update(trials=3, epochs=2)
-            stages[name]["space"]["batch_size"] = 16
+        doc["evaluation"]["glue"]["stages"] = []
+        # The five stages of the first release, named after their kinds and without `kind:`
+        # or inputs: the old sweep.yaml format, which keeps working. Overrides of "stages"
+        # declare other layouts (tests/sweep/test_stages.py).
+        teachers = copy.deepcopy(default["stages"]["teachers"])
+        students = copy.deepcopy(default["stages"]["students_k2"])
+        for stage in (teachers, students):
+            for key in ("kind", "ensemble"):
+                stage.pop(key, None)
+            stage.update(trials=3, epochs=2)
+            stage["space"]["batch_size"] = 16
             # no early stopping: counts downstream (ensemble K, baselines) stay deterministic;
             # tests/sweep/test_runner.py covers ASHA on its own
-            stages[name]["scheduler"] = {"type": "none"}
-        stages["baselines"].update(top_n=2, epochs=2)
-        stages["repeats"].update(seeds=2, epochs=2)
+            stage["scheduler"] = {"type": "none"}
+        doc["stages"] = {
+            "teachers": teachers,
+            "ensemble": {"k": 2, "metric": "dev_loss"},
+            "students": students,
+            "baselines": {"top_n": 2, "epochs": 2},
+            "repeats": {"seeds": 2, "epochs": 2},
+        }
         for dotted, value in overrides.items():
             *parents, leaf = dotted.replace("__", ".").split(".")
             node = doc

@@ -9,7 +9,7 @@ from sweep.errors import LeaseLost, StoreError
 from sweep.store.checkpoints import checkpoint_fingerprint
 from sweep.store.connection import mask_url, retry_transient, retry_while_disconnected
 from sweep.store.migrate import current_revision, head_revision, upgrade
-from sweep.store.models import StageName, StageStatus, SweepStatus, TrialStatus
+from sweep.store.models import StageKind, StageStatus, SweepStatus, TrialRole, TrialStatus
 from sweep.store.read import (
     read_ensemble,
     read_evaluations,
@@ -36,13 +36,14 @@ __all__ = [
     "EvaluationRow",
     "LeaseLost",
     "LeaseRow",
-    "StageName",
+    "StageKind",
     "StageRow",
     "StageStatus",
     "Store",
     "StoreError",
     "SweepRow",
     "SweepStatus",
+    "TrialRole",
     "TrialRow",
     "TrialStatus",
     "checkpoint_fingerprint",

@@ -16,14 +16,15 @@ __all__ = [
     "EnsembleMemberModel",
     "Evaluation",
     "JSONDoc",
+    "StageKind",
     "StageModel",
-    "StageName",
     "StageStatus",
     "Sweep",
     "SweepLease",
     "SweepStatus",
     "Trial",
     "TrialMetric",
+    "TrialRole",
     "TrialStatus",
     "TrialTeacher",
     "UTCDateTime",
@@ -38,12 +39,23 @@ class TrialStatus(StrEnum):
     FAILED = "FAILED"
 
 
-class StageName(StrEnum):
+class StageKind(StrEnum):
+    """What a declared stage does (sweep.yaml `kind:`); sweep.stages maps each to its planner."""
+
     TEACHERS = "teachers"
     ENSEMBLE = "ensemble"
     STUDENTS = "students"
     BASELINES = "baselines"
     REPEATS = "repeats"
+    REFERENCE = "reference"
+
+
+class TrialRole(StrEnum):
+    """What a trial's model is: a teacher, a distilled student, or a student config at alpha=1."""
+
+    TEACHER = "teacher"
+    STUDENT = "student"
+    BASELINE = "baseline"
 
 
 class SweepStatus(StrEnum):
@@ -143,7 +155,7 @@ class SweepLease(Base):
 
 
 class StageModel(Base):
-    """A stage of a sweep (teachers, ensemble, students, baselines, repeats) and its Optuna study."""
+    """A declared stage of a sweep (name, kind, inputs) and its Optuna study."""
 
     __tablename__ = "stage"
     __table_args__ = (sa.UniqueConstraint("sweep_id", "name"),)
@@ -151,6 +163,10 @@ class StageModel(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     sweep_id: Mapped[int] = mapped_column(sa.ForeignKey("sweep.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String())
+    # StageKind (revision 0004); NULL on stages written before, whose name was their kind
+    kind: Mapped[str | None] = mapped_column(sa.String())
+    # the declared stages it reads, e.g. {"ensemble": "ensemble_k2"} (revision 0004)
+    inputs: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(sa.String())
     optuna_study: Mapped[str | None] = mapped_column(sa.String())
     # what a trial's objective is and which way is better, so `sweep status` can pick the best
@@ -188,6 +204,12 @@ class Trial(Base):
     source_trial_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("trial.id", ondelete="SET NULL")
     )
+    # training tokens per epoch (a reference stage sees a multiple); revision 0004
+    data_tokens: Mapped[int | None] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    )
+    # the ensemble stage a distilled trial's teachers came from (its name); revision 0004
+    ensemble_stage: Mapped[str | None] = mapped_column(sa.String())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

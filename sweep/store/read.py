@@ -54,6 +54,7 @@ SWEEP_COLUMNS = [
 TRIAL_COLUMNS = [
     "sweep",
     "stage",
+    "stage_kind",
     "trial_id",
     "number",
     "role",
@@ -61,7 +62,11 @@ TRIAL_COLUMNS = [
     "seed",
     "objective",
     "source_trial_id",
+    "source_stage",
     "teacher_ids",
+    "ensemble_size",
+    "ensemble_stage",
+    "data_tokens",
     "node",
     "tune_trial_id",
     "optuna_trial_number",
@@ -93,6 +98,8 @@ _DTYPES = {
     "seed": "Int64",
     "objective": "float64",
     "source_trial_id": "Int64",
+    "ensemble_size": "int64",
+    "data_tokens": "Int64",
     "optuna_trial_number": "Int64",
     "duration_s": "float64",
     "iteration": "int64",
@@ -186,13 +193,18 @@ def _trials_of(sweep_ids: Mapping[int, str]) -> sa.Select[tuple[int]]:
 def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     """One row per trial: the TRIAL_COLUMNS, then `param_<name>` per param, each metric's
     value at its last iteration (dev_loss, train_loss, ...), `blimp_overall`, and the other
-    suites' results as `<suite>_<metric>` (task "overall") or `<suite>_<task>_<metric>`."""
+    suites' results as `<suite>_<metric>` (task "overall") or `<suite>_<task>_<metric>`.
+
+    Per the analysis contract: `stage` is the declared name and `stage_kind` its StageKind;
+    `source_stage` the stage of the trial a baseline, repeat or reference re-ran;
+    `ensemble_size` the teachers a trial distilled from (0: none) and `ensemble_stage` the
+    ensemble stage they came from; `data_tokens` the training tokens per epoch it saw."""
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
         trials = session.execute(
-            _in_sweeps(sa.select(Sweep.name, StageModel.name, Trial), sweep_ids).order_by(
-                Sweep.id, StageModel.id, Trial.number
-            )
+            _in_sweeps(
+                sa.select(Sweep.name, StageModel.name, StageModel.kind, Trial), sweep_ids
+            ).order_by(Sweep.id, StageModel.id, Trial.number)
         ).all()
         teachers = session.execute(
             sa.select(TrialTeacher.student_trial_id, TrialTeacher.teacher_trial_id)
@@ -232,9 +244,10 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     teacher_ids: dict[int, list[int]] = {}
     for student, teacher in teachers:
         teacher_ids.setdefault(student, []).append(teacher)
+    stage_of = {trial.id: stage_name for _, stage_name, _, trial in trials}
     records: list[dict[str, Any]] = []
     params: dict[int, dict[str, Any]] = {}
-    for sweep_name, stage_name, trial in trials:
+    for sweep_name, stage_name, stage_kind, trial in trials:
         duration = (
             (trial.ended_at - trial.started_at).total_seconds()
             if trial.ended_at is not None and trial.started_at is not None
@@ -244,6 +257,8 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
             {
                 "sweep": sweep_name,
                 "stage": stage_name,
+                # stages stored before revision 0004 were named after their kind
+                "stage_kind": stage_kind or stage_name,
                 "trial_id": trial.id,
                 "number": trial.number,
                 "role": trial.role,
@@ -251,7 +266,11 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
                 "seed": trial.seed,
                 "objective": math.nan if trial.objective is None else trial.objective,
                 "source_trial_id": trial.source_trial_id,
+                "source_stage": stage_of.get(trial.source_trial_id or -1),
                 "teacher_ids": teacher_ids.get(trial.id, []),
+                "ensemble_size": len(teacher_ids.get(trial.id, [])),
+                "ensemble_stage": trial.ensemble_stage,
+                "data_tokens": trial.data_tokens,
                 "node": trial.node,
                 "tune_trial_id": trial.tune_trial_id,
                 "optuna_trial_number": trial.optuna_trial_number,

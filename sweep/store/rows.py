@@ -69,6 +69,8 @@ class StageRow:
     id: int
     sweep_id: int
     name: str
+    kind: str | None
+    inputs: dict[str, Any] | None
     status: str
     optuna_study: str | None
     objective_name: str | None
@@ -97,6 +99,8 @@ class TrialRow:
     started_at: datetime | None
     ended_at: datetime | None
     config: dict[str, Any] | None
+    data_tokens: int | None = None
+    ensemble_stage: str | None = None
     teacher_ids: tuple[int, ...] = field(default=())
 
 

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from sweep.store.models import (
     EnsembleMemberModel,
     StageModel,
-    StageName,
     Sweep,
     SweepLease,
     SweepStatus,
@@ -48,12 +47,15 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
         sweeps = session.scalars(
             sa.select(Sweep).where(Sweep.id.in_(list(sweep_ids))).order_by(Sweep.id)
         ).all()
-        order = {name.value: i for i, name in enumerate(StageName)}  # the order stages run in
+        declared = {  # the order the sweep.yaml declares (and runs) its stages
+            sw.id: {name: i for i, name in enumerate(sw.config.get("stages") or {})}
+            for sw in sweeps
+        }
         stages = sorted(
             session.scalars(
                 sa.select(StageModel).where(StageModel.sweep_id.in_(list(sweep_ids)))
             ).all(),
-            key=lambda st: (st.sweep_id, order.get(st.name, len(order)), st.id),
+            key=lambda st: (st.sweep_id, declared[st.sweep_id].get(st.name, 1 << 30), st.id),
         )
         stage_ids = [s.id for s in stages]
         counts: dict[int, dict[str, int]] = {}

@@ -30,8 +30,8 @@ from sweep.store.models import (
     Artifact,
     EnsembleMemberModel,
     Evaluation,
+    StageKind,
     StageModel,
-    StageName,
     StageStatus,
     Sweep,
     SweepLease,
@@ -210,8 +210,9 @@ class Store:
     def upsert_sweep(
         self, name: str, *, config: Mapping[str, Any], config_hash: str, code_version: str
     ) -> int:
-        """The sweep's id, creating it (RUNNING) if new; a different config under the same
-        name is refused, so two configs never mix in one sweep."""
+        """The sweep's id, creating it (RUNNING) if new; a different config hash under the
+        same name is refused, so two studies never mix in one sweep. The same hash (a study
+        grown by more trials or seeds) updates the stored config and code version."""
 
         def work(session: Session) -> int:
             now = utcnow()
@@ -234,6 +235,12 @@ class Store:
                     f"(hash {row.config_hash[:12]}, now {config_hash[:12]}); rename the sweep "
                     "(`name:` in sweep.yaml) or use a fresh store"
                 )
+            # same study, maybe grown (more trials or seeds): keep the config that runs now
+            session.execute(
+                sa.update(Sweep)
+                .where(Sweep.id == row.id)
+                .values(config=_jsonable(config), code_version=code_version, updated_at=now)
+            )
             return int(row.id)
 
         return self._run(work)
@@ -367,19 +374,25 @@ class Store:
         sweep_id: int,
         name: str,
         *,
+        kind: StageKind | str | None = None,
+        inputs: Mapping[str, Any] | None = None,
         optuna_study: str | None = None,
         objective_name: str | None = None,
         direction: str = "minimize",
     ) -> int:
-        """The stage's id, creating it (PENDING) if new. `objective_name` and `direction`
-        say what a trial's objective is and which way is better (for `sweep status`)."""
-        name = StageName(name)
+        """The stage's id, creating it (PENDING) if new. `kind` is a StageKind (default: the
+        name, for stages named after their kind) and `inputs` the stages it reads.
+        `objective_name` and `direction` say what a trial's objective is and which way is
+        better (for `sweep status`)."""
+        kind = StageKind(kind if kind is not None else name)
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be one of {_DIRECTIONS}, not {direction!r}")
         now = utcnow()
         values = {
             "sweep_id": sweep_id,
             "name": name,
+            "kind": kind,
+            "inputs": None if inputs is None else _jsonable(inputs),
             "status": StageStatus.PENDING,
             "optuna_study": optuna_study,
             "objective_name": objective_name,
@@ -387,8 +400,8 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        update = ["direction", "updated_at"]
-        update += [k for k in ("optuna_study", "objective_name") if values[k] is not None]
+        update = ["kind", "direction", "updated_at"]
+        update += [k for k in ("inputs", "optuna_study", "objective_name") if values[k] is not None]
 
         return self._upsert_returning_id(
             StageModel, values, keys=["sweep_id", "name"], update=update
@@ -449,6 +462,8 @@ class Store:
         config: Mapping[str, Any] | None = None,
         source_trial_id: int | None = None,
         started_at: datetime | None = None,
+        data_tokens: int | None = None,
+        ensemble_stage: str | None = None,
     ) -> int:
         """Insert the trial (stage_id, number) or update it; returns its id.
 
@@ -465,6 +480,8 @@ class Store:
             "config": None if config is None else _jsonable(config),
             "source_trial_id": source_trial_id,
             "started_at": started_at,
+            "data_tokens": data_tokens,
+            "ensemble_stage": ensemble_stage,
         }
         now = utcnow()
         values = {
@@ -787,6 +804,8 @@ def _stage_row(stage: StageModel) -> StageRow:
         id=stage.id,
         sweep_id=stage.sweep_id,
         name=stage.name,
+        kind=stage.kind,
+        inputs=stage.inputs,
         status=stage.status,
         optuna_study=stage.optuna_study,
         objective_name=stage.objective_name,
@@ -816,6 +835,8 @@ def _trial_row(trial: Trial, teacher_ids: Sequence[int]) -> TrialRow:
         started_at=trial.started_at,
         ended_at=trial.ended_at,
         config=trial.config,
+        data_tokens=trial.data_tokens,
+        ensemble_stage=trial.ensemble_stage,
         teacher_ids=tuple(teacher_ids),
     )
 

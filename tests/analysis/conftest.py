@@ -354,10 +354,13 @@ def _write_studies(url: str, synth: SynthSweep) -> None:
         "temperature": optuna.distributions.FloatDistribution(0.5, 4.0),
     }
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # one storage, closed at the end: a written store is settled (no connection left holding
+    # SQLite's WAL open until garbage collection happens to close it)
+    storage = optuna.storages.RDBStorage(url)
     for stage in ("teachers", "students"):
         study = optuna.create_study(
             study_name=f"{synth.name}/{stage}",
-            storage=url,
+            storage=storage,
             direction="minimize",
             load_if_exists=True,
         )
@@ -375,6 +378,7 @@ def _write_studies(url: str, synth: SynthSweep) -> None:
                     state=state,
                 )
             )
+    storage.engine.dispose()
 
 
 @pytest.fixture(scope="session")

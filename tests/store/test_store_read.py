@@ -19,6 +19,7 @@ from sweep.store import (
     read_metrics,
     read_sweeps,
     read_trials,
+    upgrade,
 )
 from sweep.store.read import (
     ENSEMBLE_COLUMNS,
@@ -154,3 +155,42 @@ def test_the_store_imports_neither_torch_nor_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_old_stores_read_with_derived_columns(tmp_path: Path) -> None:
+    """A stage written without a kind (before revision 0004) reads as its name's kind."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sweep (id, name, config, config_hash, status, code_version,"
+                " created_at, updated_at) VALUES (1, 'old', '{}', 'h', 'COMPLETE', '0', :t, :t)"
+            ),
+            {"t": "2025-01-01 00:00:00"},
+        )
+        for stage_id, name in ((1, "teachers"), (2, "repeats")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO stage (id, sweep_id, name, status, direction, created_at,"
+                    " updated_at) VALUES (:i, 1, :n, 'COMPLETE', 'minimize', :t, :t)"
+                ),
+                {"i": stage_id, "n": name, "t": "2025-01-01 00:00:00"},
+            )
+        for trial_id, stage_id, source in ((1, 1, None), (2, 2, 1)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO trial (id, stage_id, number, role, status, params, seed,"
+                    " source_trial_id, updated_at) VALUES (:i, :s, 0, 'teacher', 'COMPLETE',"
+                    " '{}', 0, :src, :t)"
+                ),
+                {"i": trial_id, "s": stage_id, "src": source, "t": "2025-01-01 00:00:00"},
+            )
+    engine.dispose()
+    with Store(url) as store:  # migrates to head
+        frame = read_trials(store, "old")
+    assert list(frame["stage_kind"]) == ["teachers", "repeats"]
+    assert list(frame["source_stage"].fillna("-")) == ["-", "teachers"]
+    assert list(frame["ensemble_size"]) == [0, 0]
+    assert frame["data_tokens"].isna().all()

@@ -35,7 +35,7 @@ def write_variant(tmp_path: Path, changes: dict[str, Any], raw: dict | None = No
         else:
             node[leaf] = value
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))  # stages run in file order
     return path
 
 
@@ -44,7 +44,9 @@ def test_every_shipped_yaml_loads(path: Path) -> None:
     config = load_sweep_config(path)
     assert config.source == path.resolve()
     assert Path(config.data.corpus).is_dir()
-    assert config.stages.ensemble.k <= config.stages.teachers.trials
+    for stage in config.stages.values():  # every ensemble fits its teachers
+        if stage.kind == "ensemble":
+            assert stage.k <= config.stages[stage.teachers].trials
     # every key of the shipped file carries a comment (the file is the documentation)
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         stripped = line.strip()
@@ -102,14 +104,14 @@ def _empty_split_corpus(tmp_path: Path) -> str:
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown key", {"stages.students.space.lrr": 0.1}, "stages.students.space.lrr"),
+    ("unknown key", {"stages.students_k2.space.lrr": 0.1}, "stages.students_k2.space.lrr"),
     ("unknown top key", {"seeed": 1}, "seeed"),
     ("unknown nested key", {"data.vocab": 100}, "data.vocab"),
     ("wrong type", {"stages.teachers.trials": "many"}, "stages.teachers.trials"),
     (
         "low > high",
-        {"stages.students.space.lr": {"dist": "loguniform", "low": 0.01, "high": 0.001}},
-        "stages.students.space.lr.high",
+        {"stages.students_k2.space.lr": {"dist": "loguniform", "low": 0.01, "high": 0.001}},
+        "stages.students_k2.space.lr.high",
     ),
     (
         "log low <= 0",
@@ -118,17 +120,21 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "alpha above 1",
-        {"stages.students.space.alpha": {"dist": "uniform", "low": 0.0, "high": 1.5}},
-        "stages.students.space.alpha.high",
+        {"stages.students_k2.space.alpha": {"dist": "uniform", "low": 0.0, "high": 1.5}},
+        "stages.students_k2.space.alpha.high",
     ),
-    ("alpha fixed below 0", {"stages.students.space.alpha": -0.1}, "stages.students.space.alpha"),
+    (
+        "alpha fixed below 0",
+        {"stages.students_k2.space.alpha": -0.1},
+        "stages.students_k2.space.alpha",
+    ),
     (
         "temperature <= 0",
-        {"stages.students.space.temperature": {"dist": "uniform", "low": 0.0, "high": 2.0}},
-        "stages.students.space.temperature.low",
+        {"stages.students_k2.space.temperature": {"dist": "uniform", "low": 0.0, "high": 2.0}},
+        "stages.students_k2.space.temperature.low",
     ),
     ("training alpha out of range", {"training.alpha": 2.0}, "training.alpha"),
-    ("K > teacher trials", {"stages.ensemble.k": 9}, "stages.ensemble.k"),
+    ("K > teacher trials", {"stages.ensemble_k2.k": 9}, "stages.ensemble_k2.k"),
     ("missing corpus", {"data.corpus": "/nonexistent/corpus"}, "data.corpus"),
     ("unknown dialect", {"storage": "mysql://root@localhost/x"}, "storage"),
     ("sqlite dir missing", {"storage": "sqlite:////nonexistent/dir/s.db"}, "storage"),
@@ -139,6 +145,33 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "stages.teachers.space.lr",
     ),
     ("seq beyond model", {"data.seq_length": 4096}, "data.seq_length"),
+    ("unknown kind", {"stages.extra": {"kind": "teacher", "trials": 2}}, "stages.extra"),
+    ("no kind", {"stages.extra": {"trials": 2}}, "stages.extra"),
+    ("bad stage name", {"stages.bad name": {"kind": "teachers"}}, "stages"),
+    (
+        "unknown input",
+        {"stages.students_k1.ensemble": "ensemble_k3"},
+        "stages.students_k1.ensemble",
+    ),
+    (
+        "input of wrong kind",
+        {"stages.students_k1.ensemble": "teachers"},
+        "stages.students_k1.ensemble",
+    ),
+    (
+        "input declared later",
+        {"stages.ensemble_k1.teachers": "students_k2"},
+        "stages.ensemble_k1.teachers",
+    ),
+    ("ambiguous input", {"stages.students_k1.ensemble": None}, "stages.students_k1.ensemble"),
+    (
+        "repeat of an ensemble",
+        {"stages.repeats.sources": ["ensemble_k1"]},
+        "stages.repeats.sources",
+    ),
+    ("reference without a cap", {"data.max_train_tokens": None}, "stages.reference.data_scale"),
+    ("glue on no stage", {"evaluation.glue.stages": ["students"]}, "evaluation.glue.stages[0]"),
+    ("top_n above trials", {"stages.baselines.top_n": 9}, "stages.baselines.top_n"),
     (
         "int param float",
         {"stages.teachers.space.batch_size": 16.5},
@@ -191,7 +224,7 @@ def test_a_space_the_trainers_would_refuse_is_refused_by_their_own_validator(
     trainers_message = trainers_verdict.value.errors()[0]["msg"]
     space = {"dist": "one_minus_loguniform", "low": 0.0001, "high": 0.01}
     path = write_variant(tmp_path, {"stages.teachers.space.beta2": space})
-    assert load_sweep_config(path).stages.teachers.space["beta2"].model_dump() == space
+    assert load_sweep_config(path).stages["teachers"].space["beta2"].model_dump() == space
     path = write_variant(
         tmp_path, {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.9, "high": 1.0}}
     )
@@ -224,9 +257,9 @@ def test_every_training_field_but_runtime_ones_is_searchable(tmp_path: Path) -> 
         "kl_reduction": "babyllama2",
     }
     assert set(space) == set(TrainingConfig.model_fields) - RUNTIME_FIELDS
-    path = write_variant(tmp_path, {"stages.students.space": space})
+    path = write_variant(tmp_path, {"stages.students_k2.space": space})
     config = load_sweep_config(path)
-    assert set(config.stages.students.space) == set(space)
+    assert set(config.stages["students_k2"].space) == set(space)
 
 
 @pytest.mark.parametrize(("case", "changes", "field"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
@@ -288,13 +321,13 @@ def test_data_root_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
-    path = write_variant(tmp_path, {"stages.ensemble.k": 9})
+    path = write_variant(tmp_path, {"stages.ensemble_k2.k": 9})
     sweep = Path(sys.executable).parent / "sweep"
     proc = subprocess.run(
         [str(sweep), "validate", str(path)], capture_output=True, text=True, env=os.environ.copy()
     )
     assert proc.returncode == 2
-    assert "stages.ensemble.k" in proc.stderr
+    assert "stages.ensemble_k2.k" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
@@ -307,3 +340,73 @@ def test_validate_prints_resolved_config_with_masked_password(
     assert "hunter2" not in result.output
     assert "postgresql+psycopg://sweep:***@db:5432/s" in result.output
     assert "babylm-mini" in result.output
+
+
+def test_stages_run_in_declared_order_with_their_inputs(tmp_path: Path) -> None:
+    config = load_sweep_config(write_variant(tmp_path, {}))
+    assert list(config.stages) == [
+        "teachers",
+        "ensemble_k1",
+        "ensemble_k2",
+        "students_k1",
+        "students_k2",
+        "baselines",
+        "repeats",
+        "reference",
+    ]
+    stages = config.stages
+    assert (stages["ensemble_k1"].k, stages["ensemble_k2"].k) == (1, 2)
+    assert stages["students_k1"].ensemble == "ensemble_k1"
+    assert stages["repeats"].sources == ["teachers", "students_k1", "students_k2"]
+    assert stages["reference"].data_scale == 10
+    # like for like: teachers and students share early stopping, epochs and trial budget
+    for name in ("students_k1", "students_k2"):
+        for key in ("scheduler", "epochs", "trials"):
+            assert getattr(stages[name], key) == getattr(stages["teachers"], key)
+
+
+def test_the_first_release_format_keeps_working(tmp_path: Path) -> None:
+    """Five stages named after their kinds, no `kind:` and no inputs: as before."""
+    old = {
+        "teachers": {"trials": 3, "space": {"lr": 0.003}},
+        "ensemble": {"k": 2},
+        "students": {"trials": 3, "space": {"alpha": 0.5}},
+        "baselines": {"top_n": 1},
+        "repeats": {"seeds": 2},
+    }
+    config = load_sweep_config(
+        write_variant(tmp_path, {"stages": old, "evaluation.glue.stages": ["repeats"]})
+    )
+    assert [s.kind for s in config.stages.values()] == list(old)
+    assert config.stages["ensemble"].teachers == "teachers"
+    assert config.stages["students"].ensemble == "ensemble"
+    assert config.stages["baselines"].students == ["students"]
+    assert config.stages["repeats"].sources == ["teachers", "students"]
+    # a sweep.yaml with no stages at all gets the same five
+    assert list(load_sweep_config(write_variant(tmp_path, {"stages": None})).stages) == list(old)
+
+
+def test_stages_may_be_a_list_of_named_stages(tmp_path: Path) -> None:
+    listed = [{"name": name, **stage} for name, stage in DEFAULT["stages"].items()]
+    config = load_sweep_config(write_variant(tmp_path, {"stages": listed}))
+    assert config.config_hash() == load_sweep_config(write_variant(tmp_path, {})).config_hash()
+
+
+def test_config_hash_leaves_out_stage_sizes_only(tmp_path: Path) -> None:
+    """More trials, seeds or controls grow the same study; anything else is another study."""
+    base = load_sweep_config(write_variant(tmp_path, {})).config_hash()
+    grown = {
+        "stages.teachers.trials": 6,
+        "stages.repeats.seeds": 3,
+        "stages.reference.seeds": 3,
+        "stages.baselines.top_n": 2,
+    }
+    assert load_sweep_config(write_variant(tmp_path, grown)).config_hash() == base
+    lr = {"dist": "loguniform", "low": 1.0e-4, "high": 1.0e-2}
+    for other in (
+        {"stages.teachers.space.lr": lr},
+        {"stages.ensemble_k2.k": 3, "stages.teachers.trials": 4},
+        {"stages.reference.data_scale": 5},
+        {"stages.students_k1.epochs": 3},
+    ):
+        assert load_sweep_config(write_variant(tmp_path, other)).config_hash() != base

@@ -66,9 +66,9 @@ def test_paper_teacher_space_samples_every_field_and_each_trial_keeps_its_epochs
     ray_local: None, data_root: Path, sweep_cache_dir: Path, tmp_path: Path
 ) -> None:
     config = load_sweep_config(tiny_paper_sweep(tmp_path, data_root, sweep_cache_dir))
-    shipped = load_sweep_config(REPO / "examples" / "babyllama2-sweep.yaml").stages.teachers
+    shipped = load_sweep_config(REPO / "examples" / "babyllama2-sweep.yaml").stages["teachers"]
     for name in ("beta1", "beta2", "eps", "schedule", "attention_dropout", "grad_clip"):
-        assert config.stages.teachers.space[name] == shipped.space[name]
+        assert config.stages["teachers"].space[name] == shipped.space[name]
     run_study(config, stage="teachers")
 
     store = Store(config.storage or "")

@@ -80,7 +80,7 @@ def test_pruned_failed_and_complete_are_recorded_truthfully(
         scheduler=Scheduler(type="asha", grace_period=1, reduction_factor=2),
     )
     outcome = run_stage(spec, store=store, stage_id=stage_id, storage_path=str(tmp_path / "runs"))
-    assert outcome.counts == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
+    assert outcome.counts == {"COMPLETE": 1, "PRUNED": 1, "FAILED": 1}
 
     rows = {t.number: t for t in store.trials(stage_id)}
     assert [rows[n].status for n in range(3)] == ["COMPLETE", "PRUNED", "FAILED"]
@@ -256,10 +256,11 @@ def test_kill_9_during_students_then_resume_completes_the_study(
     trials = read_trials(config.storage or "", config.name)
     cfg = config.stages
     expected = {
-        "teachers": cfg.teachers.trials,
-        "students": cfg.students.trials,
-        "baselines": cfg.baselines.top_n,
-        "repeats": 2 * cfg.repeats.seeds,
+        "teachers": cfg["teachers"].trials,
+        "students": cfg["students"].trials,
+        "baselines": cfg["baselines"].top_n,
+        # the best teacher, the best student and its alpha=1 control, each re-seeded
+        "repeats": 3 * cfg["repeats"].seeds,
     }
     assert trials.groupby("stage").size().to_dict() == expected
     assert "RUNNING" not in set(trials["status"])

@@ -19,21 +19,22 @@ def trials(tiny_study) -> pd.DataFrame:
 def test_stage_alone_runs_only_that_stage(tiny_study) -> None:
     cfg = tiny_study.config.stages
     assert tiny_study.status == {"teachers": "PARTIAL", "students": "PARTIAL", "all": "COMPLETE"}
-    assert tiny_study.seen["teachers"] == {"teachers": cfg.teachers.trials}
+    assert tiny_study.seen["teachers"] == {"teachers": cfg["teachers"].trials}
     # --stage students on a store with finished teachers: only students are added
     assert tiny_study.seen["students"] == {
-        "teachers": cfg.teachers.trials,
-        "students": cfg.students.trials,
+        "teachers": cfg["teachers"].trials,
+        "students": cfg["students"].trials,
     }
 
 
 def test_every_stage_has_its_configured_trial_count(tiny_study, trials: pd.DataFrame) -> None:
     cfg = tiny_study.config.stages
     expected = {
-        "teachers": cfg.teachers.trials,
-        "students": cfg.students.trials,
-        "baselines": cfg.baselines.top_n,
-        "repeats": 2 * cfg.repeats.seeds,
+        "teachers": cfg["teachers"].trials,
+        "students": cfg["students"].trials,
+        "baselines": cfg["baselines"].top_n,
+        # the best teacher, the best student and its alpha=1 control, each re-seeded
+        "repeats": 3 * cfg["repeats"].seeds,
     }
     assert trials.groupby("stage").size().to_dict() == expected
     assert set(trials["status"]) <= {"COMPLETE", "PRUNED", "FAILED"}
@@ -56,7 +57,7 @@ def test_students_distil_from_the_ensemble(tiny_study, trials: pd.DataFrame) -> 
     from sweep.store import read_ensemble
 
     ensemble = read_ensemble(tiny_study.url, tiny_study.config.name)
-    assert len(ensemble) == tiny_study.config.stages.ensemble.k
+    assert len(ensemble) == tiny_study.config.stages["ensemble"].k
     teachers = trials[trials.stage == "teachers"].set_index("trial_id")
     chosen = set(ensemble["trial_id"])
     # the ensemble is the K best finished teachers by dev loss
@@ -71,9 +72,12 @@ def test_baselines_are_matched_controls(trials: pd.DataFrame) -> None:
     baselines = trials[trials.stage == "baselines"]
     best = students[students.status == "COMPLETE"].sort_values("objective").index
     assert list(baselines.sort_values("number")["source_trial_id"]) == list(best[: len(baselines)])
+    assert set(baselines["role"]) == {"baseline"}
+    assert set(baselines["source_stage"]) == {"students"}
     for _, base in baselines.iterrows():
         source = students.loc[base["source_trial_id"]]
         assert base["param_alpha"] == 1.0
+        assert base["ensemble_size"] == 0
         assert list(base["teacher_ids"]) == []
         assert base["seed"] == source["seed"]
         for name in ("param_lr", "param_temperature", "param_batch_size"):
@@ -82,12 +86,16 @@ def test_baselines_are_matched_controls(trials: pd.DataFrame) -> None:
 
 def test_repeats_reseed_the_best_configs(trials: pd.DataFrame) -> None:
     repeats = trials[trials.stage == "repeats"]
-    # distinct seeds per config; teacher and student repeats share them (paired by seed)
-    assert repeats.groupby("role")["seed"].nunique().to_dict() == {"student": 2, "teacher": 2}
-    assert set(repeats[repeats.role == "teacher"].seed) == set(
-        repeats[repeats.role == "student"].seed
-    )
-    for stage, role in (("teachers", "teacher"), ("students", "student")):
+    # distinct seeds per config; every role shares them (paired by seed)
+    seeds = repeats.groupby("role")["seed"].agg(frozenset).to_dict()
+    assert set(seeds) == {"teacher", "student", "baseline"}
+    assert len(set(seeds.values())) == 1 and len(seeds["teacher"]) == 2
+    assert repeats.groupby("role")["source_stage"].agg(set).to_dict() == {
+        "teacher": {"teachers"},
+        "student": {"students"},
+        "baseline": {"students"},
+    }
+    for stage, role in (("teachers", "teacher"), ("students", "student"), ("students", "baseline")):
         pool = trials[(trials.stage == stage) & (trials.status == "COMPLETE")]
         best = pool.sort_values("objective").iloc[0]
         mine = repeats[repeats.role == role]
@@ -97,7 +105,9 @@ def test_repeats_reseed_the_best_configs(trials: pd.DataFrame) -> None:
         if role == "student":
             assert (mine["param_alpha"] == best["param_alpha"]).all()
             assert all(len(t) == 2 for t in mine["teacher_ids"])
+            assert set(mine["ensemble_stage"]) == {"ensemble"}
         else:
+            assert (mine["param_alpha"] == 1.0).all()
             assert all(len(t) == 0 for t in mine["teacher_ids"])
 
 
@@ -127,7 +137,7 @@ def test_rerunning_a_finished_study_runs_nothing(tiny_study) -> None:
 
     result = run_study(tiny_study.config)
     assert result.skipped == ["teachers", "ensemble", "students", "baselines", "repeats"]
-    assert len(read_trials(tiny_study.url, tiny_study.config.name)) == 3 + 3 + 2 + 4
+    assert len(read_trials(tiny_study.url, tiny_study.config.name)) == 3 + 3 + 2 + 6
 
 
 def test_rerun_replaces_only_the_last_stage(tiny_study) -> None:
@@ -140,12 +150,12 @@ def test_rerun_replaces_only_the_last_stage(tiny_study) -> None:
     before = read_trials(tiny_study.url, tiny_study.config.name)
     run_study(tiny_study.config, stage="repeats", rerun=True)
     after = read_trials(tiny_study.url, tiny_study.config.name)
-    # four fresh trials (new Tune runs, started after the old ones ended), none kept
+    # six fresh trials (new Tune runs, started after the old ones ended), none kept
     old, new = (df[df.stage == "repeats"] for df in (before, after))
-    assert len(new) == len(old) == 4
+    assert len(new) == len(old) == 6
     assert not set(old["tune_trial_id"]) & set(new["tune_trial_id"])
     assert new["started_at"].min() > old["ended_at"].max()
     unchanged = before[before.stage != "repeats"]["trial_id"].tolist()
     assert after[after.stage != "repeats"]["trial_id"].tolist() == unchanged
     study = optuna.load_study(study_name="demo/repeats", storage=tiny_study.url)
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6

@@ -118,8 +118,8 @@ REFUSALS: list[tuple[str, Callable[[Path], str | bytes], str]] = [
     ),
     (
         "trials-true",
-        _with("", stages__students__trials=True),
-        "stages.students.trials: expected an integer, got true",
+        _with("", stages__students_k2__trials=True),
+        "stages.students_k2.trials: expected an integer, got true",
     ),
     (
         "cpu-true",
@@ -198,15 +198,15 @@ def test_three_mistakes_and_no_data_dir_are_all_reported(tmp_path: Path) -> None
     doc = yaml.safe_load(DEFAULT)
     doc["data"]["root"] = str(tmp_path / "no-data-here")
     doc["stages"]["teachers"]["space"]["lr"] = {"dist": "loguniform", "low": 0.1, "high": 0.01}
-    doc["stages"]["students"]["space"]["alpha"] = 1.5
-    doc["stages"]["ensemble"]["k"] = 9
+    doc["stages"]["students_k2"]["space"]["alpha"] = 1.5
+    doc["stages"]["ensemble_k2"]["k"] = 9
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))  # stages run in file order
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2
     lines = _error_lines(result.output)
     assert len(lines) == 5, lines  # the heading and one line per problem
-    for field in ("data.root:", "space.lr.high:", "space.alpha:", "stages.ensemble.k:"):
+    for field in ("data.root:", "space.lr.high:", "space.alpha:", "stages.ensemble_k2.k:"):
         assert sum(field in ln for ln in lines) == 1, (field, lines)
 
 
@@ -245,7 +245,7 @@ def test_a_run_that_cannot_start_is_failed_with_its_reason(tmp_path: Path) -> No
     doc = yaml.safe_load(DEFAULT)
     doc["data"].update(corpus=str(corpus), vocab_size=300, cache_dir=str(tmp_path / "cache"))
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     config = load_sweep_config(path)
     for f in (corpus / "test").iterdir():
         f.unlink()
