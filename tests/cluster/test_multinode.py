@@ -66,13 +66,14 @@ def _stop(proc: subprocess.Popen) -> None:
 def _alive_nodes(address: str) -> int:
     probe = (
         f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
-        "print(sum(n['Alive'] for n in ray.nodes()))"
+        "print('ALIVE', sum(n['Alive'] for n in ray.nodes()))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=CLUSTER_ENV
     )
-    lines = out.stdout.strip().splitlines()
-    return int(lines[-1]) if out.returncode == 0 and lines else 0
+    # Ray may print warnings (lagging heartbeats) to stdout too: read only our marked line.
+    counts = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("ALIVE ")]
+    return int(counts[-1]) if out.returncode == 0 and counts else 0
 
 
 # the `ray start --block` process of each cluster's worker node, by head address
