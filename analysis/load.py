@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 STAGE_KINDS = ("teachers", "students", "baselines", "repeats", "reference")
-"""The kinds a declared stage can have (CONTRACT.md: StageKind)."""
+"""The kinds a declared stage can have (sweep.store.StageKind)."""
 HYPERPARAMETERS = ("alpha", "temperature", "lr", "batch_size")
 """The swept hyperparameters the sensitivity section plots (columns param_<name>)."""
 METRICS = {"blimp_overall": True, "test_loss": False}
@@ -165,7 +165,7 @@ def with_contract_columns(
     metrics: pd.DataFrame | None = None,
     evaluations: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The trials with every column CONTRACT.md promises, derived where an old store lacks them.
+    """The trials with every column read_trials promises (ARCHITECTURE.md), derived where an old store lacks them.
 
     stage_kind from the stage name, ensemble_size from the teachers each trial distilled from,
     source_stage from source_trial_id, role `baseline` for a baselines stage; plus the two
@@ -191,6 +191,13 @@ def with_contract_columns(
         ]
     if derived_kind:  # an old store stored its alpha=1 controls with role "student"
         t.loc[t["stage_kind"] == "baselines", "role"] = "baseline"
+    if "checkpoint_dev_loss" in t.columns and "dev_loss" in t.columns:
+        # checkpoint: best hands on an earlier epoch than the last: its dev loss is the one
+        # that chose it, and test_loss and BLiMP were measured on it, so dev_loss is its too.
+        t["last_dev_loss"] = t["dev_loss"]
+        t["dev_loss"] = t["checkpoint_dev_loss"].where(
+            t["checkpoint_dev_loss"].notna(), t["dev_loss"]
+        )
     for column in ("data_tokens", "test_loss", "dev_loss", "blimp_overall", "seed"):
         if column not in t.columns:
             t[column] = np.nan

@@ -914,6 +914,7 @@ def methods_section(frames: Frames) -> Section:
             "n_trials",
         )
     }
+    scoring = blimp_scoring(frames.config)
     facts = [
         ("sweep", html.escape(frames.sweep)),
         ("status", html.escape(str(info.get("status", "—")))),
@@ -928,6 +929,8 @@ def methods_section(frames: Frames) -> Section:
         ),
         ("trials in the store", str(len(trials))),
         ("seeds used", html.escape(", ".join(str(s) for s in seeds) or "—")),
+        ("BLiMP scoring", html.escape(scoring["blimp_convention_text"])),
+        ("checkpoint handed on", html.escape(scoring["checkpoint_text"])),
         ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     facts_html = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
@@ -948,6 +951,9 @@ where the two configs came out of unequal searches (trial counts, early stopping
 needs the matched-budget comparison of the whole pools (expected best at equal k, permutation test) to
 agree. <code>python -m analysis.calibration</code> measures this procedure's false-positive rate and
 interval coverage on synthetic null sweeps.</li>
+<li><b>BLiMP scoring.</b> {html.escape(scoring["blimp_convention_text"])}. A pair counts as
+correct when the good sentence's summed log-probability is at least the bad one's. The model scored
+(and handed to the ensemble and GLUE) is {html.escape(scoring["checkpoint_text"])}.</li>
 <li><b>Which trials count.</b> Only COMPLETE trials: a pruned trial was stopped early and a failed
 one has no final score. Pruned and failed counts are shown beside each group.</li>
 <li><b>Groups.</b> teachers and students are the two Optuna sweeps; matched baselines re-run a
@@ -992,8 +998,45 @@ at {ALPHA:g} across the paradigms and, separately, across the phenomenon groups 
         "methods",
         "7. Methods",
         [Block("", table=Markup(facts_html + methods))],
-        {"sweep": section_sweep, "seeds": seeds},
+        {
+            "sweep": section_sweep,
+            "seeds": seeds,
+            "blimp_convention": scoring["blimp_convention"],
+            "checkpoint": scoring["checkpoint"],
+        },
     )
+
+
+def blimp_scoring(config: dict[str, Any]) -> dict[str, str]:
+    """How the stored sweep scored BLiMP and which epoch's model it handed on.
+
+    A config without `data.blimp_convention` predates the setting: it was scored as no_space.
+    """
+    data = config.get("data") if isinstance(config, dict) else None
+    training = config.get("training") if isinstance(config, dict) else None
+    convention = str((data or {}).get("blimp_convention", "no_space"))
+    checkpoint = str((training or {}).get("checkpoint", "last"))
+    texts = {
+        "lm_eval": (
+            "lm_eval: lm-evaluation-harness's convention, the sum of the log-probabilities of the "
+            'tokens of " " + sentence after the BOS token (comparable with lm-eval and the BabyLM '
+            "leaderboard)"
+        ),
+        "no_space": (
+            "no_space: the sum of the log-probabilities of the tokens of the sentence after the "
+            "BOS token, without lm-eval's leading space (not directly comparable with lm-eval)"
+        ),
+    }
+    return {
+        "blimp_convention": convention,
+        "blimp_convention_text": texts.get(convention, convention),
+        "checkpoint": checkpoint,
+        "checkpoint_text": (
+            "the epoch with the best dev loss (checkpoint: best)"
+            if checkpoint == "best"
+            else "the last epoch's (checkpoint: last)"
+        ),
+    }
 
 
 SECTIONS = (

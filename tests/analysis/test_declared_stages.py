@@ -1,4 +1,4 @@
-"""Frames with the contract columns of declared stages (CONTRACT.md): several students stages,
+"""Frames with the contract columns of declared stages (the read_trials contract in ARCHITECTURE.md): several students stages,
 alpha=1 baselines and a data-scale reference among the repeats, all paired by seed."""
 
 from __future__ import annotations

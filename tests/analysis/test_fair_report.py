@@ -119,3 +119,33 @@ def report_data_json(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     start = text.index('id="report-data">')
     return text[start : text.index("</script>", start)]
+
+
+@pytest.mark.parametrize(
+    ("config", "convention", "checkpoint", "words"),
+    [
+        ({}, "no_space", "last", "without lm-eval's leading space"),
+        (
+            {"data": {"blimp_convention": "lm_eval"}, "training": {"checkpoint": "best"}},
+            "lm_eval",
+            "best",
+            "lm-evaluation-harness's convention",
+        ),
+    ],
+)
+def test_methods_say_how_blimp_was_scored_and_which_checkpoint(
+    tmp_path: Path, config: dict[str, Any], convention: str, checkpoint: str, words: str
+) -> None:
+    """The methods footer names the stored sweep's BLiMP convention and checkpoint policy; a
+    config from before the setting existed was scored without the space."""
+    synth = make_asha_sweep()
+    synth.config.update(config)
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    write_store(url, synth)
+    report = write_report(url, tmp_path / "report.html")
+    methods = report_data(report)
+    assert (methods["blimp_convention"], methods["checkpoint"]) == (convention, checkpoint)
+    text = " ".join(visible_text(report).split())
+    assert f"BLiMP scoring {convention}:" in text
+    assert words in text
+    assert ("best dev loss (checkpoint: best)" in text) == (checkpoint == "best")

@@ -346,3 +346,24 @@ def test_writing_the_report_leaves_the_store_untouched(thin_store: str, tmp_path
     before = content()
     write_report(thin_store, tmp_path / "report.html")
     assert content() == before
+
+
+def test_a_best_checkpoint_is_judged_by_its_own_dev_loss() -> None:
+    """Under `checkpoint: best` the handed-on epoch's dev loss (which chose it, and whose model
+    test_loss and BLiMP scored) is the trial's dev_loss; the last epoch's is kept beside it."""
+    import pandas as pd
+
+    from analysis.load import with_contract_columns
+
+    trials = pd.DataFrame(
+        {
+            "trial_id": [1, 2],
+            "stage": ["teachers", "teachers"],
+            "role": ["teacher", "teacher"],
+            "dev_loss": [4.2, 4.0],  # the last epoch's
+            "checkpoint_dev_loss": [3.9, None],  # trial 1 handed on an earlier, better epoch
+        }
+    )
+    t = with_contract_columns(trials)
+    assert t["dev_loss"].tolist() == [3.9, 4.0]
+    assert t["last_dev_loss"].tolist() == [4.2, 4.0]
