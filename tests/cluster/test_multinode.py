@@ -143,8 +143,10 @@ def test_sweep_spreads_trials_over_two_nodes(
         "teachers": 4,
         "students": 2,
         "baselines": 1,
-        "repeats": 2,
+        "repeats": 3,  # one seed each of the best teacher, best student and its alpha=1 control
     }
+    repeats = trials[trials.stage == "repeats"]
+    assert sorted(repeats["role"]) == ["baseline", "student", "teacher"]
     assert set(trials["status"]) == {"COMPLETE"}
     assert trials["node"].notna().all()
     assert trials["node"].nunique() == 2, "every trial ran on one node"
