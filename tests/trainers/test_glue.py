@@ -36,7 +36,7 @@ def glue_dir(data_root: Path) -> Path:
 def tiny_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real tiny LLaMA: 500-token BPE, 2 layers of width 32, one epoch of ~10k tokens."""
     root = tmp_path_factory.mktemp("glue_ckpt")
-    for split in ("train", "dev"):
+    for split in ("train", "dev", "test"):
         (root / "corpus" / split).mkdir(parents=True)
         for source in sorted((data_root / "babylm-mini" / split).iterdir()):
             text = source.read_bytes()[:SLICE_BYTES].decode("utf-8", errors="ignore")
