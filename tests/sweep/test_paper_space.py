@@ -32,7 +32,9 @@ MICRO_MODEL = {
 def tiny_paper_sweep(directory: Path, data_root: Path, cache_dir: Path) -> Path:
     """The example's teacher stage, its space as shipped but for the sizes a CPU can afford."""
     doc = yaml.safe_load((REPO / "examples" / "babyllama2-sweep.yaml").read_text())
-    doc.update(name="paper-tiny", storage=None, output_dir=None, seed=3)
+    # Seed 5: TPE's two seeded start-up draws already differ in epochs (1, 3) and schedule; the
+    # later draws depend on which trials finished first, so they cannot be relied on to vary.
+    doc.update(name="paper-tiny", storage=None, output_dir=None, seed=5)
     doc["data"].update(
         root=str(data_root),
         vocab_size=500,
