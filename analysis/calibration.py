@@ -25,6 +25,7 @@ from scipy import stats
 
 from analysis.stats import matched_budget_test
 from analysis.verdict import decide
+from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
 __all__ = ["Scenario", "calibrate", "default_scenarios", "main", "simulate", "synthetic_frames"]
 
@@ -288,21 +289,8 @@ def synthetic_frames(sc: Scenario, *, seed: int = 0, name: str = "synthetic") ->
         ),
         trials=t,
         metrics=m,
-        evaluations=pd.DataFrame(
-            columns=[
-                "sweep",
-                "stage",
-                "trial_id",
-                "number",
-                "suite",
-                "task",
-                "group",
-                "metric",
-                "value",
-                "n",
-            ]
-        ),
-        ensemble=pd.DataFrame(columns=["sweep", "trial_id", "number", "rank", "value"]),
+        evaluations=pd.DataFrame(columns=EVALUATION_COLUMNS),
+        ensemble=pd.DataFrame(columns=ENSEMBLE_COLUMNS),
     )
 
 

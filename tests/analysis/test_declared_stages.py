@@ -14,6 +14,7 @@ from scipy import stats as sps
 from analysis.load import Frames
 from analysis.report import render_report
 from analysis.verdict import verdicts
+from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 from tests.analysis.test_report_renders import chromium as chromium
 from tests.analysis.test_report_renders import render
 
@@ -81,21 +82,8 @@ def declared_frames() -> tuple[Frames, dict[tuple[str, str, str], list[float]]]:
         ),
         trials=trials,
         metrics=empty_metrics,
-        evaluations=pd.DataFrame(
-            columns=[
-                "sweep",
-                "stage",
-                "trial_id",
-                "number",
-                "suite",
-                "task",
-                "group",
-                "metric",
-                "value",
-                "n",
-            ]
-        ),
-        ensemble=pd.DataFrame(columns=["sweep", "trial_id", "number", "rank", "value"]),
+        evaluations=pd.DataFrame(columns=EVALUATION_COLUMNS),
+        ensemble=pd.DataFrame(columns=ENSEMBLE_COLUMNS),
     )
     return frames, truth
 

@@ -13,20 +13,11 @@ import yaml
 from sweep.config import load_sweep_config
 from sweep.store import Store
 from sweep.study import run_study
+from tests.conftest import MICRO_MODEL
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-MICRO_MODEL = {
-    "preset": None,
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 1,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_position_embeddings": 64,
-    "tie_embeddings": False,
-}
 
 
 def tiny_paper_sweep(directory: Path, data_root: Path, cache_dir: Path) -> Path:
