@@ -51,7 +51,7 @@ from trainers.losses import DistillationLoss, chunked_distillation_loss, distill
 from trainers.model import build_model, check_model_dir, count_parameters, load_model, to_device
 from trainers.teachers import TeacherEnsemble, check_teacher_dir
 
-__all__ = ["ReportFn", "StepFn", "TrainResult", "TrainingRecipe", "train"]
+__all__ = ["EvalFn", "ReportFn", "StepFn", "TrainResult", "TrainingRecipe", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ ReportFn = Callable[[dict[str, float], Path], None]
 
 StepFn = Callable[[int, dict[str, float]], None]
 """Called after every optimizer step with the global step and its loss, ce and kl."""
+EvalFn = Callable[[int, int, float], None]
+"""Called after a dev evaluation within an epoch with the global step, the training tokens
+seen so far and the dev loss (see `eval_every`)."""
 
 TRAIN_STATE_FILE = "train_state.pt"
 RECIPE_CONFIG_FILE = "recipe_config.json"
@@ -89,6 +92,8 @@ def train(
     resume_from: Path | None = None,
     progress: bool = True,
     on_step: StepFn | None = None,
+    eval_every: int | None = None,
+    on_eval: EvalFn | None = None,
 ) -> TrainResult:
     """Train one model for config.training.epochs epochs and save it under config.output_dir.
 
@@ -96,9 +101,12 @@ def train(
     which never runs a teacher); without, it trains on CE alone whatever alpha says.
     After each epoch a checkpoint is written to output_dir/checkpoints/epoch_N (only the
     latest is kept) and passed to `report`; resume_from such a dir continues after it.
+    With eval_every, dev loss is also evaluated every that many optimizer steps within an
+    epoch and passed to `on_eval` (it changes nothing the run trains or hands on).
     """
     recipe = TrainingRecipe(config, teacher_dirs=teacher_dirs, report=report, progress=progress)
     recipe.on_step = on_step
+    recipe.eval_every, recipe.on_eval = eval_every, on_eval
     recipe.setup(resume_from=resume_from)
     return recipe.train()
 
@@ -120,6 +128,9 @@ class TrainingRecipe:
         self.teacher_dirs = [Path(d) for d in teacher_dirs]
         self.report = report
         self.on_step: StepFn | None = None
+        self.eval_every: int | None = None
+        """Optimizer steps between two dev evaluations within an epoch (None: epoch ends only)."""
+        self.on_eval: EvalFn | None = None
         self.progress = progress
         self.loss = loss
         """chunked: the fused chunked loss (training's default); reference: full logits."""
@@ -308,7 +319,10 @@ class TrainingRecipe:
             leave=False,
         )
         started = time.perf_counter()
-        for batch in self.train_windows.epoch_batches(epoch, training.batch_size):
+        evaluating = 0.0  # seconds spent on dev evaluations within the epoch
+        for index, batch in enumerate(
+            self.train_windows.epoch_batches(epoch, training.batch_size), start=1
+        ):
             step_sums = self._train_step(batch)
             if not math.isfinite(step_sums["loss"]):
                 bar.close()
@@ -321,9 +335,19 @@ class TrainingRecipe:
             bar.set_postfix(loss=f"{step_sums['loss']:.3f}", refresh=False)
             if self.on_step is not None:
                 self.on_step(self.global_step, step_sums)
+            if (
+                self.eval_every
+                and self.global_step % self.eval_every == 0
+                and index < self.steps_per_epoch  # the epoch's end has its own evaluation
+            ):
+                t0 = time.perf_counter()
+                dev_loss = self.evaluate()  # eval mode, no grad, no RNG: training is unchanged
+                if self.on_eval is not None:
+                    self.on_eval(self.global_step, self.tokens_seen + tokens, dev_loss)
+                evaluating += time.perf_counter() - t0
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started - evaluating
         bar.close()
         self.tokens_seen += tokens
         metrics = {

@@ -7,13 +7,14 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from trainers.config import DataConfig, ModelConfig, RecipeConfig
-from trainers.data import PreparedCorpus, load_tokenizer, prepare_corpus
+from trainers.data import PreparedCorpus, load_tokenizer, prepare_corpus, split_tokens
 from trainers.errors import NonFiniteLossError, TrainerError
 from trainers.model import build_model
 from trainers.recipe import TrainingRecipe, TrainResult, train
@@ -340,3 +341,56 @@ def test_babyllama2_example_is_the_reference_objective_and_trains(
         ]
         == "babyllama2"
     )
+
+
+def test_dev_evaluations_within_epochs_change_nothing_trained(
+    teachers: list[TrainResult], make_config: MakeConfig, data_config: DataConfig, tmp_path: Path
+):
+    """eval_every: dev loss every k optimizer steps, scored on the live model, training unchanged."""
+    k = 20
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    points: list[tuple[int, int, float]] = []
+    recipe: list[TrainingRecipe] = []
+
+    def keep(step: int, losses: dict[str, float]) -> None:
+        if step == k:  # on_step runs before that step's evaluation: the weights it scores
+            kept[step] = {n: t.detach().clone() for n, t in recipe[0].student.state_dict().items()}
+
+    config = make_config(tmp_path / "run", seed=0)  # teachers[0]'s config
+    recipe.append(TrainingRecipe(config, progress=False))
+    recipe[0].on_step = keep
+    recipe[0].eval_every, recipe[0].on_eval = k, lambda s, t, v: points.append((s, t, v))
+    recipe[0].setup()
+    result = recipe[0].train()
+
+    # the same run as without evaluations: same weights, same epoch metrics
+    want = load_file(teachers[0].final_dir / "model.safetensors")
+    got = load_file(result.final_dir / "model.safetensors")
+    assert all(torch.equal(want[n], got[n]) for n in want)
+    for ours, theirs in zip(result.history, teachers[0].history, strict=True):
+        assert {n: v for n, v in ours.items() if n != "tokens_per_s"} == {
+            n: v for n, v in theirs.items() if n != "tokens_per_s"
+        }
+
+    # every k steps, never at an epoch's end (that has its own evaluation)
+    per_epoch = int(result.history[0]["step"])
+    windows = int(result.history[0]["tokens_seen"]) // config.data.seq_length
+    assert per_epoch == -(-windows // 16)
+    steps = [s for s, _, _ in points]
+    assert steps == [s for s in range(k, 2 * per_epoch, k) if s % per_epoch]
+    # tokens seen: whole batches of 16 windows before it, plus the epochs before
+    for step, tokens, _ in points:
+        epochs_done, within = divmod(step, per_epoch)
+        assert tokens == (epochs_done * windows + within * 16) * config.data.seq_length
+
+    # the value at step k, independently: HF's own mean CE of the kept weights on all dev windows
+    model = LlamaForCausalLM.from_pretrained(result.final_dir)  # its architecture
+    model.load_state_dict(kept[k])
+    model.eval()
+    dev = split_tokens(config.data, "dev", tokenizer_dir=result.final_dir)
+    n = len(dev) // config.data.seq_length
+    ids = torch.from_numpy(np.asarray(dev[: n * config.data.seq_length], dtype=np.int64))
+    with torch.no_grad():
+        loss = model(input_ids=ids.view(n, -1), labels=ids.view(n, -1)).loss.item()
+    assert points[0][2] == pytest.approx(loss, abs=1e-5)
+    assert points[0][2] > result.history[0]["dev_loss"]  # still learning in epoch 1
