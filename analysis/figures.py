@@ -327,8 +327,15 @@ def learning_curves_figure(metrics: pd.DataFrame, name: str, stages: list[str]) 
     return fig
 
 
+_STEP_CURVES = {
+    "train_loss_step": ("train loss", "train loss (CE, plus KL for students), every logged step"),
+    "dev_loss": ("dev loss", "dev loss within and at the end of epochs"),
+}
+
+
 def step_curves_figure(steps: pd.DataFrame, name: str, stages: list[str]) -> go.Figure:
     """Within-epoch curves: one panel per stage, one line per trial, x = optimizer step."""
+    label, title = _STEP_CURVES.get(name, (name, name))
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=stages, shared_yaxes=True)
     curves = steps[steps["name"] == name]
     for col, stage in enumerate(stages, start=1):
@@ -353,8 +360,8 @@ def step_curves_figure(steps: pd.DataFrame, name: str, stages: list[str]) -> go.
             col=col,
         )
         fig.update_xaxes(title_text="optimizer step", row=1, col=col)
-    fig.update_yaxes(title_text="train loss", row=1, col=1)
-    fig.update_layout(title_text="train loss (CE, plus KL for students), every logged step")
+    fig.update_yaxes(title_text=label, row=1, col=1)
+    fig.update_layout(title_text=title)
     fig.update_layout(**_LAYOUT, height=360)
     return fig
 

@@ -59,7 +59,7 @@ class Frames:
     """The resolved sweep.yaml stored with the sweep ({} when the store has none)."""
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     """read_step_metrics: within-epoch curves (trial_id, stage, epoch, step, name, value),
-    the train loss every `tracking.log_every` optimizer steps; empty for older stores."""
+    train_loss_step and dev_loss on the optimizer-step axis; empty for older stores."""
 
     def __post_init__(self) -> None:
         # every consumer reads the contract columns; an old store gets them derived once, here

@@ -825,19 +825,27 @@ def _busy(spans: pd.DataFrame) -> tuple[float, int]:
 
 
 def _step_curve_blocks(frames: Frames) -> list[Block]:
-    """The train loss between epochs (every `tracking.log_every` steps), where recorded."""
-    steps = frames.steps
-    if steps.empty or not (steps["name"] == "train_loss_step").any():
-        return []
-    steps = steps[steps["name"] == "train_loss_step"]
-    stages = [str(s) for s in steps["stage"].unique()]
-    per_trial = steps.groupby("trial_id").size()
-    reading = (
-        f"Train loss every logged optimizer step: {len(steps)} points over "
-        f"{len(per_trial)} trial(s), a median of {int(per_trial.median())} per trial."
-    )
-    figure = figures.step_curves_figure(steps, "train_loss_step", stages)
-    return [Block(reading, figure=figure)]
+    """The curves between epochs, where recorded: the train loss (every `tracking.log_every`
+    steps) and the dev loss (every `tracking.eval_every` steps, and each epoch's end)."""
+    blocks = []
+    for name, what in (
+        ("train_loss_step", "Train loss every logged optimizer step"),
+        ("dev_loss", "Dev loss on the optimizer-step axis (within epochs and at their ends)"),
+    ):
+        steps = frames.steps
+        if steps.empty or not (steps["name"] == name).any():
+            continue
+        steps = steps[steps["name"] == name]
+        per_trial = steps.groupby("trial_id").size()
+        if name == "dev_loss" and (per_trial == steps.groupby("trial_id")["epoch"].nunique()).all():
+            continue  # one point per epoch: the learning curves above already show it
+        stages = [str(s) for s in steps["stage"].unique()]
+        reading = (
+            f"{what}: {len(steps)} points over {len(per_trial)} trial(s), "
+            f"a median of {int(per_trial.median())} per trial."
+        )
+        blocks.append(Block(reading, figure=figures.step_curves_figure(steps, name, stages)))
+    return blocks
 
 
 def cluster_section(frames: Frames) -> Section:

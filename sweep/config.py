@@ -334,6 +334,10 @@ class TrackingConfig(_Strict):
 
     log_every: int = Field(10, ge=1)
     """Train loss is recorded every this many optimizer steps (store and trackers)."""
+    eval_every: int | None = Field(None, ge=1)
+    """Dev loss is also evaluated every this many optimizer steps within an epoch (store,
+    trackers and Optuna's intermediate values); None: at epoch ends only. Each evaluation
+    costs one pass over the dev windows and changes nothing the trial trains."""
     wandb: WandbTracking | None = None
     """Weights & Biases; e.g. {mode: offline}."""
     mlflow: MlflowTracking | None = None

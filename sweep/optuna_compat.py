@@ -16,7 +16,7 @@ methods `create_new_trial`, `set_trial_system_attr`, `get_trial_id_from_study_id
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -84,15 +84,18 @@ def set_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) ->
     _storage(study).set_trial_system_attr(trial_id, key, value)
 
 
-def report_intermediate(study: optuna.Study, number: int, step: int, value: float) -> None:
-    """`trial.report(value, step)` for a trial known only by its number, from outside it.
+def report_intermediate(
+    study: optuna.Study, number: int, points: Sequence[tuple[int, float]]
+) -> None:
+    """`trial.report(value, step)` for each (step, value), for a trial known by its number.
 
     The recorder learns an epoch's objective in the driver, where no `Trial` object exists;
-    this writes what `Trial.report` writes (the value FrozenTrial.intermediate_values shows).
+    this writes what `Trial.report` writes (the values FrozenTrial.intermediate_values shows).
     """
     storage = _storage(study)
     tid = storage.get_trial_id_from_study_id_trial_number(_study_id(study), number)
-    storage.set_trial_intermediate_value(tid, step, value)
+    for step, value in points:
+        storage.set_trial_intermediate_value(tid, step, value)
 
 
 def storage_engine(study: optuna.Study) -> sa.Engine:

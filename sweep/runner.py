@@ -37,7 +37,14 @@ from sweep.search import (
     tell,
 )
 from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
-from sweep.trainable import EVALUATION_KEY, STEP_LOSS_NAME, STEP_LOSSES, TrialContext, run_trial
+from sweep.trainable import (
+    DEV_LOSSES,
+    EVALUATION_KEY,
+    STEP_LOSS_NAME,
+    STEP_LOSSES,
+    TrialContext,
+    run_trial,
+)
 
 __all__ = [
     "StageInterrupted",
@@ -201,6 +208,12 @@ class StoreRecorder(tune.Callback):
         self.store.add_metrics(trial_id, epoch, metrics)
         points = [(int(step), float(loss)) for step, loss in result.get(STEP_LOSSES) or []]
         self.store.add_step_metrics(trial_id, epoch, STEP_LOSS_NAME, points)
+        # dev loss within the epoch and at its end: (optimizer step, tokens seen, value)
+        evals = [(int(s), int(t), float(v)) for s, t, v in result.get(DEV_LOSSES) or []]
+        value = result.get(OBJECTIVE)
+        if isinstance(value, int | float) and "step" in result and "tokens_seen" in result:
+            evals.append((int(result["step"]), int(result["tokens_seen"]), float(value)))
+        self.store.add_step_metrics(trial_id, epoch, OBJECTIVE, [(s, v) for s, _, v in evals])
         self.progress.trial_reported(
             self.searcher.by_tune_id[trial.trial_id].number,
             epoch=epoch,
@@ -219,11 +232,9 @@ class StoreRecorder(tune.Callback):
         evaluation = result.get(EVALUATION_KEY)
         if evaluation:
             self.store.add_evaluations(trial_id, _evaluation_rows(evaluation))
-        value = result.get(OBJECTIVE)
-        if isinstance(value, int | float):
-            self.searcher.report_intermediate(
-                self.searcher.by_tune_id[trial.trial_id].number, epoch, value
-            )
+        self.searcher.report_intermediate(
+            self.searcher.by_tune_id[trial.trial_id].number, [(t, v) for _, t, v in evals]
+        )
 
     def on_checkpoint(
         self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any

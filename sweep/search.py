@@ -353,11 +353,18 @@ class StageSearcher(Searcher):
         # The recorder tells Optuna after the store has the result; see the module doc.
         return None
 
-    def report_intermediate(self, number: int, step: int, value: float) -> None:
-        """Per-epoch objective, so optuna-dashboard draws learning curves live."""
-        if math.isfinite(value):
+    def report_intermediate(self, number: int, points: Sequence[tuple[int, float]]) -> None:
+        """The objective on the training-tokens axis (every epoch's end, and within epochs
+        where `tracking.eval_every` is set), so optuna-dashboard draws learning curves live.
+
+        Tokens, not optimizer steps: a stage's trials see the same tokens per epoch whatever
+        their batch size, so an epoch's end has one key for all of them, and TPE, which ranks
+        pruned trials by their last key, compares them at equal training.
+        """
+        finite = [(int(step), float(value)) for step, value in points if math.isfinite(value)]
+        if finite:
             retry_while_disconnected(
-                lambda: optuna_compat.report_intermediate(self.study, number, step, value)
+                lambda: optuna_compat.report_intermediate(self.study, number, finite)
             )
 
 

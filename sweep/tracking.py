@@ -3,8 +3,9 @@
 Ray Tune's own logger callbacks do the work (WandbLoggerCallback, MLflowLoggerCallback,
 TBXLoggerCallback); the subclasses here add what a sweep needs and they lack:
 - the trial's stage, role and Optuna number as tags (and in the run's name and config);
-- the per-step train loss, which a trial sends batched in each epoch's result under
-  `STEP_LOSSES`, as its own points on the optimizer-step axis;
+- the per-step train loss and the dev loss within epochs, which a trial sends batched in
+  each epoch's result (`STEP_LOSSES`, `DEV_LOSSES`), as their own points on the
+  optimizer-step axis (train_loss_step; dev_loss, the same series as the epochs' dev_loss);
 - that axis for every metric: the epoch's result is logged at the epoch's last optimizer
   step (`timesteps_total`, which Ray's MLflow and TensorBoard callbacks already use).
 """
@@ -23,12 +24,21 @@ from ray.tune.result import TIMESTEPS_TOTAL
 
 from sweep.config import MlflowTracking, TensorBoardTracking, TrackingConfig, WandbTracking
 from sweep.errors import SweepError
-from sweep.trainable import EVALUATION_KEY, STEP_LOSS_NAME, STEP_LOSSES
+from sweep.trainable import DEV_LOSSES, EVALUATION_KEY, STEP_LOSS_NAME, STEP_LOSSES
 
 __all__ = ["tracker_callbacks", "trial_tags"]
 
 # Result keys no tracker should log as metrics.
-_NOT_LOGGED = ("config", STEP_LOSSES, EVALUATION_KEY, "node_id", "hostname", "pid", "done")
+_NOT_LOGGED = (
+    "config",
+    STEP_LOSSES,
+    DEV_LOSSES,
+    EVALUATION_KEY,
+    "node_id",
+    "hostname",
+    "pid",
+    "done",
+)
 
 
 def trial_tags(stage: str, trial: Trial) -> dict[str, str]:
@@ -61,8 +71,14 @@ def _metrics(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in _NOT_LOGGED}
 
 
-def _points(result: dict[str, Any]) -> list[tuple[int, float]]:
-    return [(int(step), float(loss)) for step, loss in result.get(STEP_LOSSES) or []]
+def _points(result: dict[str, Any]) -> list[tuple[int, dict[str, float]]]:
+    """The result's within-epoch points, [(optimizer step, {metric: value})] by step."""
+    points: dict[int, dict[str, float]] = {}
+    for step, loss in result.get(STEP_LOSSES) or []:
+        points.setdefault(int(step), {})[STEP_LOSS_NAME] = float(loss)
+    for step, _tokens, loss in result.get(DEV_LOSSES) or []:
+        points.setdefault(int(step), {})["dev_loss"] = float(loss)
+    return sorted(points.items())
 
 
 # --- TensorBoard ---------------------------------------------------------------------
@@ -93,8 +109,9 @@ class _TensorBoardLogger(TBXLoggerCallback):
         if trial not in self._trial_writer:
             self.log_trial_start(trial)
         writer = self._trial_writer[trial]
-        for step, loss in _points(result):
-            writer.add_scalar(f"ray/tune/{STEP_LOSS_NAME}", loss, global_step=step)
+        for step, values in _points(result):
+            for name, value in values.items():
+                writer.add_scalar(f"ray/tune/{name}", value, global_step=step)
         super().log_trial_result(iteration, trial, _metrics(result))
 
 
@@ -129,7 +146,11 @@ def _mlflow_callback(config: MlflowTracking, sweep: str, stage: str) -> Callback
                 now = int(result.get("timestamp", 0) * 1000)
                 client.log_batch(
                     self._trial_runs[trial],
-                    metrics=[Metric(STEP_LOSS_NAME, loss, now, step) for step, loss in points],
+                    metrics=[
+                        Metric(name, value, now, step)
+                        for step, values in points
+                        for name, value in values.items()
+                    ],
                 )
             super().log_trial_result(iteration, trial, _metrics(result))
 
@@ -166,8 +187,8 @@ def _wandb_callback(config: WandbTracking, sweep: str, stage: str) -> Callback:
                 if kind == ray_wandb._QueueItem.CHECKPOINT:
                     self._handle_checkpoint(content)
                     continue
-                for step, loss in _points(content):
-                    run.log({STEP_LOSS_NAME: loss}, step=step)
+                for step, values in _points(content):
+                    run.log(values, step=step)
                 log, config_update = self._handle_result(_metrics(content))
                 run.config.update(config_update, allow_val_change=True)
                 run.log(log, step=_step(content))

@@ -23,13 +23,16 @@ from ray import tune
 from sweep.config import GlueEvaluation
 from trainers.config import RecipeConfig
 
-__all__ = ["STEP_LOSSES", "STEP_LOSS_NAME", "TrialContext", "run_trial"]
+__all__ = ["DEV_LOSSES", "STEP_LOSSES", "STEP_LOSS_NAME", "TrialContext", "run_trial"]
 
 EVALUATION_KEY = "evaluation"
 STEP_LOSSES = "step_losses"
 """Result key: [[optimizer step, train loss], ...] logged since the previous result."""
 STEP_LOSS_NAME = "train_loss_step"
 """The per-step train loss's metric name in the store and the trackers."""
+DEV_LOSSES = "dev_losses"
+"""Result key: [[optimizer step, training tokens seen, dev loss], ...] evaluated within the
+epoch (every `tracking.eval_every` steps); the epoch's own dev_loss is at its `step`."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class TrialContext:
     glue: GlueEvaluation | None = None
     log_every: int = 10
     """Optimizer steps between two recorded train-loss points."""
+    eval_every: int | None = None
+    """Optimizer steps between two dev evaluations within an epoch (None: epoch ends only)."""
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -76,6 +81,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     reported: list[float] = []
     steps: list[list[float]] = []  # the train-loss points since the last report
+    evals: list[list[float]] = []  # the within-epoch dev-loss points since the last report
     last_step = [0]
 
     def on_step(step: int, losses: dict[str, float]) -> None:
@@ -83,10 +89,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         if step % context.log_every == 0:
             steps.append([step, losses["loss"]])
 
+    def on_eval(step: int, tokens: int, dev_loss: float) -> None:
+        evals.append([step, tokens, dev_loss])
+
     def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
         reported.append(metrics["epoch"])
-        out: dict[str, Any] = {**metrics, **node, STEP_LOSSES: list(steps)}
+        out: dict[str, Any] = {**metrics, **node, STEP_LOSSES: list(steps), DEV_LOSSES: list(evals)}
         steps.clear()
+        evals.clear()
         if last_step[0]:
             # Trackers put every metric on the optimizer-step axis (Tune's own step key).
             out[TIMESTEPS_TOTAL] = last_step[0]
@@ -117,6 +127,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             resume_from=resume_dir,
             progress=False,
             on_step=on_step,
+            eval_every=context.eval_every,
+            on_eval=on_eval,
         )
         if not reported and resume_dir is not None and result.metrics:
             # Killed after its last epoch's checkpoint but before the driver recorded the

@@ -113,6 +113,8 @@ class PlanContext:
             epochs=epochs,
             teacher_uris=tuple(uri for _, uri in teachers),
             glue=glue if name in glue.stages and glue.tasks else None,
+            log_every=config.tracking.log_every,
+            eval_every=config.tracking.eval_every,
         )
 
     def fixed_spec(

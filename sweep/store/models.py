@@ -241,8 +241,9 @@ class TrialMetric(Base):
 
 
 class TrialStepMetric(Base):
-    """Within-epoch curves on the optimizer-step axis (the train loss every log_every steps);
-    NULL for a non-finite value."""
+    """Curves on the optimizer-step axis: the train loss every `tracking.log_every` steps
+    (train_loss_step) and the dev loss at each epoch's end and every `tracking.eval_every`
+    steps within it (dev_loss); NULL for a non-finite value."""
 
     __tablename__ = "trial_step_metric"
 

@@ -401,7 +401,8 @@ def read_metrics(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
 
 def read_step_metrics(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     """Within-epoch curves, long: sweep, stage, trial_id, number, epoch, step, name, value
-    (the train loss every `tracking.log_every` optimizer steps)."""
+    (train_loss_step every `tracking.log_every` optimizer steps; dev_loss at epoch ends and
+    every `tracking.eval_every` steps)."""
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
         rows = session.execute(

@@ -65,8 +65,8 @@ def test_set_system_attr_is_visible_on_the_frozen_trial(study: optuna.Study) -> 
 def test_report_intermediate_by_number_is_what_trial_report_writes(study: optuna.Study) -> None:
     optuna_compat.create_running_trial(study, {})
     asked = study.ask()  # number 1
-    optuna_compat.report_intermediate(study, 1, 0, 3.5)
-    optuna_compat.report_intermediate(study, 1, 1, 2.5)
+    optuna_compat.report_intermediate(study, 1, [(0, 3.5), (1, 9.0)])
+    optuna_compat.report_intermediate(study, 1, [(1, 2.5)])  # a step again: the new value
     asked.report(1.5, 2)  # the public call, for comparison
     frozen = study.get_trials(deepcopy=False)[1]
     assert frozen.intermediate_values == {0: 3.5, 1: 2.5, 2: 1.5}

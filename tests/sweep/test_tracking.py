@@ -1,6 +1,8 @@
 """Trackers and finer curves: a real tiny stage logs to W&B (offline), MLflow (a local
 SQLite store) and TensorBoard event files, and each is read back and compared with the store;
-the per-step train loss lands in the store and the Optuna trials carry user attributes."""
+the per-step train loss and the dev loss within epochs land in the store, Optuna's
+intermediate values (on the tokens axis) and every tracker, and the Optuna trials carry user
+attributes."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from trainers.config import RecipeConfig
 pytestmark = pytest.mark.slow
 
 LOG_EVERY = 3
+EVAL_EVERY = 5
 
 
 def test_trackers_store_and_optuna_get_every_trial_curve(
@@ -28,6 +31,7 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
 ) -> None:
     tracking = {
         "log_every": LOG_EVERY,
+        "eval_every": EVAL_EVERY,
         "wandb": {"mode": "offline", "project": "babysweep-test"},
         "mlflow": {},
         "tensorboard": {},
@@ -47,6 +51,7 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
             recipe=RecipeConfig(data=config.data, model=config.model, training=training),
             epochs=2,
             log_every=config.tracking.log_every,
+            eval_every=config.tracking.eval_every,
         ),
         resources=Resources(cpu=2),
         plans=[PlannedTrial({"lr": 3e-3}, seed=0, role="teacher")],
@@ -73,6 +78,15 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     dev = {epoch: row["dev_loss"] for epoch, row in curve.items()}
     final = read_trials(config.storage or "", config.name).iloc[0]
 
+    # the store: the dev loss every EVAL_EVERY steps within epochs, and at each epoch's end
+    dev_points = store.trial_step_metrics(trial.id, "dev_loss")
+    ends = {int(curve[e]["step"]): e for e in (1, 2)}
+    per_epoch = int(curve[1]["step"])
+    within = [s for s in range(EVAL_EVERY, 2 * per_epoch, EVAL_EVERY) if s % per_epoch]
+    assert [s for s, _ in dev_points] == sorted([*within, *ends])
+    assert [v for s, v in dev_points if s in ends] == pytest.approx([dev[1], dev[2]])
+    assert len(set(v for _, v in dev_points)) == len(dev_points)  # each a fresh evaluation
+
     # the report: a within-epoch train-loss curve, not just one point per epoch
     from analysis.load import load_frames
     from analysis.sections import cluster_section
@@ -82,9 +96,21 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     assert block.figure is not None
     xs = [x for trace in block.figure.data for x in trace.x if x is not None]
     assert sorted(xs) == [float(s) for s in steps]
+    (block,) = [b for b in blocks if b.reading.startswith("Dev loss on the optimizer-step")]
+    assert block.figure is not None
+    xs = [x for trace in block.figure.data for x in trace.x if x is not None]
+    assert sorted(xs) == [float(s) for s, _ in dev_points]
 
     # Optuna: what optuna-dashboard shows beside the objective
     study = optuna.load_study(study_name=f"{config.name}/teachers", storage=config.storage)
+    # intermediate values: the same dev-loss curve, keyed by training tokens seen
+    tokens = study.trials[0].intermediate_values
+    assert sorted(tokens.values()) == pytest.approx(sorted(v for _, v in dev_points))
+    assert [v for _, v in sorted(tokens.items())] == pytest.approx([v for _, v in dev_points])
+    epoch_tokens = int(curve[1]["tokens_seen"])
+    assert tokens[epoch_tokens] == pytest.approx(dev[1])
+    assert tokens[2 * epoch_tokens] == pytest.approx(dev[2])
+    assert len(tokens) == len(dev_points) > 2  # more than one point per epoch
     attrs = study.trials[0].user_attrs
     assert attrs["role"] == "teacher" and attrs["store_trial_id"] == trial.id
     assert attrs["checkpoint_uri"] == trial.checkpoint_uri
@@ -108,8 +134,7 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     dev_history = sorted(
         client.get_metric_history(run.info.run_id, "dev_loss"), key=lambda m: m.step
     )
-    assert [m.value for m in dev_history] == pytest.approx([dev[1], dev[2]])
-    assert dev_history[-1].step >= steps[-1]  # the epoch's metrics on the step axis
+    _same_curve([(m.step, m.value) for m in dev_history], dev_points)
     blimp = client.get_metric_history(run.info.run_id, "blimp_overall")
     assert [m.value for m in blimp] == pytest.approx([final["blimp_overall"]])
 
@@ -118,7 +143,7 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
     folder = Path(config.tracking.tensorboard.dir or "") / "teachers" / "trial_0"
     scalars = _tensorboard_scalars(folder)
     _same_curve(sorted(scalars[f"ray/tune/{STEP_LOSS_NAME}"]), points)
-    assert [v for _, v in sorted(scalars["ray/tune/dev_loss"])] == pytest.approx([dev[1], dev[2]])
+    _same_curve(sorted(scalars["ray/tune/dev_loss"]), dev_points)
 
     # W&B offline: the run's transaction log holds the same points, and its tags
     assert config.tracking.wandb is not None
@@ -128,8 +153,10 @@ def test_trackers_store_and_optuna_get_every_trial_curve(
         (row["_step"], row[STEP_LOSS_NAME]) for row in history_rows if STEP_LOSS_NAME in row
     )
     _same_curve(logged, points)
-    epochs = [row for row in history_rows if "dev_loss" in row]
-    assert [row["dev_loss"] for row in epochs] == pytest.approx([dev[1], dev[2]])
+    _same_curve(
+        sorted((row["_step"], row["dev_loss"]) for row in history_rows if "dev_loss" in row),
+        dev_points,
+    )
     assert set(run_record.tags) == {"stage:teachers", "role:teacher"}
     assert run_record.display_name == "teachers-0"
     store.dispose()
