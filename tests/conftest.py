@@ -196,7 +196,10 @@ def tiny_study(ray_local: None, write_tiny_sweep, tmp_path_factory: pytest.TempP
     from sweep.config import load_sweep_config
     from sweep.study import run_study
 
-    path = write_tiny_sweep(tmp_path_factory.mktemp("tiny-study"))
+    # tracking as a user would set it (test_study checks the trials' curves follow it)
+    path = write_tiny_sweep(
+        tmp_path_factory.mktemp("tiny-study"), tracking__log_every=4, tracking__eval_every=12
+    )
     config = load_sweep_config(path)
     from sweep.store import read_sweeps
 

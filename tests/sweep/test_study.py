@@ -126,6 +126,39 @@ def test_finished_trials_carry_blimp_checkpoints_and_curves(tiny_study, trials) 
     assert (dev.loc[done["trial_id"]] == 2).all()
 
 
+def test_curves_between_epochs_follow_the_tracking_settings(tiny_study, trials) -> None:
+    """sweep.yaml's tracking.log_every / eval_every reach every trial: the store's step curves
+    and each Optuna trial's intermediate values (dev loss keyed by training tokens seen)."""
+    from sweep.store import read_metrics, read_step_metrics
+
+    tracking = tiny_study.config.tracking
+    assert (tracking.log_every, tracking.eval_every) == (4, 12)  # not the defaults
+    steps = read_step_metrics(tiny_study.url, tiny_study.config.name)
+    epochs = read_metrics(tiny_study.url, tiny_study.config.name).pivot_table(
+        index=["trial_id", "iteration"], columns="name", values="value"
+    )
+    done = trials[trials.status == "COMPLETE"]
+    train = steps[steps.name == "train_loss_step"]
+    assert set(train["trial_id"]) == set(done["trial_id"])
+    assert (train["step"] % 4 == 0).all()
+    for _, trial in done.iterrows():
+        ends = epochs.loc[trial["trial_id"]]  # (epoch) -> that epoch's metrics
+        dev = steps[(steps.trial_id == trial["trial_id"]) & (steps.name == "dev_loss")]
+        per_epoch = int(ends.loc[1, "step"])
+        last = int(ends["step"].max())
+        within = [s for s in range(12, last, 12) if s % per_epoch]
+        assert dev["step"].tolist() == sorted([*within, *ends["step"].astype(int)])
+        at_ends = dev.set_index("step")["value"].loc[ends["step"].astype(int).tolist()]
+        assert at_ends.tolist() == pytest.approx(ends["dev_loss"].tolist())
+        study = optuna.load_study(
+            study_name=f"{tiny_study.config.name}/{trial['stage']}", storage=tiny_study.url
+        )
+        frozen = next(t for t in study.trials if t.number == trial["number"])
+        curve = sorted(frozen.intermediate_values.items())
+        assert [v for _, v in curve] == pytest.approx(dev["value"].tolist())
+        assert {int(t) for t in ends["tokens_seen"]} <= {t for t, _ in curve}
+
+
 def test_two_trials_really_overlap(trials: pd.DataFrame) -> None:
     spans = trials.dropna(subset=["started_at", "ended_at"]).sort_values("started_at")
     starts, ends = list(spans["started_at"]), list(spans["ended_at"])
