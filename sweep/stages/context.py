@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.config import SweepConfig, TrialStage
+from sweep.config import StudentsStage, SweepConfig, TeachersStage, TrialStage
 from sweep.errors import SweepError
 from sweep.runner import StageSpec
 from sweep.search import PlannedTrial
-from sweep.store import StageStatus, Store, TrialRow, TrialStatus
+from sweep.store import StageStatus, Store, TrialRole, TrialRow, TrialStatus
 from sweep.trainable import TrialContext
 from trainers.config import DataConfig, RecipeConfig
 
@@ -115,6 +115,35 @@ class PlanContext:
             glue=glue if name in glue.stages and glue.tasks else None,
             log_every=config.tracking.log_every,
             eval_every=config.tracking.eval_every,
+        )
+
+    def sampled_spec(
+        self,
+        name: str,
+        stage: TeachersStage | StudentsStage,
+        role: TrialRole,
+        *,
+        teachers: Teachers = (),
+        ensemble_stage: str | None = None,
+    ) -> StageSpec:
+        """A stage whose trials Optuna samples from its space (teachers, students)."""
+        context = self.trial_context(
+            name, stage.epochs, alpha1=role == TrialRole.TEACHER, teachers=teachers
+        )
+        return StageSpec(
+            sweep=self.config.name,
+            name=name,
+            seed=self.seed(name),
+            total=stage.trials,
+            role=role,
+            context=context,
+            resources=stage.resources,
+            max_failures=stage.max_failures,
+            scheduler=stage.scheduler,
+            space=dict(stage.space),
+            teacher_ids=tuple(i for i, _ in teachers),
+            ensemble_stage=ensemble_stage,
+            data_tokens=self.data_tokens(context.recipe.data),
         )
 
     def fixed_spec(

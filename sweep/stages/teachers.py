@@ -9,17 +9,4 @@ from sweep.store import TrialRole
 
 
 def plan(ctx: PlanContext, name: str, stage: TeachersStage) -> StageSpec:
-    context = ctx.trial_context(name, stage.epochs, alpha1=True)
-    return StageSpec(
-        sweep=ctx.config.name,
-        name=name,
-        seed=ctx.seed(name),
-        total=stage.trials,
-        role=TrialRole.TEACHER,
-        context=context,
-        resources=stage.resources,
-        max_failures=stage.max_failures,
-        scheduler=stage.scheduler,
-        space=dict(stage.space),
-        data_tokens=ctx.data_tokens(context.recipe.data),
-    )
+    return ctx.sampled_spec(name, stage, TrialRole.TEACHER)

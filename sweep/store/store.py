@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,7 +56,11 @@ from sweep.store.rows import (
 
 __all__ = ["Store"]
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+_R = TypeVar("_R", bound="DataclassInstance")
 
 _TERMINAL_SWEEP = {SweepStatus.COMPLETE, SweepStatus.FAILED, SweepStatus.INTERRUPTED}
 _DIRECTIONS = ("minimize", "maximize")
@@ -773,82 +778,29 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _row(cls: type[_R], model: Any, **extra: Any) -> _R:
+    """The row dataclass `cls` with each field read from the ORM object of the same name."""
+    values = {
+        f.name: getattr(model, f.name) for f in dataclasses.fields(cls) if f.name not in extra
+    }
+    return cls(**values, **extra)
+
+
 def _sweep_row(sweep: Sweep) -> SweepRow:
-    return SweepRow(
-        id=sweep.id,
-        name=sweep.name,
-        status=sweep.status,
-        config=sweep.config,
-        config_hash=sweep.config_hash,
-        code_version=sweep.code_version,
-        created_at=sweep.created_at,
-        finished_at=sweep.finished_at,
-        error=sweep.error,
-    )
+    return _row(SweepRow, sweep)
 
 
 def _lease_row(lease: SweepLease) -> LeaseRow:
-    return LeaseRow(
-        sweep_name=lease.sweep_name,
-        owner=lease.owner,
-        host=lease.host,
-        pid=lease.pid,
-        pid_started=lease.pid_started,
-        acquired_at=lease.acquired_at,
-        heartbeat_at=lease.heartbeat_at,
-    )
+    return _row(LeaseRow, lease)
 
 
 def _stage_row(stage: StageModel) -> StageRow:
-    return StageRow(
-        id=stage.id,
-        sweep_id=stage.sweep_id,
-        name=stage.name,
-        kind=stage.kind,
-        inputs=stage.inputs,
-        status=stage.status,
-        optuna_study=stage.optuna_study,
-        objective_name=stage.objective_name,
-        direction=stage.direction,
-        created_at=stage.created_at,
-        updated_at=stage.updated_at,
-    )
+    return _row(StageRow, stage)
 
 
 def _trial_row(trial: Trial, teacher_ids: Sequence[int]) -> TrialRow:
-    return TrialRow(
-        id=trial.id,
-        stage_id=trial.stage_id,
-        number=trial.number,
-        role=trial.role,
-        status=trial.status,
-        params=trial.params,
-        seed=trial.seed,
-        objective=trial.objective,
-        checkpoint_uri=trial.checkpoint_uri,
-        tune_trial_id=trial.tune_trial_id,
-        optuna_trial_number=trial.optuna_trial_number,
-        source_trial_id=trial.source_trial_id,
-        error=trial.error,
-        node=trial.node,
-        resources=trial.resources,
-        started_at=trial.started_at,
-        ended_at=trial.ended_at,
-        config=trial.config,
-        data_tokens=trial.data_tokens,
-        ensemble_stage=trial.ensemble_stage,
-        teacher_ids=tuple(teacher_ids),
-    )
+    return _row(TrialRow, trial, teacher_ids=tuple(teacher_ids))
 
 
 def _artifact_row(artifact: Artifact) -> ArtifactRow:
-    return ArtifactRow(
-        id=artifact.id,
-        trial_id=artifact.trial_id,
-        uri=artifact.uri,
-        kind=artifact.kind,
-        iteration=artifact.iteration,
-        size_bytes=artifact.size_bytes,
-        sha256=artifact.sha256,
-        created_at=artifact.created_at,
-    )
+    return _row(ArtifactRow, artifact)
