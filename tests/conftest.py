@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +75,29 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+StartProcess = Callable[..., BaseProcess]
+
+
+@pytest.fixture
+def child_processes() -> Iterator[StartProcess]:
+    """`start(method, target, *args)`: a child process ("fork" or "spawn") that never outlives
+    the test. Children are daemons, and any still alive at teardown are killed: multiprocessing
+    joins non-daemon children when pytest exits, so one stuck on a barrier would hang the run."""
+    started: list[BaseProcess] = []
+
+    def start(method: str, target: Callable[..., Any], *args: Any) -> BaseProcess:
+        process = multiprocessing.get_context(method).Process(target=target, args=args, daemon=True)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.is_alive():
+            process.kill()
+        process.join()
 
 
 @pytest.fixture

@@ -174,12 +174,30 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        # WAL: readers never block the writer; the mode is stored in the file
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _sqlite_wal(cursor)
         # with WAL, NORMAL survives application crashes (only a power loss can drop the last commits)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _sqlite_wal(cursor: Any) -> None:
+    """Switch the file to WAL (readers never block the writer; the mode is stored in the file).
+
+    Connections racing to open a new file can both try the switch; SQLite then answers one
+    of them "database is locked" at once, without waiting out busy_timeout, because two
+    connections each upgrading a read lock would deadlock. That one retries until the
+    other's switch is done (a file already in WAL needs no switch).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if _sqlite_collision(exc) is None or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.001, 0.02))
 
 
 def _sqlite_on_begin(connection: sa.Connection) -> None:

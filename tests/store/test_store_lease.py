@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
 
 import pytest
 import sqlalchemy as sa
@@ -148,13 +150,13 @@ def _race(url: str, barrier, results) -> None:  # a forked process
     store.dispose()
 
 
-def test_four_drivers_starting_together_one_wins(store_url: str) -> None:
+def test_four_drivers_starting_together_one_wins(
+    store_url: str, child_processes: Callable[..., BaseProcess]
+) -> None:
     Store(store_url).dispose()  # the schema exists: the race is for the lease alone
     ctx = multiprocessing.get_context("fork")  # forked: the race starts in milliseconds
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(store_url, barrier, results)) for _ in range(4)]
-    for p in procs:
-        p.start()
+    barrier, results = ctx.Barrier(4, timeout=120), ctx.Queue()
+    procs = [child_processes("fork", _race, store_url, barrier, results) for _ in range(4)]
     outcomes = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(60)

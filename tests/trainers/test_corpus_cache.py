@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
@@ -76,19 +77,15 @@ def _build_in_process(corpus: str, cache: str, queue: multiprocessing.Queue) -> 
 
 
 def test_parallel_builds_agree_and_tokenizer_is_deterministic(
-    slice_corpus: SliceCorpus, tmp_path: Path
+    slice_corpus: SliceCorpus, tmp_path: Path, child_processes: Callable[..., BaseProcess]
 ):
     corpus = slice_corpus(tmp_path / "corpus")
-    context = multiprocessing.get_context("fork")  # spawn would re-import torch: 10 s more
-    queue = context.Queue()
+    # forked: spawn would re-import torch, 10 s more
+    queue = multiprocessing.get_context("fork").Queue()
     workers = [
-        context.Process(
-            target=_build_in_process, args=(str(corpus), str(tmp_path / "shared"), queue)
-        )
+        child_processes("fork", _build_in_process, str(corpus), str(tmp_path / "shared"), queue)
         for _ in range(2)
     ]
-    for worker in workers:
-        worker.start()
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
