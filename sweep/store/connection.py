@@ -189,15 +189,8 @@ def _sqlite_wal(cursor: Any) -> None:
     connections each upgrading a read lock would deadlock. That one retries until the
     other's switch is done (a file already in WAL needs no switch).
     """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if _sqlite_collision(exc) is None or time.monotonic() > deadline:
-                raise
-        time.sleep(random.uniform(0.001, 0.02))
+    if not _retry_while_locked(cursor, "PRAGMA journal_mode = WAL", SQLITE_BUSY_TIMEOUT_S):
+        cursor.execute("PRAGMA journal_mode = WAL")  # a last try raises the error itself
 
 
 def _sqlite_on_begin(connection: sa.Connection) -> None:
@@ -210,7 +203,7 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
 
 
 def _poll_write_lock(dbapi_connection: Any) -> bool:
-    """BEGIN IMMEDIATE, retried with short jittered sleeps for up to SQLITE_POLL_S.
+    """BEGIN IMMEDIATE, polled for up to SQLITE_POLL_S (see _retry_while_locked).
 
     SQLite's busy handler sleeps ever longer (up to 100 ms) between tries, so with many
     writers the lock sits idle while they sleep; polling keeps it busy. False if still
@@ -219,20 +212,29 @@ def _poll_write_lock(dbapi_connection: Any) -> bool:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = time.monotonic() + SQLITE_POLL_S
-        pause = 0.0005
-        while True:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                return True
-            except sqlite3.OperationalError as exc:
-                if _sqlite_collision(exc) is None or time.monotonic() > deadline:
-                    return False
-            time.sleep(random.uniform(0, pause))
-            pause = min(pause * 2, 0.005)
+        return _retry_while_locked(cursor, "BEGIN IMMEDIATE", SQLITE_POLL_S)
     finally:
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
+
+
+def _retry_while_locked(cursor: Any, sql: str, seconds: float) -> bool:
+    """Run `sql`, retried with short jittered sleeps while another connection holds the lock.
+
+    True once it ran; False if still locked after `seconds`, or on any other error (the
+    caller's fallback statement then raises it).
+    """
+    deadline = time.monotonic() + seconds
+    pause = 0.0005
+    while True:
+        try:
+            cursor.execute(sql)
+            return True
+        except sqlite3.OperationalError as exc:
+            if _sqlite_collision(exc) is None or time.monotonic() > deadline:
+                return False
+        time.sleep(random.uniform(0, pause))
+        pause = min(pause * 2, 0.005)
 
 
 def _detail(exc: BaseException, url: URL | None) -> str:
