@@ -36,7 +36,14 @@ from sweep.search import (
     reconcile,
     tell,
 )
-from sweep.store import EvaluationRow, StageStatus, Store, TrialStatus, retry_while_disconnected
+from sweep.store import (
+    EvaluationRow,
+    StageStatus,
+    Store,
+    TrialStatus,
+    retry_while_disconnected,
+    trial_cost,
+)
 from sweep.trainable import (
     DEV_LOSSES,
     EVALUATION_KEY,
@@ -137,16 +144,18 @@ class StoreRecorder(tune.Callback):
         self.store, self.stage_id, self.spec = store, stage_id, spec
         self.searcher, self.progress, self.on_change = searcher, progress, on_change
         self.trial_ids: dict[str, int] = {}
+        self.started: dict[str, datetime] = {}  # Tune trial id -> when the store saw it start
         self.nodes: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # Tuner pickles its callbacks for Tuner.restore, which babysweep never uses.
-        return {"stage_id": self.stage_id, "trial_ids": self.trial_ids}
+        return {"stage_id": self.stage_id, "trial_ids": self.trial_ids, "started": self.started}
 
     def _trial_id(self, trial: Trial) -> int:
         if trial.trial_id not in self.trial_ids:
             s = self.searcher.by_tune_id[trial.trial_id]
             resources = {"cpu": self.spec.resources.cpu, "gpu": self.spec.resources.gpu}
+            self.started[trial.trial_id] = datetime.now(UTC)
             trial_id = self.store.upsert_trial(
                 self.stage_id,
                 s.number,
@@ -159,7 +168,7 @@ class StoreRecorder(tune.Callback):
                 resources=resources,
                 config=self._trial_config(s.params, s.seed),
                 source_trial_id=s.source_trial_id,
-                started_at=datetime.now(UTC),
+                started_at=self.started[trial.trial_id],
                 data_tokens=self.spec.data_tokens,
                 ensemble_stage=self._distils_from(s)[1],
             )
@@ -275,9 +284,16 @@ class StoreRecorder(tune.Callback):
         objective = fields.get("objective")
         if status != TrialStatus.COMPLETE:
             fields["objective"] = None
-        self.store.finish_trial(trial_id, status, ended_at=datetime.now(UTC), **fields)
-        suggestion = self.searcher.by_tune_id[trial.trial_id]
+        ended = datetime.now(UTC)
         last = trial.last_result or {}
+        cost = trial_cost(
+            started_at=self.started.get(trial.trial_id),
+            ended_at=ended,
+            resources={"cpu": self.spec.resources.cpu, "gpu": self.spec.resources.gpu},
+            metrics=last,
+        )
+        self.store.finish_trial(trial_id, status, ended_at=ended, cost=cost, **fields)
+        suggestion = self.searcher.by_tune_id[trial.trial_id]
         attrs = {
             "role": suggestion.role,
             "store_trial_id": trial_id,

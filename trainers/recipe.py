@@ -137,6 +137,7 @@ class TrainingRecipe:
         self.start_epoch = 1
         self.global_step = 0
         self.tokens_seen = 0
+        self.eval_tokens = 0  # tokens the student evaluated (dev and test loss): its cost
         self.history: list[dict[str, float]] = []
         # checkpoint: best keeps the best epoch's weights here until the run hands them on
         self.best_dir = Path(self.config.output_dir) / BEST_MODEL_DIR
@@ -229,6 +230,7 @@ class TrainingRecipe:
 
     def _setup_teachers(self) -> None:
         self.teachers: TeacherEnsemble | None = None
+        self.teacher_parameters = 0  # what the teachers run per trained token costs
         backend = self.tokenizer.backend_tokenizer
         seq_length = self.config.data.seq_length
         if self.config.training.alpha >= 1.0:
@@ -244,6 +246,9 @@ class TrainingRecipe:
                 device=self.device,
                 compile=self.config.training.compile,
             )
+        self.teacher_parameters = (
+            sum(count_parameters(t) for t in self.teachers.teachers) if self.teachers else 0
+        )
 
     def _setup_optimizer(self) -> None:
         training = self.config.training
@@ -289,12 +294,17 @@ class TrainingRecipe:
                 "dev_ppl": math.exp(min(dev_loss, 50.0)),
                 "lr": float(self.scheduler.get_last_lr()[0]),
                 "tokens_seen": float(self.tokens_seen),
+                # what the run cost so far (sweep.store.cost counts its FLOPs from these)
+                "num_parameters": float(self.num_parameters),
+                "teacher_parameters": float(self.teacher_parameters),
+                "eval_tokens": float(self.eval_tokens),
             }
             self.history.append(metrics)
             if training.checkpoint == "best" and self._best_epoch() == epoch < epochs:
                 self._keep_best()
             if epoch == epochs:
                 metrics.update(self._hand_on())  # the same dict as history[-1]
+                metrics["eval_tokens"] = float(self.eval_tokens)  # the test loss's too
             checkpoint_dir = self.save_checkpoint(epoch)
             if self.report is not None:
                 self.report(dict(metrics), checkpoint_dir)
@@ -420,9 +430,11 @@ class TrainingRecipe:
 
     def evaluate(self, windows: np.ndarray | None = None) -> float:
         """Mean per-token CE of the student on dev (or the given) windows."""
+        windows = self.dev_windows if windows is None else windows
+        self.eval_tokens += int(windows.size)  # (n, L)
         return mean_token_loss(
             self.student,
-            self.dev_windows if windows is None else windows,
+            windows,
             batch_size=self.micro_batch_size,
             device=self.device,
             autocast=self.autocast(),
@@ -549,6 +561,7 @@ class TrainingRecipe:
         self.global_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.history = list(state["history"])
+        self.eval_tokens = int(self.history[-1].get("eval_tokens", 0)) if self.history else 0
         # a run killed after its last epoch's checkpoint already handed its model on
         self.handed_on = self.start_epoch > self.config.training.epochs
         rng = state["rng"]

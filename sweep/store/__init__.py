@@ -8,6 +8,7 @@ evaluation, ensemble_member, artifact) share the database with Optuna's study ta
 from sweep.errors import LeaseLost, StoreError
 from sweep.store.checkpoints import checkpoint_fingerprint
 from sweep.store.connection import mask_url, retry_transient, retry_while_disconnected
+from sweep.store.cost import TrialCost, trial_cost
 from sweep.store.migrate import current_revision, head_revision, upgrade
 from sweep.store.models import StageKind, StageStatus, SweepStatus, TrialRole, TrialStatus
 from sweep.store.read import (
@@ -43,6 +44,7 @@ __all__ = [
     "StoreError",
     "SweepRow",
     "SweepStatus",
+    "TrialCost",
     "TrialRole",
     "TrialRow",
     "TrialStatus",
@@ -59,5 +61,6 @@ __all__ = [
     "render_status",
     "retry_transient",
     "retry_while_disconnected",
+    "trial_cost",
     "upgrade",
 ]

@@ -210,6 +210,14 @@ class Trial(Base):
     )
     # the ensemble stage a distilled trial's teachers came from (its name); revision 0004
     ensemble_stage: Mapped[str | None] = mapped_column(sa.String())
+    # what the trial cost (revision 0007; sweep.store.cost): device-seconds (wall time x the
+    # GPUs it held, else its CPUs), tokens it trained on, training FLOPs (6N + 2N per teacher
+    # per trained token, plus 2N per evaluated token); NULL on older rows, computed on read
+    device_seconds: Mapped[float | None]
+    tokens_trained: Mapped[int | None] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    )
+    train_flops: Mapped[float | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

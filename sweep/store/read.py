@@ -18,6 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sweep.errors import StoreError
+from sweep.store.cost import (
+    COST_COLUMNS,
+    NUM_PARAMETERS,
+    TrialCost,
+    llama_parameters,
+    trial_cost,
+)
 from sweep.store.models import (
     EnsembleMemberModel,
     Evaluation,
@@ -73,6 +80,9 @@ TRIAL_COLUMNS = [
     "started_at",
     "ended_at",
     "duration_s",
+    "device_seconds",
+    "tokens_trained",
+    "train_flops",
     "error",
     "checkpoint_uri",
 ]
@@ -244,6 +254,7 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     teacher_ids: dict[int, list[int]] = {}
     for student, teacher in teachers:
         teacher_ids.setdefault(student, []).append(teacher)
+    costs = _costs_on_read([t for *_, t in trials], teacher_ids, finals)
     stage_of = {trial.id: stage_name for _, stage_name, _, trial in trials}
     records: list[dict[str, Any]] = []
     params: dict[int, dict[str, Any]] = {}
@@ -277,6 +288,7 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
                 "started_at": trial.started_at,
                 "ended_at": trial.ended_at,
                 "duration_s": duration,
+                **_cost_of(trial, costs),
                 "error": trial.error,
                 "checkpoint_uri": trial.checkpoint_uri,
             }
@@ -310,6 +322,60 @@ def read_trials(store: Store | str, sweep: str | None = None) -> pd.DataFrame:
     if "blimp_overall" not in columns:
         columns["blimp_overall"] = pd.Series(math.nan, index=frame.index, dtype="float64")
     return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+
+def _costs_on_read(
+    trials: Sequence[Trial], teacher_ids: dict[int, list[int]], finals: Sequence[Any]
+) -> dict[int, TrialCost]:
+    """The cost of rows written before revision 0007 (NULL there), from the same timings,
+    resources and last metrics the recorder uses; parameters from the stored config when the
+    trial reported none."""
+    old = [t for t in trials if t.device_seconds is None and t.train_flops is None]
+    if not old:
+        return {}
+    wanted = {t.id for t in old}
+    metrics: dict[int, dict[str, float]] = {}
+    for trial_id, name, value in finals:
+        if trial_id in wanted and value is not None:
+            metrics.setdefault(trial_id, {})[name] = value
+    by_id = {t.id: t for t in trials}
+    sizes: dict[int, int | None] = {}
+
+    def parameters(trial_id: int) -> int | None:
+        if trial_id not in sizes:
+            trial = by_id.get(trial_id)
+            reported = metrics.get(trial_id, {}).get(NUM_PARAMETERS)
+            sizes[trial_id] = (
+                int(reported)
+                if reported is not None
+                else llama_parameters(trial.config or {})
+                if trial is not None
+                else None
+            )
+        return sizes[trial_id]
+
+    out = {}
+    for trial in old:
+        teachers = [parameters(i) for i in teacher_ids.get(trial.id, [])]
+        out[trial.id] = trial_cost(
+            started_at=trial.started_at,
+            ended_at=trial.ended_at,
+            resources=trial.resources,
+            metrics=metrics.get(trial.id, {}),
+            parameters=parameters(trial.id),
+            teacher_parameters=None if None in teachers else float(sum(t or 0 for t in teachers)),
+        )
+    return out
+
+
+def _cost_of(trial: Trial, costs: dict[int, TrialCost]) -> dict[str, float]:
+    """The stored cost columns, else the cost computed on read (NaN where unknowable)."""
+    stored = TrialCost(trial.device_seconds, trial.tokens_trained, trial.train_flops)
+    found = costs.get(trial.id, stored)
+    return {
+        column: math.nan if getattr(found, column) is None else float(getattr(found, column))
+        for column in COST_COLUMNS
+    }
 
 
 def _evaluation_columns(rows: Sequence[Any]) -> dict[str, dict[int, float]]:

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
+from sweep.store.cost import device_seconds
 from sweep.store.models import (
     EnsembleMemberModel,
     StageModel,
@@ -66,6 +67,7 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
         ):
             counts.setdefault(stage_id, {})[status] = count
         best = {stage.id: _best_trial(session, stage) for stage in stages}
+        device_hours = _device_hours(session, stage_ids)
         members: dict[int, list[int]] = {}
         for stage_id, number in session.execute(
             sa.select(EnsembleMemberModel.stage_id, Trial.number)
@@ -93,6 +95,7 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             table.add_column(status.lower(), justify="right")
         for column in ("best trial", "objective", "params"):
             table.add_column(column, overflow="fold")
+        table.add_column("device-h", justify="right")  # GPU-hours, else CPU core-hours
         for stage in (s for s in stages if s.sweep_id == sw.id):
             by_status = counts.get(stage.id, {})
             row: list[RenderableType] = [stage.name, _styled(stage.status)]
@@ -108,6 +111,7 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
                 row += ["", "", f"ensemble of teacher trials {picks}"]
             else:
                 row += ["", "", ""]
+            row.append(f"{device_hours.get(stage.id, 0.0):.3g}")
             table.add_row(*row)
         if not table.rows:
             parts.append(Text("  no stages yet", style="dim"))
@@ -115,6 +119,21 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             parts.append(table)
         parts.append(Text(""))
     return Group(*parts[:-1])
+
+
+def _device_hours(session: Session, stage_ids: list[int]) -> dict[int, float]:
+    """Each stage's device-hours: its trials' stored device-seconds, else (rows before
+    revision 0007, running trials: until now) wall time x devices held (sweep.store.cost)."""
+    hours: dict[int, float] = {}
+    now = utcnow()
+    for stage_id, stored, started, ended, resources in session.execute(
+        sa.select(
+            Trial.stage_id, Trial.device_seconds, Trial.started_at, Trial.ended_at, Trial.resources
+        ).where(Trial.stage_id.in_(stage_ids))
+    ):
+        seconds = stored if stored is not None else device_seconds(started, ended or now, resources)
+        hours[stage_id] = hours.get(stage_id, 0.0) + (seconds or 0.0) / 3600.0
+    return hours
 
 
 def _best_trial(session: Session, stage: StageModel) -> Trial | None:

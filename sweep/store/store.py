@@ -26,6 +26,7 @@ from sweep.store.connection import (
     sqlite_slashes_hint,
     translate_driver_errors,
 )
+from sweep.store.cost import TrialCost
 from sweep.store.migrate import ensure_schema
 from sweep.store.models import (
     Artifact,
@@ -515,9 +516,10 @@ class Store:
         error: str | None = None,
         checkpoint_uri: str | None = None,
         ended_at: datetime | None = None,
+        cost: TrialCost | None = None,
     ) -> None:
         """Record the outcome (COMPLETE, PRUNED or FAILED). The error text is always replaced
-        (None clears an old one); objective and checkpoint_uri only when given."""
+        (None clears an old one); objective, checkpoint_uri and cost only when given."""
         if TrialStatus(status) == TrialStatus.RUNNING:
             raise ValueError("finish_trial needs an outcome: COMPLETE, PRUNED or FAILED")
         values: dict[str, Any] = {
@@ -530,6 +532,10 @@ class Store:
             values["objective"] = _finite(objective, "objective")
         if checkpoint_uri is not None:
             values["checkpoint_uri"] = checkpoint_uri
+        if cost is not None:
+            values["device_seconds"] = cost.device_seconds
+            values["tokens_trained"] = cost.tokens_trained
+            values["train_flops"] = cost.train_flops
         self._update(Trial, trial_id, values, what="trial")
 
     def set_trial_teachers(self, student_trial_id: int, teacher_trial_ids: Sequence[int]) -> None:

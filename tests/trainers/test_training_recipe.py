@@ -21,7 +21,7 @@ from trainers.recipe import TrainingRecipe, TrainResult, train
 
 MakeConfig = Callable[..., RecipeConfig]
 EPOCH_KEYS = {"epoch", "step", "train_loss", "train_ce", "dev_loss", "dev_ppl", "tokens_per_s"}
-EPOCH_KEYS |= {"lr", "tokens_seen"}
+EPOCH_KEYS |= {"lr", "tokens_seen", "num_parameters", "teacher_parameters", "eval_tokens"}
 
 
 class Interrupted(Exception):
