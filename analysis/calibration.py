@@ -27,7 +27,19 @@ from analysis.stats import matched_budget_test
 from analysis.verdict import decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
-__all__ = ["Scenario", "calibrate", "default_scenarios", "main", "simulate", "synthetic_frames"]
+__all__ = [
+    "Scenario",
+    "SpreadScenario",
+    "calibrate",
+    "calibrate_spread",
+    "default_scenarios",
+    "default_spread_scenarios",
+    "main",
+    "simulate",
+    "simulate_spread",
+    "spread_frames",
+    "synthetic_frames",
+]
 
 CONFIG_SPREAD = 0.010
 """sd of a config's true BLiMP across the search space (1 pp)."""
@@ -294,6 +306,164 @@ def synthetic_frames(sc: Scenario, *, seed: int = 0, name: str = "synthetic") ->
     )
 
 
+# ---------------------------------------------------------------- consistency (analysis.consistency)
+
+
+@dataclass(frozen=True)
+class SpreadScenario:
+    """Two searches' pools of configs for the consistency verdict."""
+
+    name: str
+    teachers: int
+    students: int
+    ratio: float = 1.0
+    """Students' config spread over the teachers' (1: the null; 0.5: planted, halved)."""
+    asha: bool = False
+    """Students pruned ASHA-style: the verdict reads every trial's epoch-1 dev loss."""
+    skewed: bool = False
+    """Config quality log-normal (a long tail of poor configs) instead of normal."""
+
+
+@dataclass(frozen=True)
+class SpreadOutcome:
+    scenario: SpreadScenario
+    sweeps: int
+    more_consistent: float
+    """Fraction of sweeps called "more consistent" (students' spread smaller)."""
+    less_consistent: float
+
+
+def default_spread_scenarios() -> list[SpreadScenario]:
+    null = [
+        SpreadScenario("same spread 8v8", 8, 8),
+        SpreadScenario("same spread 16 teachers v 32 students", 16, 32),
+        SpreadScenario("same spread 32 teachers v 16 students", 32, 16),
+        SpreadScenario("same spread 32v32", 32, 32),
+        SpreadScenario("same spread, skewed configs 16v16", 16, 16, skewed=True),
+        SpreadScenario("same spread, ASHA-pruned students 16v16", 16, 16, asha=True),
+    ]
+    planted = [
+        SpreadScenario(f"students' spread halved {n}v{n}", n, n, ratio=0.5) for n in (8, 16, 32, 64)
+    ]
+    planted += [
+        SpreadScenario("students' spread halved, 16 teachers v 48 students", 16, 48, ratio=0.5),
+        SpreadScenario("students' spread halved, ASHA 32v32", 32, 32, ratio=0.5, asha=True),
+    ]
+    return null + planted
+
+
+def simulate_spread(
+    sc: SpreadScenario, sweeps: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pools shaped (sweeps, metrics, configs) for analysis.consistency.decide: students, teachers.
+
+    A config's skill sets its BLiMP and test loss (plus measurement noise); the students sit
+    2 pp higher, which must not read as a spread difference. With ASHA the one metric is the
+    epoch-1 dev loss of every trial, as the report reads a pruned search.
+    """
+    S = sweeps
+
+    def quality(n: int, sd: float) -> np.ndarray:
+        if not sc.skewed:
+            return rng.normal(0, sd, (S, n))
+        tail = rng.lognormal(0, 0.75, (S, n))  # sd of lognormal(0, 0.75) is about 0.87
+        return -sd * (tail - np.exp(0.75**2 / 2)) / 0.87
+
+    q_t = quality(sc.teachers, CONFIG_SPREAD)
+    q_s = quality(sc.students, CONFIG_SPREAD * sc.ratio) + 0.02
+
+    def read(q: np.ndarray) -> np.ndarray:
+        if sc.asha:
+            return (4.3 - LOSS_PER_BLIMP * q + rng.normal(0, 0.02, q.shape))[:, None, :]
+        blimp = 0.6 + q + rng.normal(0, BLIMP_NOISE, q.shape)
+        loss = 4.0 - LOSS_PER_BLIMP * q + rng.normal(0, LOSS_NOISE, q.shape)
+        return np.stack([blimp, loss], axis=1)
+
+    return read(q_s), read(q_t)
+
+
+def calibrate_spread(
+    scenarios: list[SpreadScenario], sweeps: int = 1000, *, seed: int = 0
+) -> list[SpreadOutcome]:
+    """The consistency verdict on `sweeps` synthetic sweeps per scenario."""
+    from analysis.consistency import decide as decide_spread
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for sc in scenarios:
+        students, teachers = simulate_spread(sc, sweeps, rng)
+        code = decide_spread(students, teachers).code  # (S, metrics)
+        more = np.any(code == 1, axis=1) & ~np.any(code == -1, axis=1)
+        less = np.any(code == -1, axis=1) & ~np.any(code == 1, axis=1)
+        out.append(SpreadOutcome(sc, sweeps, float(more.mean()), float(less.mean())))
+    return out
+
+
+def spread_table(outcomes: list[SpreadOutcome]) -> pd.DataFrame:
+    rows = []
+    for o in outcomes:
+        planted = o.scenario.ratio != 1.0
+        rows.append(
+            {
+                "consistency scenario": o.scenario.name,
+                "sweeps": o.sweeps,
+                "FPR 'more consistent'": None if planted else o.more_consistent,
+                "FPR either way": None if planted else o.more_consistent + o.less_consistent,
+                "power": o.more_consistent if planted else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def spread_frames(sc: SpreadScenario, *, seed: int = 0, name: str = "spread") -> object:
+    """One synthetic sweep of a spread scenario as analysis Frames: a `teachers` stage and a
+    `students_k2` stage (ensemble of 2), every trial with its held-out metrics."""
+    from analysis.load import Frames
+
+    rng = np.random.default_rng(seed)
+    students, teachers = simulate_spread(
+        SpreadScenario(sc.name, sc.teachers, sc.students, sc.ratio, False, sc.skewed), 1, rng
+    )
+    trials: list[dict[str, object]] = []
+    metrics: list[dict[str, object]] = []
+    for stage, kind, role, size, pool in (
+        ("teachers", "teachers", "teacher", 0, teachers[0]),
+        ("students_k2", "students", "student", 2, students[0]),
+    ):
+        for number in range(pool.shape[1]):
+            tid = len(trials) + 1
+            blimp, loss = float(pool[0, number]), float(pool[1, number])
+            # ASHA: the worse half (by epoch-1 dev loss) of the students stops at epoch 1
+            early = loss + 0.3 + float(rng.normal(0, 0.02))
+            pruned = sc.asha and role == "student" and loss > float(np.median(pool[1]))
+            trials.append(
+                {
+                    "sweep": name, "stage": stage, "stage_kind": kind, "trial_id": tid,
+                    "number": number, "role": role,
+                    "status": "PRUNED" if pruned else "COMPLETE", "seed": number,
+                    "ensemble_size": size, "source_stage": None, "source_trial_id": None,
+                    "data_tokens": 120000, "dev_loss": early if pruned else loss,
+                    "test_loss": np.nan if pruned else loss,
+                    "blimp_overall": np.nan if pruned else blimp,
+                    "epochs_trained": 1.0 if pruned else 2.0, "blimp_pairs": 67000.0,
+                }
+            )  # fmt: skip
+            metrics.append({"trial_id": tid, "stage": stage, "number": number, "iteration": 1,
+                            "name": "dev_loss", "value": early})  # fmt: skip
+            if not pruned:
+                metrics.append({"trial_id": tid, "stage": stage, "number": number,
+                                "iteration": 2, "name": "dev_loss", "value": loss})  # fmt: skip
+    t = pd.DataFrame(trials)
+    return Frames(
+        sweep=name,
+        sweeps=pd.DataFrame([{"sweep": name, "status": "COMPLETE", "n_trials": len(t)}]),
+        trials=t,
+        metrics=pd.DataFrame(metrics),
+        evaluations=pd.DataFrame(columns=EVALUATION_COLUMNS),
+        ensemble=pd.DataFrame(columns=ENSEMBLE_COLUMNS),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis.calibration", description=__doc__)
     parser.add_argument("--sweeps", type=int, default=1000, help="synthetic sweeps per scenario")
@@ -315,6 +485,22 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n{n} null sweeps: pooled false-positive rate of 'student better' "
         f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
+    )
+    spread = calibrate_spread(default_spread_scenarios(), args.sweeps, seed=args.seed)
+    print()
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(
+            spread_table(spread).to_string(
+                index=False, float_format=lambda x: f"{x:.3f}", na_rep="—"
+            )
+        )
+    null_spread = [o for o in spread if o.scenario.ratio == 1.0]
+    n = sum(o.sweeps for o in null_spread)
+    print(
+        "\nConsistency (Brown-Forsythe on each search's configs, Holm over BLiMP and test "
+        f"loss): {n} null sweeps, pooled false-positive rate of 'more consistent' "
+        f"{sum(o.more_consistent * o.sweeps for o in null_spread) / n:.3f} (target <= 0.05); "
+        "power: 'more consistent' with the students' config spread halved."
     )
 
 
