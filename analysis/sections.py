@@ -49,6 +49,8 @@ __all__ = [
     "Section",
     "cluster_section",
     "comparison_section",
+    "consistency_section",
+    "cost_section",
     "expected_best_section",
     "glue_table",
     "headline_section",
@@ -1047,14 +1049,30 @@ def blimp_scoring(config: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def consistency_section(frames: Frames) -> Section:
+    """4b, in its own module (analysis/consistency_section.py)."""
+    from analysis.consistency_section import consistency_section as build
+
+    return build(frames)
+
+
+def cost_section(frames: Frames) -> Section:
+    """6b, in its own module (analysis/cost_section.py)."""
+    from analysis.cost_section import cost_section as build
+
+    return build(frames)
+
+
 SECTIONS = (
     verdict_section,
     headline_section,
     comparison_section,
     expected_best_section,
     sensitivity_section,
+    consistency_section,
     paradigm_section,
     cluster_section,
+    cost_section,
     methods_section,
 )
 """The report's sections, in reading order."""

@@ -279,6 +279,24 @@ def _curve(final: float, epochs: int) -> list[float]:
     return [final + 0.3 * (epochs - 1 - e) for e in range(epochs)]  # ends at `final`
 
 
+TOKENS_PER_EPOCH = 100_000
+PARAMETERS = 1_000_000
+EVAL_TOKENS = 4_000
+
+
+def _cost_metrics(t: SynthTrial, epoch: int, *, last: bool) -> dict[str, float]:
+    """What a trial reports of its cost (sweep.store.cost): a K-teacher student trains at
+    about 3 / (3 + K) of the throughput of a model without teachers, plus overheads."""
+    k = len(t.teachers)
+    return {
+        "tokens_seen": float(epoch * TOKENS_PER_EPOCH),
+        "num_parameters": float(PARAMETERS),
+        "teacher_parameters": float(k * PARAMETERS),
+        "eval_tokens": float(EVAL_TOKENS * (epoch + (1 if last else 0))),
+        "tokens_per_s": 4000.0 * 3 / (3 + 1.1 * k) * (1 + 0.01 * (t.number % 3)),
+    }
+
+
 def write_store(url: str, synth: SynthSweep) -> None:
     """Write the synthetic sweep through the Store API, and its Optuna studies beside it."""
     with Store(url) as store:
@@ -307,6 +325,7 @@ def write_store(url: str, synth: SynthSweep) -> None:
                 node=t.node,
                 source_trial_id=source,
                 started_at=T0 + timedelta(seconds=t.start_s),
+                resources={"cpu": 1, "gpu": 0},
             )
             if t.teachers:
                 store.set_trial_teachers(t.trial_id, [synth.by_key(k).trial_id for k in t.teachers])
@@ -314,6 +333,7 @@ def write_store(url: str, synth: SynthSweep) -> None:
                 epochs = EPOCHS if t.status == "COMPLETE" else 1
                 for epoch, loss in enumerate(_curve(t.dev_loss, epochs), start=1):
                     values = {"dev_loss": loss, "train_loss": loss + 0.1}
+                    values.update(_cost_metrics(t, epoch, last=epoch == EPOCHS))
                     if epoch == epochs and t.test_loss is not None:
                         values["test_loss"] = t.test_loss
                     store.add_metrics(t.trial_id, epoch, values)
