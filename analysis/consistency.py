@@ -29,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from analysis.comparisons import plan_comparisons
 from analysis.headline import reported_metrics, same_epochs
 from analysis.load import HIGHER, SELECTION_METRIC, Frames
 from analysis.stats import holm_rows
@@ -164,21 +165,20 @@ class ConsistencyVerdict:
     metrics: list[MetricSpread] = field(default_factory=list)
 
 
+SEARCH_KINDS = ("teachers", "single-teacher")
+"""The declared comparison kinds (analysis.comparisons) that set one search against another:
+students vs teachers, a K > 1 students search vs a K = 1 one. The others compare a search with
+its own configs (alpha = 1 baselines) or with a fixed model (the reference): no spread to set
+against the student's."""
+
+
 def _pairs(frames: Frames) -> list[tuple[str, str, str]]:
-    """(student stage, other stage, label): students vs teachers, K > 1 students vs K = 1."""
-    teachers = frames.stages("teachers")
-    students = frames.stages("students")
-    sizes = {s: frames.ensemble_size(s) for s in students}
-    out = []
-    for s in students:
-        who = f"ensemble student ({s}, K={sizes[s]})" if sizes[s] > 1 else f"student ({s})"
-        out += [(s, t, f"{who} vs teachers ({t})") for t in teachers]
-        out += [
-            (s, single, f"{who} vs single-teacher student ({single})")
-            for single in students
-            if sizes[s] > 1 and sizes[single] == 1
-        ]
-    return out
+    """(student stage, other stage, label) of every declared search-against-search comparison."""
+    return [
+        (plan.pools[0], plan.pools[1], plan.label)
+        for plan in plan_comparisons(frames)
+        if plan.kind.name in SEARCH_KINDS and plan.pools is not None
+    ]
 
 
 def pools(frames: Frames, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray, str, str]:

@@ -54,7 +54,7 @@ def test_the_demo_report_shows_consistency_and_cost_in_chromium(
         assert all(dom.drawn[f] for f in page.figures_in[section]), section
     text = demo_report.read_text(encoding="utf-8")
     data = json.loads(text.split('id="report-data">')[1].split("</script>")[0])
-    assert data["consistency_lines"][0].startswith("ensemble student (students, K=2)")
+    assert data["consistency_lines"][0].startswith("ensemble student (students, 2 teachers) vs teachers")
     assert data["cost"]["device_unit"] == "CPU core-hours"
 
 

@@ -33,6 +33,7 @@ def test_teacher_dev_loss_falls_and_every_epoch_is_reported(teachers: list[Train
         history = result.history
         assert [m["epoch"] for m in history] == [1.0, 2.0]
         assert set(history[0]) == EPOCH_KEYS  # a teacher logs no KL
+        assert history[0]["teacher_parameters"] == 0
         assert history[1]["dev_loss"] < history[0]["dev_loss"]
         assert history[1]["dev_loss"] < 6.0  # well under ln(500) = 6.2, uniform guessing
         assert history[1]["step"] == 2 * history[0]["step"]
@@ -69,6 +70,9 @@ def test_student_distils_from_two_teachers(
     result = train(config, teacher_dirs=[t.final_dir for t in teachers], progress=False)
     first, last = result.history
     assert set(first) == EPOCH_KEYS | {"train_kl"}
+    # what its cost is counted from (sweep.store.cost): its size and its teachers'
+    assert first["num_parameters"] == result.num_parameters
+    assert first["teacher_parameters"] == sum(t.num_parameters for t in teachers)
     assert last["train_kl"] < first["train_kl"]  # it moves towards the ensemble
     assert last["dev_loss"] < first["dev_loss"]
     assert first["train_loss"] == pytest.approx(
@@ -367,9 +371,11 @@ def test_dev_evaluations_within_epochs_change_nothing_trained(
     want = load_file(teachers[0].final_dir / "model.safetensors")
     got = load_file(result.final_dir / "model.safetensors")
     assert all(torch.equal(want[n], got[n]) for n in want)
+    # (the time and the evaluations' cost differ: checked below)
+    differ = {"tokens_per_s", "eval_tokens"}
     for ours, theirs in zip(result.history, teachers[0].history, strict=True):
-        assert {n: v for n, v in ours.items() if n != "tokens_per_s"} == {
-            n: v for n, v in theirs.items() if n != "tokens_per_s"
+        assert {n: v for n, v in ours.items() if n not in differ} == {
+            n: v for n, v in theirs.items() if n not in differ
         }
 
     # every k steps, never at an epoch's end (that has its own evaluation)
@@ -394,3 +400,6 @@ def test_dev_evaluations_within_epochs_change_nothing_trained(
         loss = model(input_ids=ids.view(n, -1), labels=ids.view(n, -1)).loss.item()
     assert points[0][2] == pytest.approx(loss, abs=1e-5)
     assert points[0][2] > result.history[0]["dev_loss"]  # still learning in epoch 1
+    # the cost of evaluating: every extra evaluation scored all n dev windows
+    extra = result.history[-1]["eval_tokens"] - teachers[0].history[-1]["eval_tokens"]
+    assert extra == len(points) * n * config.data.seq_length

@@ -17,7 +17,7 @@ from analysis.consistency import (
     fmt_spread,
 )
 from analysis.load import Frames
-from analysis.sections import Block, Section, _table, fmt_p
+from analysis.sections._format import Block, Section, fmt_p, html_table
 
 __all__ = ["consistency_section"]
 
@@ -76,7 +76,7 @@ def consistency_section(frames: Frames) -> Section:
             "Student side first in every cell. A smaller MAD and IQR and a larger share of "
             "configs near the pool's best mean the search's outcome depends less on which "
             "config it happened to try.",
-            table=_table(header, rows, key="consistency"),
+            table=html_table(header, rows, key="consistency"),
         )
     )
     section.blocks.append(

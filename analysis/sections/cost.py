@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 
 from analysis import cost, figures
 from analysis.load import Frames
-from analysis.sections import Block, Section, _table, fmt
+from analysis.sections._format import Block, Section, fmt, html_table
 
 __all__ = ["cost_section"]
 
@@ -55,7 +55,7 @@ def cost_section(frames: Frames) -> Section:
             "devices it held; pruned and failed trials count). Training FLOPs by the standard "
             "count: 6 N per trained token, 2 N per token for each teacher's forward pass, 2 N "
             "per token evaluated (dev and test loss; BLiMP scoring not counted).",
-            table=_table(
+            table=html_table(
                 [
                     "stage",
                     "kind",
@@ -94,7 +94,7 @@ def cost_section(frames: Frames) -> Section:
         section.blocks.append(
             Block(
                 reading,
-                table=_table(
+                table=html_table(
                     [
                         "overhead",
                         "trials",
