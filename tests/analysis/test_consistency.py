@@ -82,3 +82,14 @@ def test_small_pools_are_inconclusive_and_say_why() -> None:
     (verdict,) = consistency_verdicts(frames)  # type: ignore[arg-type]
     assert verdict.verdict == "inconclusive"
     assert all(f"{MIN_CONFIGS}+ per search" in (m.reason or "") for m in verdict.metrics)
+
+
+def test_configs_that_trained_other_epochs_are_left_out() -> None:
+    frames = spread_frames(SpreadScenario("null", 12, 12), seed=4)
+    t = frames.trials  # type: ignore[attr-defined]
+    longer = t.index[(t["stage"] == "students_k2")][:5]
+    t.loc[longer, "epochs_trained"] = 3.0  # a searched `epochs` gave five students 3 epochs
+    (verdict,) = consistency_verdicts(frames)  # type: ignore[arg-type]
+    for m in verdict.metrics:
+        assert (m.n_student, m.n_other) == (7, 12)
+        assert "trained 2 epoch(s)" in m.basis
