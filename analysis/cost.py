@@ -117,6 +117,15 @@ def _per_token(trials: pd.DataFrame, column: str) -> pd.Series:
     return _column(trials, column) / _column(trials, "tokens_trained")
 
 
+def _same_size(reference: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """The reference trials of the model size `like` trains (all where sizes are unknown):
+    a per-token ratio across model sizes would measure the size, not the teachers."""
+    sizes = _column(like, "num_parameters").dropna()
+    if sizes.empty:
+        return reference
+    return reference[_column(reference, "num_parameters") == sizes.median()]
+
+
 def overheads(frames: Frames) -> list[Overhead]:
     """Each K > 0 over no distillation, and each K over the next smaller K (K=2 over K=1)."""
     groups = _groups(frames)
@@ -125,7 +134,7 @@ def overheads(frames: Frames) -> list[Overhead]:
     pairs = [(k, 0) for k in ks if k > 0 and 0 in groups]
     pairs += [(k, ref) for ref, k in itertools.pairwise(ks) if ref > 0]
     for k, ref in pairs:
-        a, b = groups[k], groups[ref]
+        a, b = groups[k], _same_size(groups[ref], groups[k])
         out.append(
             Overhead(
                 label=f"K={k} over " + ("no distillation" if ref == 0 else f"K={ref}"),
