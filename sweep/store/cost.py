@@ -83,12 +83,17 @@ def training_flops(
 
 def llama_parameters(recipe: Mapping[str, Any]) -> int | None:
     """A LLaMA's parameter count from a stored recipe config (`model` sizes, `data.vocab_size`):
-    for rows written before trials reported `num_parameters`. None when it has no model."""
+    for rows written before trials reported `num_parameters`. None when it names no valid
+    model. The configured vocab is the tokenizer's on a corpus that fills it (sweep.yaml's)."""
     from trainers.config import ModelConfig
+    from trainers.errors import TrainerError
 
-    if not recipe or "model" not in recipe:
+    if not recipe or not isinstance(recipe.get("model"), Mapping):
         return None
-    sizes = ModelConfig.model_validate(recipe["model"]).sizes()
+    try:
+        sizes = ModelConfig.model_validate(recipe["model"]).sizes()
+    except (ValueError, TrainerError):  # pydantic's ValidationError is a ValueError
+        return None
     vocab = int((recipe.get("data") or {}).get("vocab_size", 0))
     hidden, inter = int(sizes["hidden_size"]), int(sizes["intermediate_size"])
     heads, kv_heads = int(sizes["num_heads"]), int(sizes["num_kv_heads"])

@@ -105,3 +105,16 @@ def test_status_shows_each_stages_device_hours(store: Store, demo: DemoIds) -> N
     (teachers,) = [ln for ln in text.splitlines() if ln.strip().startswith("teachers")]
     # four teachers of 10 minutes each on one CPU core
     assert teachers.replace("│", " ").split()[-1] == "0.667"
+
+
+def test_a_row_without_a_valid_model_has_no_flops_on_read(store: Store) -> None:
+    sweep = store.upsert_sweep("odd", config={}, config_hash="h", code_version="t")
+    stage = store.upsert_stage(sweep, "teachers")
+    trial = store.upsert_trial(
+        stage, 0, role="teacher", params={}, seed=0, config={"model": {"preset": "huge"}}
+    )
+    store.add_metrics(trial, 1, {"tokens_seen": 10.0})
+    store.finish_trial(trial, TrialStatus.COMPLETE, objective=1.0)
+    row = read_trials(store, "odd").iloc[0]
+    assert row["tokens_trained"] == 10 and math.isnan(row["train_flops"])
+    assert math.isnan(row["device_seconds"])  # no start time, no resources
