@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import EPOCHS, EVAL_TOKENS, PARAMETERS, TOKENS_PER_EPOCH, SynthSweep
-from test_report_renders import _Figures, chromium, render  # noqa: F401 (the fixture)
 
 from analysis.cost import overheads, stage_costs
 from analysis.load import load_frames
+from tests.analysis.conftest import EPOCHS, EVAL_TOKENS, PARAMETERS, TOKENS_PER_EPOCH, SynthSweep
+from tests.analysis.test_report_renders import _Figures, render
+from tests.analysis.test_report_renders import chromium as chromium
 
 
 class _Sections(_Figures):
@@ -39,7 +40,7 @@ class _Sections(_Figures):
 
 
 def test_the_demo_report_shows_consistency_and_cost_in_chromium(
-    chromium: str,  # noqa: F811
+    chromium: str,
     demo_report: Path,
     tmp_path: Path,
 ) -> None:
@@ -56,7 +57,9 @@ def test_the_demo_report_shows_consistency_and_cost_in_chromium(
         assert all(dom.drawn[f] for f in page.figures_in[section]), section
     text = demo_report.read_text(encoding="utf-8")
     data = json.loads(text.split('id="report-data">')[1].split("</script>")[0])
-    assert data["consistency_lines"][0].startswith("ensemble student (students, 2 teachers) vs teachers")
+    assert data["consistency_lines"][0].startswith(
+        "ensemble student (students, 2 teachers) vs teachers"
+    )
     assert data["cost"]["device_unit"] == "CPU core-hours"
 
 
