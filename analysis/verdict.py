@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.comparisons import ComparisonPlan, plan_comparisons
-from analysis.headline import reported_metrics, same_epochs
+from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
 from analysis.stats import (
     PairedEvidence,
@@ -41,6 +41,7 @@ __all__ = [
     "ComparisonVerdict",
     "Decision",
     "Verdict",
+    "blimp_at_chance",
     "decide",
     "pool_asymmetries",
     "verdicts",
@@ -159,13 +160,20 @@ def _paired(plan: ComparisonPlan, metric: str) -> pd.DataFrame:
     return both.dropna()
 
 
+def blimp_at_chance(accuracy: npt.ArrayLike, pairs: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether a BLiMP accuracy on `pairs` scored pairs lies inside the 95% Clopper-Pearson
+    interval of chance (50%): such a model is not above chance."""
+    acc, n = np.asarray(accuracy, float), np.asarray(pairs, float)
+    low, high = clopper_pearson(np.round(acc * n), n)
+    return np.asarray((low <= 0.5) & (high >= 0.5), bool)
+
+
 def _at_chance(rows: pd.DataFrame, value: float) -> tuple[bool, int]:
     pairs = pd.to_numeric(rows.get("blimp_pairs"), errors="coerce").dropna()
     if pairs.empty or not np.isfinite(value):
         return False, 0
     n = int(pairs.median())
-    low, high = clopper_pearson(round(value * n), n)
-    return bool(low <= 0.5 <= high), n
+    return bool(blimp_at_chance(value, n)), n
 
 
 def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
@@ -201,9 +209,15 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
 def _guard_values(
     frames: Frames, a: str, b: str, metric: str, higher: bool
 ) -> tuple[np.ndarray, np.ndarray, str, bool]:
-    """The two pools' values for the matched-budget comparison and what they are."""
+    """The two pools' values for the matched-budget comparison and what they are.
+
+    Pools with no epoch count in common give no values: the guard then refuses to vouch.
+    """
     pa, pb = frames.stage(a), frames.stage(b)
     pruned = (pa["status"] == "PRUNED").any() or (pb["status"] == "PRUNED").any()
+    mismatch = epochs_mismatch(pa, pb, (a, b))
+    if mismatch is not None:
+        return np.array([]), np.array([]), mismatch, higher
     if not pruned:
         sa, sb, epochs = same_epochs(pa, pb)
         basis = f"held-out {metric} of completed trials" + (
@@ -274,6 +288,9 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 "metric": metric if "held-out" in basis else SELECTION_METRIC,
             }
             guard_p[i], guard_favours[i] = 1.0, 0.0
+            guard["refused"] = epochs_mismatch(
+                frames.stage(plan.pools[0]), frames.stage(plan.pools[1]), plan.pools
+            )
             if va.size and vb.size:
                 diff, p, k = matched_budget_test(va, vb, higher=g_higher)
                 guard_p[i] = float(p)
@@ -367,6 +384,12 @@ def _reason(
     ev = decision.evidence
     if np.isnan(ev.p[i]):
         return "every pair differs by the same amount: no variance to test"
+    if decision.blocked[i] and guard is not None and guard.get("refused"):
+        return (
+            f"the seed pairs differ (Holm p = {decision.p_holm[i]:.3f}), but {guard['refused']}: "
+            "nothing vouches that the difference is distillation rather than the luck of the "
+            "chosen configs or the unequal training, so no verdict is drawn"
+        )
     if decision.blocked[i] and guard is not None:
         gp = guard["p"]
         unequal = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.headline import reported_metrics
+from analysis.headline import epochs_mismatch, reported_metrics
 from analysis.load import SELECTION_METRIC, Frames
 from analysis.sections._format import Section
 from analysis.verdict import pool_asymmetries, verdicts
@@ -42,12 +42,19 @@ def _asymmetry_warnings(frames: Frames) -> list[str]:
     for s in frames.stages("students"):
         for t in frames.stages("teachers"):
             asym = pool_asymmetries(frames, s, t)
-            if asym:
-                out.append(
-                    f"{s} and {t} were not searched alike: "
-                    + "; ".join(asym)
-                    + ". Sweep-level numbers compare at matched budget (expected best at equal "
-                    "k) and only trials with the same epochs; a verdict also needs that "
+            if not asym:
+                continue
+            mismatch = epochs_mismatch(frames.stage(s), frames.stage(t), (s, t))
+            out.append(
+                f"{s} and {t} were not searched alike: "
+                + "; ".join(asym)
+                + (
+                    f". As {mismatch}, sweep-level numbers between them are not drawn and no "
+                    "verdict between them is vouched for."
+                    if mismatch
+                    else ". Sweep-level numbers compare at matched budget (expected best at "
+                    "equal k) and only trials with the same epochs; a verdict also needs that "
                     "matched comparison to agree."
                 )
+            )
     return out
