@@ -104,6 +104,7 @@ def render_report(frames: Frames) -> str:
         verdicts=summary.get("verdicts", []),
         warnings=summary.get("warnings", []),
         verdict_basis=summary.get("verdict_basis", ""),
+        first_screen=next((s["blocks"] for s in rendered if s["key"] == "verdict"), []),
         sections=[s for s in rendered if s["key"] != "verdict"],
         data=Markup(data),
     )

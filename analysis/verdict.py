@@ -16,6 +16,7 @@ on synthetic null sweeps to measure its false-positive rate and coverage.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ import pandas as pd
 from analysis.comparisons import ComparisonPlan, plan_comparisons
 from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.power import detectable_effect, seeds_needed, target_effects
 from analysis.stats import (
     PairedEvidence,
     clopper_pearson,
@@ -43,6 +45,8 @@ __all__ = [
     "Verdict",
     "blimp_at_chance",
     "decide",
+    "every_verdict_decided",
+    "headline",
     "pool_asymmetries",
     "verdicts",
 ]
@@ -133,6 +137,16 @@ class Verdict:
     reason: str | None
     pairing: str
     guard: dict[str, Any] | None = None
+    sd: float | None = None
+    """sd of the paired differences (the metric's units)."""
+    alpha_first: float | None = None
+    """The Holm level this test faces first: ALPHA / the family's size."""
+    detectable: float | None = None
+    """Smallest true difference the seed-pair test finds with 80% power at these pairs."""
+    target: float | None = None
+    """report.target_effect for this metric (the store's units)."""
+    seeds_needed: int | None = None
+    """Seed pairs that find `target` with 80% power (None: unknown, or over MAX_SEEDS)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,8 @@ class ComparisonVerdict:
     verdict: str
     line: str
     metrics: list[Verdict] = field(default_factory=list)
+    headline: str = ""
+    """The verdict in words that name the metric ("better on BLiMP; test loss inconclusive")."""
 
 
 def _paired(plan: ComparisonPlan, metric: str) -> pd.DataFrame:
@@ -299,6 +315,11 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
             guards[i] = guard
     decision = decide(diffs, eligible=eligible, guard_p=guard_p, guard_favours=guard_favours)
     ev = decision.evidence
+    targets = target_effects(frames.config)
+    family_size = int(decision.in_family.sum())
+    with warnings.catch_warnings():  # rows of fewer than 2 pairs have no sd
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sds = np.nanstd(diffs, axis=1, ddof=1)
     out: list[ComparisonVerdict] = []
     per_plan: dict[str, list[Verdict]] = {}
     for i, (plan, metric) in enumerate(cells):
@@ -311,6 +332,9 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
         if low is not None and high is not None and sign < 0:
             low, high = -high, -low
         mean = _f(ev.mean[i])
+        sd = _f(sds[i]) if n >= 2 else None
+        alpha_first = ALPHA / max(family_size + (0 if decision.in_family[i] else 1), 1)
+        target = targets.get(metric)
         per_plan.setdefault(plan.key, []).append(
             Verdict(
                 comparison=plan.key,
@@ -332,9 +356,16 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 reason=reason,
                 pairing=plan.pairing,
                 guard=guards.get(i),
+                sd=sd,
+                alpha_first=alpha_first,
+                detectable=None if sd is None else detectable_effect(sd, n, alpha_first),
+                target=target,
+                seeds_needed=None
+                if sd is None or target is None
+                else seeds_needed(sd, target, alpha_first, at_least=MIN_PAIRS),
             )
         )
-    family = int(decision.in_family.sum())
+    family = family_size
     for plan in plans:
         vs = per_plan[plan.key]
         words = {v.verdict for v in vs}
@@ -348,10 +379,35 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
             word = "inconclusive"
         out.append(
             ComparisonVerdict(
-                plan.key, plan.label, plan.kind.name, word, _line(plan, word, vs, family), vs
+                plan.key,
+                plan.label,
+                plan.kind.name,
+                word,
+                _line(plan, word, vs, family),
+                vs,
+                headline(word, vs),
             )
         )
     return out
+
+
+def headline(word: str, vs: list[Verdict]) -> str:
+    """A comparison's verdict in words that say which metric decided it."""
+    decided = [v for v in vs if v.verdict != "inconclusive"]
+    if not decided:
+        return "inconclusive"
+    if word == "inconclusive":  # the metrics disagree
+        return "; ".join(f"{v.verdict} on {METRIC_NAMES.get(v.metric, v.metric)}" for v in decided)
+    undecided = [METRIC_NAMES.get(v.metric, v.metric) for v in vs if v.verdict == "inconclusive"]
+    on = " and ".join(METRIC_NAMES.get(v.metric, v.metric) for v in decided)
+    return f"{word} on {on}" + (f"; {' and '.join(undecided)} inconclusive" if undecided else "")
+
+
+def every_verdict_decided(frames: Frames) -> bool:
+    """Whether every comparison of the study has a verdict ("better" or "worse" on some metric,
+    none of them contradicting another): what a study growing its seeds asks after each round."""
+    found = verdicts(frames)
+    return bool(found) and all(cv.verdict != "inconclusive" for cv in found)
 
 
 def _f(x: Any) -> float | None:
