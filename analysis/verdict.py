@@ -17,7 +17,7 @@ on synthetic null sweeps to measure its false-positive rate and coverage.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ import pandas as pd
 from analysis.comparisons import ComparisonPlan, plan_comparisons
 from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
-from analysis.power import detectable_effect, seeds_needed, target_effects
+from analysis.power import MAX_SEEDS, detectable_effect, seeds_needed, target_effects
 from analysis.stats import (
     PairedEvidence,
     clopper_pearson,
@@ -48,7 +48,9 @@ __all__ = [
     "every_verdict_decided",
     "headline",
     "pool_asymmetries",
+    "status_lines",
     "verdicts",
+    "what_would_decide",
 ]
 
 ALPHA = 0.05
@@ -498,3 +500,39 @@ def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> st
             text += f"; why: {v.reason}"
         parts.append(text)
     return f"{plan.label}: {word.upper()}. Student minus other, " + ". ".join(parts) + "."
+
+
+def what_would_decide(metric: str, cell: dict[str, Any]) -> str:
+    """The smallest detectable difference now and the seed pairs the target effect needs."""
+    target = cell.get("target")
+    target_text = _fmt(metric, target).lstrip("+") if target is not None else "the target"
+    if cell.get("detectable") is None:
+        return "detectable: needs 2+ pairs with variance"
+    text = f"detectable now: {_fmt(metric, cell['detectable']).lstrip('+')}"
+    needed = cell.get("seeds_needed")
+    if target is not None:
+        text += (
+            f"; {target_text} needs {needed} pairs"
+            if needed is not None
+            else f"; {target_text} needs more than {MAX_SEEDS} pairs"
+        )
+    return text
+
+
+def status_lines(frames: Frames) -> list[str]:
+    """One line per comparison for `sweep status`: its verdict and what would decide it."""
+    lines = []
+    for cv in verdicts(frames):
+        unit = "seed" if cv.metrics and cv.metrics[0].pairing == "seed" else "config"
+        pairs = max((v.n_pairs for v in cv.metrics), default=0)
+        parts = [
+            f"{METRIC_NAMES.get(v.metric, v.metric)} {_fmt(v.metric, v.difference)}, "
+            + what_would_decide(v.metric, asdict(v))
+            for v in cv.metrics
+            if v.difference is not None
+        ]
+        lines.append(
+            f"{cv.comparison}: {cv.headline} ({pairs} {unit} pairs)"
+            + ("; " + "; ".join(parts) if parts else "")
+        )
+    return lines

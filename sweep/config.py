@@ -346,6 +346,22 @@ class TrackingConfig(_Strict):
     """TensorBoard event files; e.g. {} for the default folder."""
 
 
+class TargetEffect(_Strict):
+    """The smallest effect worth finding: the report says how many seed pairs would find it."""
+
+    blimp_pp: float = Field(1.0, gt=0, le=50)
+    """BLiMP, in percentage points."""
+    loss: float = Field(0.02, gt=0, le=10)
+    """Test (or dev) loss, in nats per token."""
+
+
+class ReportConfig(_Strict):
+    """How `sweep report` and `sweep status` read the study (not part of what it trains)."""
+
+    target_effect: TargetEffect = TargetEffect()
+    """E.g. {blimp_pp: 1.0, loss: 0.02}: each verdict says the seed pairs that find it (80% power)."""
+
+
 class SweepConfig(_Strict):
     """A whole study: `sweep run sweep.yaml`."""
 
@@ -373,6 +389,8 @@ class SweepConfig(_Strict):
     """Downstream evaluation."""
     tracking: TrackingConfig = TrackingConfig()
     """Experiment trackers (W&B, MLflow, TensorBoard) and the train-loss logging interval."""
+    report: ReportConfig = ReportConfig()
+    """What the report asks of the verdicts (report.target_effect)."""
     source: Path | None = Field(None, exclude=True)
     """The yaml this came from (set by the loader)."""
 
@@ -422,10 +440,10 @@ class SweepConfig(_Strict):
 
         Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
         root, the trackers it logs to), so the same sweep resumes on a laptop or a cluster
-        with other paths.
+        with other paths; so is how it is reported (`report`).
         """
         data = self.model_dump(
-            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking"}
+            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking", "report"}
         )
         # a stage's size is not its meaning: raising trials or seeds extends the same study
         data["stages"] = {

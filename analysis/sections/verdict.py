@@ -10,9 +10,14 @@ from markupsafe import Markup
 from analysis import figures
 from analysis.headline import epochs_mismatch, reported_metrics
 from analysis.load import SELECTION_METRIC, Frames
-from analysis.power import MAX_SEEDS
 from analysis.sections._format import Block, Section, fmt_diff, fmt_p, metric_label
-from analysis.verdict import METRIC_NAMES, ComparisonVerdict, pool_asymmetries, verdicts
+from analysis.verdict import (
+    METRIC_NAMES,
+    ComparisonVerdict,
+    pool_asymmetries,
+    verdicts,
+    what_would_decide,
+)
 
 
 def verdict_section(frames: Frames) -> Section:
@@ -137,23 +142,6 @@ def _difference_cell(metric: str, cell: dict[str, Any]) -> str:
         text
         + f"<br><span class='note decide'>{html.escape(what_would_decide(metric, cell))}</span>"
     )
-
-
-def what_would_decide(metric: str, cell: dict[str, Any]) -> str:
-    """The smallest detectable difference now and the seed pairs the target effect needs."""
-    target = cell.get("target")
-    target_text = fmt_diff(metric, target).lstrip("+") if target is not None else "the target"
-    if cell.get("detectable") is None:
-        return "detectable: needs 2+ pairs with variance"
-    text = f"detectable now: {fmt_diff(metric, cell['detectable']).lstrip('+')}"
-    needed = cell.get("seeds_needed")
-    if target is not None:
-        text += (
-            f"; {target_text} needs {needed} pairs"
-            if needed is not None
-            else f"; {target_text} needs more than {MAX_SEEDS} pairs"
-        )
-    return text
 
 
 def _verdict_word(row: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -32,3 +34,22 @@ def test_target_effect_comes_from_the_stored_config() -> None:
     assert target_effects({}) == {"blimp_overall": 0.01, "test_loss": 0.02, "dev_loss": 0.02}
     got = target_effects({"report": {"target_effect": {"blimp_pp": 2.0, "loss": 0.05}}})
     assert got["blimp_overall"] == pytest.approx(0.02) and got["test_loss"] == 0.05
+
+
+def test_sweep_status_says_what_would_decide_each_verdict(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from sweep.store import render_status
+    from tests.analysis.verdict_stores import Plan, write_study
+
+    url = f"sqlite:///{tmp_path / 'status.db'}"
+    write_study(url, Plan(name="decide", reference_blimp=0.605))
+    console = Console(width=400, record=True)
+    console.print(render_status(url, "decide"))
+    text = console.export_text()
+    assert "verdicts (what would decide them):" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("students vs teachers:"))
+    assert "(5 seed pairs)" in line
+    assert (
+        "detectable now:" in line and "1.00 pp needs" in line and "0.0200 nats/token needs" in line
+    )

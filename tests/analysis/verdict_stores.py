@@ -57,10 +57,10 @@ def write_study(url: str, plan: Plan, *, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     config = {
         "name": plan.name,
-        "stages": [
-            {"name": "teachers", "kind": "teachers", "trials": plan.pool, "epochs": plan.teacher_epochs},
-            {"name": "students", "kind": "students", "trials": plan.pool, "epochs": plan.student_epochs},
-        ],
+        "stages": {
+            "teachers": {"kind": "teachers", "trials": plan.pool, "epochs": plan.teacher_epochs},
+            "students": {"kind": "students", "trials": plan.pool, "epochs": plan.student_epochs},
+        },
     }  # fmt: skip
     with Store(url) as store:
         sweep_id = store.upsert_sweep(
