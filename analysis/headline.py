@@ -103,7 +103,8 @@ def headline_table(frames: Frames) -> pd.DataFrame:
             "configs": int(config_key(done).nunique()) if len(done) else 0,
             "seeds": _seeds(done),
         }
-        chosen = best_trial(done)
+        # among seed re-runs of one config, "chosen on dev" would pick the luckiest seed
+        chosen = None if ":" in key else best_trial(done)  # keys with ":" are seed re-runs
         for metric in metrics:
             v = _metric(done, metric)
             est = iqm_estimate(v)

@@ -133,7 +133,10 @@ class Frames:
             for role in rows["role"].dropna().unique():
                 of_role = rows[rows["role"] == role]
                 sources = [s for s in of_role["source_stage"].dropna().unique()]
-                if len(sources) <= 1:
+                if kind == "reference":  # the teachers' chosen config re-trained on more data
+                    src = f" ({sources[0]}' chosen config)" if len(sources) == 1 else ""
+                    out.append((f"{stage}:{role}", f"data-scale reference {stage}{src}"))
+                elif len(sources) <= 1:
                     src = f" of {sources[0]}" if sources else ""
                     out.append((f"{stage}:{role}", f"{role} {stage}{src}"))
                 else:

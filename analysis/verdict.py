@@ -209,8 +209,8 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
     pa, pb = frames.stage(a), frames.stage(b)
     ran_a = pa[pa["status"].isin(["COMPLETE", "PRUNED"])]
     ran_b = pb[pb["status"].isin(["COMPLETE", "PRUNED"])]
-    if len(ran_a) != len(ran_b):
-        out.append(f"{a} ran {len(ran_a)} trials and {b} {len(ran_b)}")
+    if len(ran_a) != len(ran_b) and (len(ran_a), len(ran_b)) != (ca["trials"], cb["trials"]):
+        out.append(f"{a} ran {len(ran_a)} trials and {b} {len(ran_b)}")  # not what the config said
     pr_a, pr_b = int((pa["status"] == "PRUNED").sum()), int((pb["status"] == "PRUNED").sum())
     if (pr_a > 0) != (pr_b > 0):
         out.append(
@@ -219,7 +219,7 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
         )
     ea = sorted({int(e) for e in finished(pa)["epochs_trained"].dropna()})
     eb = sorted({int(e) for e in finished(pb)["epochs_trained"].dropna()})
-    if ea and eb and ea != eb:
+    if ea and eb and ea != eb and (ea, eb) != ([ca["epochs"]], [cb["epochs"]]):
         out.append(f"completed trials trained {ea} epoch(s) in {a} and {eb} in {b}")
     return out
 
@@ -238,7 +238,7 @@ def _guard_values(
         return np.array([]), np.array([]), mismatch, higher
     if not pruned:
         sa, sb, epochs = same_epochs(pa, pb)
-        basis = f"held-out {metric} of completed trials" + (
+        basis = f"held-out {METRIC_NAMES.get(metric, metric)} of completed trials" + (
             f" that trained {epochs} epoch(s)" if epochs is not None else ""
         )
         va = pd.to_numeric(sa[metric], errors="coerce").dropna().to_numpy(float)
@@ -444,7 +444,7 @@ def _reason(
         return "every pair differs by the same amount: no variance to test"
     if decision.blocked[i] and guard is not None and guard.get("refused"):
         return (
-            f"the seed pairs differ (Holm p = {decision.p_holm[i]:.3f}), but {guard['refused']}: "
+            f"the seed pairs differ (Holm p {_p(decision.p_holm[i])}), but {guard['refused']}: "
             "nothing vouches that the difference is distillation rather than the luck of the "
             "chosen configs or the unequal training, so no verdict is drawn"
         )
@@ -456,17 +456,23 @@ def _reason(
             else ""
         )
         return (
-            f"the seed pairs differ (Holm p = {decision.p_holm[i]:.3f}), but they compare one "
+            f"the seed pairs differ (Holm p {_p(decision.p_holm[i])}), but they compare one "
             f"chosen config per side{unequal}; at matched budget (expected best of k = "
-            f"{guard['k']} trials, {guard['basis']}) the two searches "
+            f"{guard['k']} trials, {guard['basis']}) the two searches, "
+            f"{guard['pools'][0]} and {guard['pools'][1]}, "
             + ("do not differ" if gp is None or gp >= ALPHA else "point the other way")
-            + (f" (permutation p = {gp:.3f})" if gp is not None else "")
+            + (f" (permutation p {_p(gp)})" if gp is not None else "")
             + ", so the difference may be the luck of the chosen configs, not distillation"
         )
     return (
-        f"p = {ev.p[i]:.3f}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
+        f"p {_p(ev.p[i])}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
         f"the family {decision.p_holm[i]:.3f} ≥ {ALPHA:g}"
     )
+
+
+def _p(p: float) -> str:
+    """'= 0.064', or '< 0.001' where three decimals would print 0.000."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
@@ -490,16 +496,22 @@ def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> st
             continue
         text = f"{name} {v.verdict}: {_fmt(v.metric, v.difference)}"
         if v.low is not None and v.high is not None:
-            text += f" (95% CI {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
+            unadjusted = v.verdict == "inconclusive" and (v.low > 0 or v.high < 0)
+            text += (
+                f" (95% CI {_fmt(v.metric, v.low, unit=False)} to "
+                f"{_fmt(v.metric, v.high, unit=False)}"
+                + (", unadjusted for the family" if unadjusted else "")
+                + ")"
+            )
         if v.p is not None:
-            text += f", paired t p = {v.p:.3g}" + (
-                f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
+            text += f", paired t p {_p(v.p)}" + (
+                f", Holm p {_p(v.p_holm)}" if v.p_holm is not None else ""
             )
         text += f", {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"
         if v.reason:
             text += f"; why: {v.reason}"
         parts.append(text)
-    return f"{plan.label}: {word.upper()}. Student minus other, " + ". ".join(parts) + "."
+    return f"{plan.label}: {headline(word, vs)}. Student minus other, " + ". ".join(parts) + "."
 
 
 def what_would_decide(metric: str, cell: dict[str, Any]) -> str:

@@ -65,13 +65,15 @@ def verdict_section(frames: Frames) -> Section:
 
 
 def _asymmetry_warnings(frames: Frames) -> list[str]:
-    out = []
+    """One warning per pair of searches not run alike; what that means is said once, last."""
+    out, matched = [], False
     for s in frames.stages("students"):
         for t in frames.stages("teachers"):
             asym = pool_asymmetries(frames, s, t)
             if not asym:
                 continue
             mismatch = epochs_mismatch(frames.stage(s), frames.stage(t), (s, t))
+            matched = matched or mismatch is None
             out.append(
                 f"{s} and {t} were not searched alike: "
                 + "; ".join(asym)
@@ -79,11 +81,15 @@ def _asymmetry_warnings(frames: Frames) -> list[str]:
                     f". As {mismatch}, sweep-level numbers between them are not drawn and no "
                     "verdict between them is vouched for."
                     if mismatch
-                    else ". Sweep-level numbers compare at matched budget (expected best at "
-                    "equal k) and only trials with the same epochs; a verdict also needs that "
-                    "matched comparison to agree."
+                    else "."
                 )
             )
+    if matched:
+        out.append(
+            "Sweep-level numbers between searches not run alike compare at matched budget "
+            "(expected best at equal k) and only trials with the same epochs; a verdict also "
+            "needs that matched comparison to agree."
+        )
     return out
 
 

@@ -62,7 +62,12 @@ def test_planted_effect_is_found_at_five_seeds_not_at_two() -> None:
     assert "smallest p a Wilcoxon or sign-flip test can reach at 2 pairs is 0.50" in first.line
     # the same verdict opens the rendered report
     page = render_report(big)  # type: ignore[arg-type]
-    assert "ensemble student (students_k2, 2 teachers) vs teachers (teachers): BETTER" in page
+    decided = verdicts(big)[0]  # type: ignore[arg-type]
+    assert decided.headline.startswith("better on ")  # the word names the metric(s)
+    row = page[page.index("data-comparison='students_k2 vs teachers'") :]
+    row = row[: row.index("</tr>")]
+    assert "ensemble student (students_k2, 2 teachers) vs teachers (teachers)" in row
+    assert f"<b class='verdict-word verdict-better'>{decided.headline}</b>" in row
 
 
 def test_calibration_runs_as_a_module() -> None:
