@@ -21,6 +21,7 @@ from markupsafe import Markup
 from scipy import stats
 
 from analysis import figures
+from analysis.data_pipeline import data_pipeline_text
 from analysis.headline import (
     headline_table,
     paradigm_differences,
@@ -939,6 +940,7 @@ def methods_section(frames: Frames) -> Section:
         ("seeds used", html.escape(", ".join(str(s) for s in seeds) or "—")),
         ("BLiMP scoring", html.escape(scoring["blimp_convention_text"])),
         ("checkpoint handed on", html.escape(scoring["checkpoint_text"])),
+        ("data pipeline", html.escape(data_pipeline_text(frames.config))),
         ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     facts_html = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
