@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -32,7 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from filelock import FileLock
 
-from trainers.cleaning import CLEANING_VERSION, clean_text, is_cleaned_corpus
+from trainers.cleaning import (
+    CLEANING_VERSION,
+    clean_text,
+    is_cleaned_corpus,
+    uncleaned_sources,
+)
 from trainers.config import DataConfig
 from trainers.errors import TrainerError
 
@@ -57,6 +63,8 @@ __all__ = [
     "tokenizer_fingerprint",
     "train_windows",
 ]
+
+log = logging.getLogger(__name__)
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
 SPLITS = ("train", "dev", "test")
@@ -283,6 +291,12 @@ def _text_files(data: DataConfig, split: str, built: list[str]) -> list[Path]:
         return [final / p.name for p in files]
     with FileLock(str(root / f"{key}.lock")):
         if not final.is_dir():
+            left = uncleaned_sources(p.stem for p in files)
+            if left:
+                log.warning(
+                    "data.pipeline babyllama2: the reference has no cleaner for %s; left as it is",
+                    ", ".join(left),
+                )
             staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
             try:
                 for path in files:

@@ -88,7 +88,9 @@ def _reference_data(corpus: Path, cache: Path, **update: object) -> DataConfig:
     return DataConfig.model_validate(settings).resolved()
 
 
-def test_stream_is_each_cleaned_file_encoded_whole(tmp_path: Path):
+def test_stream_is_each_cleaned_file_encoded_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     corpus = _write_corpus(
         tmp_path,
         {
@@ -101,6 +103,7 @@ def test_stream_is_each_cleaned_file_encoded_whole(tmp_path: Path):
     # min_frequency out of reach: no merges, so every token is one byte-level character
     data = _reference_data(corpus, tmp_path / "cache", min_frequency=10**9)
     prepared = prepare_corpus(data)
+    assert "no cleaner for fairy_tales" in caplog.text  # said when a split holding it is cleaned
     spec = json.loads((prepared.tokenizer_dir / "tokenizer.json").read_text())
     vocab = spec["model"]["vocab"]
     # the files in name order, childes cleaned; "Ċ" is the newline, "Ġ" a space; the first
