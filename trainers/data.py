@@ -168,9 +168,10 @@ def train_windows(data: DataConfig, tokens: np.ndarray, seed: int) -> TrainWindo
 class TrainWindows:
     """Training windows of `seq_length` tokens, cut at a fresh random offset each epoch.
 
-    As in BabyLlama-2, every epoch shifts the window grid by a random offset in
-    [0, seq_length), so the model sees other boundaries each time; window order is
-    shuffled too. Both depend only on (seed, epoch), so a resumed run sees the same data.
+    Every epoch shifts the whole window grid by one random offset in [0, seq_length), so
+    the model sees other boundaries each time; window order is shuffled too. Both depend
+    only on (seed, epoch), so a resumed run sees the same data. (BabyLlama-2 draws an offset
+    per window instead: `RandomChunkWindows`.)
     """
 
     def __init__(self, tokens: np.ndarray, seq_length: int, seed: int) -> None:
