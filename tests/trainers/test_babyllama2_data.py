@@ -9,6 +9,7 @@ count and starts, and a tokenizer trained independently with the notebook's sett
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,12 @@ def test_pipeline_chooses_the_windows(tmp_path: Path):
     assert windows.num_windows == len(tokens) // 8 - 1
     default = data.model_copy(update={"pipeline": "babysweep"})
     assert type(train_windows(default, tokens, seed=0)) is TrainWindows
+    # the default pipeline keeps the cache keys it had; babyllama2's are its own
+    plain = prepare_corpus(default)
+    assert re.fullmatch(r"bpe300-prefix-minf2-[0-9a-f]{16}-v1", plain.tokenizer_dir.name)
+    assert re.fullmatch(r"train-[0-9a-f]{16}-[0-9a-f]{16}-v1\.npy", plain.token_files["train"].name)
+    assert "-babyllama2-" in prepared.tokenizer_dir.name
+    assert prepared.token_files["train"].name.startswith("train-whole-")
 
 
 def test_tokenizer_is_the_reference_trainers_on_the_cleaned_train_files(
