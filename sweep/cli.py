@@ -393,7 +393,10 @@ def data_check(
 @user_errors
 def data_prepare(
     source: Annotated[
-        Path, typer.Argument(help="The unpacked BabyLM release (train_10M/, dev/, test/).")
+        Path,
+        typer.Argument(
+            help="The unpacked BabyLM release (train_10M/, dev/, test/), or a corpus (train/, dev/, test/)."
+        ),
     ],
     target: Annotated[Path, typer.Argument(help="New corpus folder, e.g. DATA/babylm-10m.")],
     size: Annotated[
