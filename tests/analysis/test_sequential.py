@@ -13,21 +13,18 @@ from analysis.verdict import decide
 
 
 def _bayes_factor_by_integration(x: np.ndarray, g: float) -> float:
-    """BF10 from its definition: delta = mean/sd ~ N(0, g) under H1, prior 1/sd on sd."""
+    """BF10 from its definition: delta = mean/sd ~ N(0, g) under H1, prior 1/sd on sd.
 
-    def likelihood(delta: float, sd: float) -> float:
-        return float(np.prod(sps.norm.pdf(x, delta * sd, sd)) / sd)
-
-    h1, _ = integrate.dblquad(
-        lambda delta, sd: likelihood(delta, sd) * sps.norm.pdf(delta, 0, np.sqrt(g)),
-        0.05,
-        10,
-        -8,
-        8,
-        epsrel=1e-5,
-    )
-    h0, _ = integrate.quad(lambda sd: likelihood(0.0, sd), 0.05, 10)
-    return h1 / h0
+    Integrated on a grid over (delta, log sd): the 1/sd prior is flat in log sd.
+    """
+    log_sd = np.linspace(np.log(0.02), np.log(20), 401)
+    delta = np.linspace(-10, 10, 801)
+    sd = np.exp(log_sd)[:, None, None]
+    loglik = sps.norm.logpdf(x[None, None, :], delta[None, :, None] * sd, sd).sum(-1)
+    h1 = np.exp(loglik) * sps.norm.pdf(delta, 0, np.sqrt(g))[None, :]
+    h1_total = integrate.trapezoid(integrate.trapezoid(h1, delta, axis=1), log_sd)
+    h0 = np.exp(sps.norm.logpdf(x[None, :], 0, np.exp(log_sd)[:, None]).sum(-1))
+    return float(h1_total / integrate.trapezoid(h0, log_sd))
 
 
 def test_e_value_is_the_bayes_factor_it_claims_to_be() -> None:
