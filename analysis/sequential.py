@@ -134,11 +134,12 @@ class StageLook:
 
 def settled(v: Verdict) -> bool:
     """Decided, or past deciding by seeds: the matched-budget guard (read on the searches'
-    trials, which more seeds do not change) says the two searches do not differ, or the
-    test was left out of the family for a reason other than too few pairs (BLiMP at chance)."""
+    trials, which more seeds do not change) says the two searches do not differ, the test
+    was left out of the family for a reason other than too few pairs (BLiMP at chance), or
+    no pair records the metric at all."""
     from analysis.verdict import ALPHA, MIN_PAIRS
 
-    if v.verdict != "inconclusive":
+    if v.verdict != "inconclusive" or v.n_pairs == 0:  # 0: the metric is not recorded
         return True
     if v.guard is not None and (v.guard.get("p") is None or v.guard["p"] >= ALPHA):
         return True
@@ -151,7 +152,7 @@ def stage_look(frames: Frames, stage: str) -> StageLook:
     A reference stage feeds the comparisons with the reference; a repeats stage every
     seed-paired comparison (its repeats are one side of each).
     """
-    from analysis.verdict import verdicts
+    from analysis.verdict import METRIC_NAMES, verdicts
 
     t = frames.trials
     rows = t[t["stage"] == stage]
@@ -164,7 +165,7 @@ def stage_look(frames: Frames, stage: str) -> StageLook:
         for v in cv.metrics:
             if not fed or v.pairing != "seed":
                 continue
-            name = f"{cv.label}: {v.metric}"
+            name = f"{cv.label}: {METRIC_NAMES.get(v.metric, v.metric)}"
             if v.verdict != "inconclusive":
                 decided.append(f"{name} {v.verdict}")
             elif not settled(v):
