@@ -214,3 +214,65 @@ def test_seeds_auto_is_part_of_the_study_and_max_seeds_is_not(tmp_path: Path) ->
     assert hashes["fixed"] == hashes["fixed more"]
     assert hashes["auto 8"] == hashes["auto 12"]  # raising max_seeds continues the study
     assert hashes["fixed"] != hashes["auto 8"]  # a fixed study does not turn sequential
+
+
+# ---------------------------------------------------------------- one real study, micro models
+
+SEARCH = {"trials": 2, "epochs": 1, "scheduler": {"type": "none"}}
+SPACE = {"lr": {"dist": "loguniform", "low": 1.0e-3, "high": 1.0e-2}, "batch_size": 16}
+LAYOUT = {
+    "teachers": {"kind": "teachers", **SEARCH, "space": SPACE},
+    "ensemble": {"kind": "ensemble", "teachers": "teachers", "k": 1},
+    "students": {
+        "kind": "students",
+        "ensemble": "ensemble",
+        **SEARCH,
+        "space": {**SPACE, "alpha": {"dist": "uniform", "low": 0.0, "high": 0.9}},
+    },
+    "repeats": {
+        "kind": "repeats",
+        "sources": ["students"],
+        "seeds": "auto",
+        "first_look": 3,
+        "max_seeds": 4,
+        "epochs": 1,
+    },
+}
+
+
+def _settled_at(frames: object, seeds: int) -> bool:
+    """The look the driver took at `seeds` seeds, re-read from the finished store."""
+    import dataclasses
+
+    t = frames.trials  # type: ignore[attr-defined]
+    keep = (t["stage"] != "repeats") | (t["seed"] < 10_000 + seeds)
+    return stage_look(dataclasses.replace(frames, trials=t[keep]), "repeats").settled  # type: ignore[type-var]
+
+
+def test_a_real_study_grows_its_seeds_in_rounds(ray_local: None, write_tiny_sweep, tmp_path):
+    """Micro models: the repeats stop at a look that settled, or at max_seeds; raising
+    max_seeds on the finished study looks again and runs only what that look asks for."""
+    from sweep.config import load_sweep_config
+    from sweep.study import run_study
+
+    config = load_sweep_config(write_tiny_sweep(tmp_path, stages=LAYOUT))
+    run_study(config)
+    frames = load_frames(config.storage or "", config.name)
+    repeats = frames.trials[frames.trials["stage"] == "repeats"]
+    held = int(repeats["seed"].nunique())
+    assert held in (3, 4) and len(repeats) == 2 * held  # student + its alpha=1 control per seed
+    assert set(repeats["seed"]) == {10_000 + i for i in range(held)}
+    assert _settled_at(frames, held) or held == 4
+    assert held == 3 or not _settled_at(frames, 3)  # a settled first look stops the rounds
+    (comparison,) = [c for c in verdicts(frames) if c.kind == "baseline"]
+    assert all(v.sequential for v in comparison.metrics)
+
+    raised = {**LAYOUT, "repeats": {**LAYOUT["repeats"], "max_seeds": 5}}
+    grown = load_sweep_config(write_tiny_sweep(tmp_path, stages=raised))
+    result = run_study(grown)
+    after = load_frames(config.storage or "", config.name).trials
+    now = int(after.loc[after["stage"] == "repeats", "seed"].nunique())
+    if _settled_at(frames, held):
+        assert now == held and "repeats" in result.skipped
+    else:
+        assert now == 5 and {o.name: o.ran for o in result.outcomes} == {"repeats": 2}
