@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
 from analysis.stats import matched_budget_test
 from analysis.verdict import ALPHA, Decision, decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
@@ -59,6 +60,8 @@ class Scenario:
     asha: bool = False
     effect: float = 0.0
     """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
+    kind: str = "teachers"
+    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies."""
     sequential: bool = False
     """seeds: auto with max_seeds = `seeds`: rounds of one seed from FIRST_LOOK on."""
 
@@ -247,21 +250,21 @@ def calibrate(
     out = []
     for sc in scenarios:
         sim = simulate(sc, sweeps, rng, n_permutations)
+        guarded = COMPARISON_KINDS[sc.kind].guard is MATCHED_BUDGET
+        no_guard = np.full_like(sim.guard_p, np.nan)
+        guard_p = sim.guard_p if guarded else no_guard
         if sc.sequential:
             d, used = sequential_decision(
-                sim.diffs, sim.guard_p, sim.guard_favours, first_look=FIRST_LOOK
+                sim.diffs, guard_p, sim.guard_favours, first_look=FIRST_LOOK
             )
-            alone = np.any(
-                sequential_decision(
-                    sim.diffs, np.full_like(sim.guard_p, np.nan), sim.guard_favours,
-                    first_look=FIRST_LOOK,
-                )[0].code == 1,
-                axis=1,
-            )  # fmt: skip
+            alone_code = sequential_decision(
+                sim.diffs, no_guard, sim.guard_favours, first_look=FIRST_LOOK
+            )[0].code
         else:
-            d = decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
+            d = decide(sim.diffs, guard_p=guard_p, guard_favours=sim.guard_favours)
             used = np.full(sweeps, sc.seeds)
-            alone = np.any(decide(sim.diffs).code == 1, axis=1)
+            alone_code = decide(sim.diffs).code
+        alone = np.any(alone_code == 1, axis=1)
         better = np.any(d.code == 1, axis=1)
         ev = d.evidence
         covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
