@@ -34,6 +34,7 @@ __all__ = [
     "StageLook",
     "anytime_p",
     "boundary_t",
+    "confidence_sequence",
     "e_values",
     "sequential_stages",
     "stage_look",
@@ -100,6 +101,31 @@ def boundary_t(n: int, alpha: float, *, g: float = PRIOR_SCALE) -> float:
     if q * a >= 1:
         return float("inf")
     return float(np.sqrt(nu * (q - 1) / (1 - q * a)))
+
+
+def confidence_sequence(
+    diffs: npt.ArrayLike, *, alpha: float = 0.05, g: float = PRIOR_SCALE
+) -> tuple[float, float] | None:
+    """Anytime-valid 1 - alpha interval of the mean difference (NaN pairs skipped, in order).
+
+    The means mu the e-process of (diffs - mu) has not rejected at any n so far: at each n,
+    |t_n(mu)| < boundary_t(n), i.e. mu within mean_n ± boundary_t(n) sd_n / sqrt(n), and the
+    intersection over n. It covers the true mean at every stopping time with probability
+    1 - alpha, as the sequential verdict needs; None while it is still unbounded (too few pairs).
+    """
+    d = np.asarray(diffs, dtype=float)
+    d = d[~np.isnan(d)]
+    low, high = -np.inf, np.inf
+    for n in range(2, d.size + 1):
+        sd = float(d[:n].std(ddof=1))
+        half = boundary_t(n, alpha, g=g) * sd / np.sqrt(n)
+        if not np.isfinite(half) or sd == 0:
+            continue
+        mean = float(d[:n].mean())
+        low, high = max(low, mean - half), min(high, mean + half)
+    if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+        return None
+    return low, high
 
 
 # ---------------------------------------------------------------- what a look at the store says

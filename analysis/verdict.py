@@ -26,7 +26,7 @@ import pandas as pd
 from analysis.comparisons import ComparisonPlan, plan_comparisons
 from analysis.headline import reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
-from analysis.sequential import anytime_p, sequential_stages
+from analysis.sequential import anytime_p, confidence_sequence, sequential_stages
 from analysis.stats import (
     PairedEvidence,
     clopper_pearson,
@@ -143,7 +143,8 @@ class Verdict:
     pairing: str
     guard: dict[str, Any] | None = None
     sequential: bool = False
-    """Judged by the anytime-valid test (a seeds:auto stage chose how many pairs); p is its p."""
+    """Judged by the anytime-valid test (a seeds:auto stage chose how many pairs): p is its p,
+    low/high its confidence sequence (analysis.sequential)."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
         code = int(decision.code[i])
         reason = _reason(plan, decision, i, n, notes.get(i), guards.get(i))
         low, high = _f(ev.low[i]), _f(ev.high[i])
+        if sequential[i]:  # the interval that holds at the look where the rounds stopped
+            low, high = confidence_sequence(diffs[i]) or (None, None)
         if low is not None and high is not None and sign < 0:
             low, high = -high, -low
         mean = _f(ev.mean[i])
@@ -432,7 +435,8 @@ def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> st
             continue
         text = f"{name} {v.verdict}: {_fmt(v.metric, v.difference)}"
         if v.low is not None and v.high is not None:
-            text += f" (95% CI {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
+            ci = "anytime-valid 95% CI" if v.sequential else "95% CI"
+            text += f" ({ci} {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
         if v.p is not None:
             test = "anytime-valid sequential p" if v.sequential else "paired t p"
             text += f", {test} = {v.p:.3g}" + (

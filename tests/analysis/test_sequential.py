@@ -8,7 +8,13 @@ from scipy import integrate
 from scipy import stats as sps
 
 from analysis.calibration import Scenario, calibrate
-from analysis.sequential import PRIOR_SCALE, anytime_p, boundary_t, e_values
+from analysis.sequential import (
+    PRIOR_SCALE,
+    anytime_p,
+    boundary_t,
+    confidence_sequence,
+    e_values,
+)
 from analysis.verdict import decide
 
 
@@ -66,6 +72,36 @@ def test_a_clear_effect_is_found_and_the_anytime_p_never_rises() -> None:
     p = np.stack([anytime_p(x[:, :k]) for k in range(2, 13)], axis=1)
     assert np.all(np.diff(p, axis=1) <= 1e-12)
     assert np.mean(p[:, -1] <= 0.05) > 0.7
+
+
+def test_the_confidence_sequence_excludes_zero_exactly_when_the_test_decides() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        x = rng.normal(rng.uniform(-1.5, 1.5), 1.0, int(rng.integers(4, 12)))
+        cs = confidence_sequence(x)
+        decided = anytime_p(x) <= 0.05
+        if cs is None:
+            assert not decided
+        else:
+            assert (not cs[0] <= 0.0 <= cs[1]) == decided, (x, cs)
+
+
+def test_the_confidence_sequence_covers_at_the_look_where_the_rounds_stop() -> None:
+    """Stop at the first look (4..15 pairs) whose anytime p <= 0.05: the interval read there
+    still covers the true mean 95% of the time (a t-interval read there would not)."""
+    truth, sweeps = 0.6, 1000
+    x = np.random.default_rng(12).normal(truth, 1.0, (sweeps, 15))
+    running_p = 1 / np.maximum.accumulate(e_values(x), axis=1)  # anytime p after each pair
+    crossed = running_p[:, 3:] <= 0.05  # looks at 4..15 pairs
+    stops = np.where(crossed.any(axis=1), 4 + crossed.argmax(axis=1), 15)
+    covered = t_covered = 0
+    for row, stop in zip(x, stops, strict=True):
+        cs = confidence_sequence(row[:stop])
+        covered += cs is None or cs[0] <= truth <= cs[1]
+        t_low, t_high = sps.t.interval(0.95, stop - 1, row[:stop].mean(), sps.sem(row[:stop]))
+        t_covered += t_low <= truth <= t_high
+    assert covered / sweeps >= 0.95 - 2.33 * np.sqrt(0.05 * 0.95 / sweeps)
+    assert covered > t_covered
 
 
 def test_decide_judges_sequential_tests_by_the_anytime_p() -> None:
