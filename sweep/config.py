@@ -692,13 +692,14 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
 
 
 def _sequential_problems(field: str, stage: SeededStage) -> Iterator[str]:
-    """seeds: auto needs max_seeds, and max_seeds means nothing without it."""
+    """seeds: auto needs max_seeds, and the round keys mean nothing without it."""
     if stage.seeds != "auto":
-        if stage.max_seeds is not None:
-            yield (
-                f"{field}.max_seeds: read only with seeds: auto; set seeds: auto to grow the "
-                f"seeds in rounds, or remove max_seeds ({stage.seeds} seeds run)"
-            )
+        for key in ("max_seeds", "first_look", "round_seeds"):
+            if key in stage.model_fields_set:
+                yield (
+                    f"{field}.{key}: read only with seeds: auto; set seeds: auto to grow the "
+                    f"seeds in rounds, or remove {key} ({stage.seeds} seeds run)"
+                )
         return
     if stage.max_seeds is None:
         yield (

@@ -170,6 +170,7 @@ def test_the_null_runs_to_max_seeds_and_says_inconclusive(tmp_path: Path) -> Non
         ({"seeds": "auto"}, "stages.repeats.max_seeds: required with seeds: auto"),
         ({"seeds": "auto", "max_seeds": 3}, "stages.repeats.max_seeds: 3 is below first_look (4"),
         ({"seeds": 3, "max_seeds": 6}, "stages.repeats.max_seeds: read only with seeds: auto"),
+        ({"seeds": 3, "round_seeds": 2}, "stages.repeats.round_seeds: read only with seeds: auto"),
         ({"seeds": "lots"}, "stages.repeats.seeds: should be a valid integer"),
         ({"seeds": "auto", "max_seeds": 8, "first_look": 2}, "stages.repeats.first_look"),
     ],
