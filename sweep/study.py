@@ -138,7 +138,7 @@ def _run_leased(
             if check is not None:
                 check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
-        with _ray(config), board.live():
+        with _ray(config, console), board.live():
             for name in to_run:
                 for needed in _ensembles_needed(config, name):
                     if not _stage_complete(store, sweep_id, needed):
@@ -459,32 +459,45 @@ def _storage_path(config: SweepConfig) -> str:
 
 
 @contextmanager
-def _ray(config: SweepConfig) -> Iterator[None]:
+def _ray(config: SweepConfig, console: Console) -> Iterator[None]:
     """Join the configured cluster, or start a local Ray that this process owns."""
     import ray
+
+    from sweep.local_ray import LocalRayError, start_local_ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     owned = not ray.is_initialized()
     local = not config.ray_address or config.ray_address == "local"
-    if owned:
+    if owned and local:
         try:
             with _loopback_only(local):
-                ray.init(
-                    # "local": a new Ray of this process, never a stale cluster in /tmp/ray
-                    address=config.ray_address or "local",
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
+                start_local_ray(
+                    on_retry=lambda why: console.print(
+                        f"local Ray did not start ({why}); trying once more", highlight=False
+                    ),
                     configure_logging=True,
-                    **({"_node_ip_address": "127.0.0.1"} if local else {}),  # type: ignore[arg-type]
+                    _node_ip_address="127.0.0.1",
                 )
+        except LocalRayError as exc:
+            raise SweepError(
+                f"cannot start a local Ray, twice ({exc}); the machine may be too busy or "
+                "short of memory: retry when it is quieter, or see Ray's logs in "
+                "/tmp/ray/session_latest/logs"
+            ) from None
+    elif owned:
+        try:
+            ray.init(
+                address=config.ray_address,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=True,
+            )
         except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError...
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            where = "a local Ray" if local else f"the Ray cluster at {config.ray_address}"
             raise SweepError(
-                f"ray_address: cannot start or join {where} ({first}); check the address "
-                "and that the cluster is up, or leave it unset for a local Ray"
+                f"ray_address: cannot join the Ray cluster at {config.ray_address} ({first}); "
+                "check the address and that the cluster is up, or leave it unset for a local Ray"
             ) from None
     try:
         yield
