@@ -135,7 +135,8 @@ class Frames:
                 sources = [s for s in of_role["source_stage"].dropna().unique()]
                 if kind == "reference":  # the teachers' chosen config re-trained on more data
                     src = f" ({sources[0]}' chosen config)" if len(sources) == 1 else ""
-                    out.append((f"{stage}:{role}", f"data-scale reference {stage}{src}"))
+                    name = "" if stage == "reference" else f" {stage}"  # no "reference reference"
+                    out.append((f"{stage}:{role}", f"data-scale reference{name}{src}"))
                 elif len(sources) <= 1:
                     src = f" of {sources[0]}" if sources else ""
                     out.append((f"{stage}:{role}", f"{role} {stage}{src}"))
