@@ -365,6 +365,8 @@ def _is_union_tag(part: object) -> bool:
         in {
             "loguniform",
             "one_minus_loguniform",
+            "lognormal",
+            "q_lognormal",
             "uniform",
             "int",
             "categorical",
