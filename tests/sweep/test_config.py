@@ -260,6 +260,10 @@ def test_every_training_field_but_runtime_ones_is_searchable(tmp_path: Path) -> 
         "grad_clip": {"dist": "loguniform", "low": 0.1, "high": 10.0},
         "attention_dropout": {"dist": "uniform", "low": 0.0, "high": 0.2},
         "checkpoint": {"dist": "categorical", "choices": ["best", "last"]},
+        "checkpoint_metric": {
+            "dist": "categorical",
+            "choices": ["dev_loss", "dev_distillation_loss"],
+        },
         "alpha": {"dist": "uniform", "low": 0.0, "high": 1.0},
         "temperature": {"dist": "loguniform", "low": 0.5, "high": 4.0},
         "ensemble": {"dist": "categorical", "choices": ["logits", "probs"]},
