@@ -965,6 +965,9 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
             yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
 
 
+_MAX_VALUE = 2**63 - 1  # the largest integer torch, NumPy and a SQL BIGINT hold
+
+
 def _prior_problems(
     field: str, name: str, param: LogNormal | QLogNormal, base: TrainingConfig
 ) -> Iterator[str]:
@@ -986,6 +989,12 @@ def _prior_problems(
         )
         return
     smallest, largest = prior_support(param)
+    if not abs(largest) <= _MAX_VALUE:
+        yield (
+            f"{field}: mu {param.mu} and sigma {param.sigma} reach {name} = {largest:.3g}, "
+            f"beyond what a trial can train with (at most {_MAX_VALUE}); lower them or set high"
+        )
+        return
     for end, value in (("low", smallest), ("high", largest)):
         problem = _training_field_problem(base, name, value)
         if problem:

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
+import sys
 
 from scipy.special import ndtr, ndtri
 
@@ -36,6 +37,7 @@ QUANTILE_TAIL = 1e-12
 """Prior mass left out at each end (u in [1e-12, 1 - 1e-12]): z within +-7.03 sigma."""
 
 LogNormalPrior = LogNormal | QLogNormal
+_LOG_MAX_FLOAT = math.log(sys.float_info.max)
 
 
 def _continuous_bounds(prior: LogNormalPrior) -> tuple[float, float]:
@@ -73,7 +75,10 @@ def prior_value(prior: LogNormalPrior, u: float) -> float | int:
     An integer q gives an int (batch sizes, epochs, warmup steps). Values are clamped into
     low..high, which only moves an endpoint's rounding error (the ends have no mass).
     """
-    x = math.exp(prior.mu + prior.sigma * float(ndtri(u)))
+    z = prior.mu + prior.sigma * float(ndtri(u))
+    if z > _LOG_MAX_FLOAT:  # beyond float range: validation refuses such a prior
+        return math.inf
+    x = math.exp(z)
     if isinstance(prior, LogNormal):
         low = prior.low if prior.low is not None else 0.0
         high = prior.high if prior.high is not None else math.inf

@@ -151,8 +151,27 @@ def test_the_reference_sweep_example_states_the_reference_priors() -> None:
             "stages.teachers.space.batch_size.sigma_",
             "unknown key",
         ),
+        (
+            {"dist": "q_lognormal", "mu": 1000, "sigma": 1, "low": 1},
+            "stages.teachers.space.batch_size",
+            "beyond what a trial can train with",
+        ),
+        (
+            {"dist": "q_lognormal", "mu": 40, "sigma": 1, "low": 1},
+            "stages.teachers.space.batch_size",
+            "beyond what a trial can train with",
+        ),
     ],
-    ids=["rounds to 0", "continuous on int", "float q on int", "swapped", "no mass", "typo"],
+    ids=[
+        "rounds to 0",
+        "continuous on int",
+        "float q on int",
+        "swapped",
+        "no mass",
+        "typo",
+        "overflow",
+        "huge int",
+    ],
 )
 def test_a_prior_giving_a_refused_value_names_its_field(
     tmp_path: Path, param: dict, field: str, words: str
