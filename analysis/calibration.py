@@ -12,6 +12,12 @@ reads held-out BLiMP and test loss. analysis.verdict.decide then says "better", 
 "student better" (on either metric), the coverage of the 95% intervals for the mean BLiMP
 difference and for P(student better on a seed) (against each sweep's true values), and,
 with a planted student effect, the power.
+
+Sequential scenarios (`seeds: auto`) run the same sweeps in rounds: a first look at
+FIRST_LOOK seeds, then one seed more per look up to `seeds` (max_seeds); each look decides with
+the anytime-valid test (analysis.sequential) and stops once every metric is decided or past
+deciding by seeds (the matched-budget guard says the searches do not differ). Printed beside
+their error rate and power: the mean seeds a sweep used.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from scipy import stats
 
 from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
 from analysis.stats import matched_budget_test
-from analysis.verdict import decide
+from analysis.verdict import ALPHA, Decision, blimp_at_chance, decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
 __all__ = [
@@ -51,6 +57,10 @@ BLIMP_NOISE = 0.003
 LOSS_PER_BLIMP = 5.0
 """Test loss falls 0.05 nats/token per BLiMP point of skill."""
 LOSS_NOISE = 0.005
+FULL_BLIMP = 67_000
+"""Pairs of the full BLiMP (67 paradigms of 1,000)."""
+FIRST_LOOK = 4
+"""Seeds at a sequential scenario's first look (sweep.yaml's default first_look)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,18 @@ class Scenario:
     effect: float = 0.0
     """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
     kind: str = "teachers"
-    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies."""
+    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies.
+    "reference": the other side is one fixed config whose true BLiMP is the student's chosen
+    config's minus `effect` (no search on that side)."""
+    epochs: tuple[int, int] = (2, 2)
+    """Epochs the teachers and the students trained; the side with more gains `epoch_gain`."""
+    epoch_gain: float = 0.01
+    level: float = 0.6
+    """True BLiMP of an average config (0.5: chance)."""
+    blimp_pairs: int | None = None
+    """BLiMP pairs scored: binomial measurement noise and the at-chance rule (None: 67,000)."""
+    sequential: bool = False
+    """seeds: auto with max_seeds = `seeds`: rounds of one seed from FIRST_LOOK on."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,10 @@ class Outcome:
     coverage_p_better: float
     seed_pairs_alone: float
     """Fraction "student better" had the verdict rested on the seed pairs alone."""
+    mean_seeds: float = float("nan")
+    """Seeds a sweep ran before it stopped (sequential scenarios; fixed: `seeds`)."""
+    student_worse: float = 0.0
+    """Fraction of sweeps with "student worse" on either metric."""
 
 
 def default_scenarios() -> list[Scenario]:
@@ -93,6 +118,19 @@ def default_scenarios() -> list[Scenario]:
         Scenario("ASHA + unequal 16v32, 3 seeds", 16, 32, 3, 0.01, asha=True),
         Scenario("equal 8v8, 8 seeds, noise 1 pp", 8, 8, 8, 0.01),
     ]
+    null += [  # the three defects of issue 23, each kept fixed by its own scenario
+        Scenario("unequal epochs (teachers 1, students 2), 5 seeds", 8, 8, 5, 0.01, epochs=(1, 2)),
+        Scenario("reference, same truth as the student, 5 seeds", 8, 8, 5, 0.01, kind="reference"),
+        Scenario(
+            "both sides at chance (1,340 pairs), 5 seeds",
+            8,
+            8,
+            5,
+            0.01,
+            level=0.5,
+            blimp_pairs=1340,
+        ),
+    ]
     planted = [
         Scenario(f"planted +2 pp, {s} seeds, noise 1 pp", 8, 8, s, 0.01, effect=0.02)
         for s in (2, 3, 5, 8)
@@ -100,8 +138,78 @@ def default_scenarios() -> list[Scenario]:
     planted += [
         Scenario("planted +2 pp, 16v16, 5 seeds, noise 1 pp", 16, 16, 5, 0.01, effect=0.02),
         Scenario("planted +2 pp, ASHA 16v32, 5 seeds", 16, 32, 5, 0.01, asha=True, effect=0.02),
+        Scenario(
+            "reference truly 3 pp better, 5 seeds", 8, 8, 5, 0.01, kind="reference", effect=-0.03
+        ),
     ]
-    return null + planted
+    sequential = [
+        Scenario("seeds: auto, null 8v8, max 12, noise 1 pp", 8, 8, 12, 0.01, sequential=True),
+        Scenario("seeds: auto, null 16v32, max 20, noise 1 pp", 16, 32, 20, 0.01, sequential=True),
+        Scenario("seeds: auto, null ASHA 8v8, max 12", 8, 8, 12, 0.01, asha=True, sequential=True),
+        Scenario("seeds: auto, planted +2 pp, max 8", 8, 8, 8, 0.01, effect=0.02, sequential=True),
+        Scenario(
+            "seeds: auto, planted +2 pp, max 12", 8, 8, 12, 0.01, effect=0.02, sequential=True
+        ),
+        Scenario(
+            "seeds: auto, planted +2 pp, max 20", 8, 8, 20, 0.01, effect=0.02, sequential=True
+        ),
+    ]
+    return null + planted + sequential
+
+
+def sequential_decision(
+    diffs: np.ndarray,
+    guard_p: np.ndarray,
+    guard_favours: np.ndarray,
+    *,
+    first_look: int,
+    eligible: np.ndarray | None = None,
+) -> tuple[Decision, np.ndarray]:
+    """Looks at first_look, first_look + 1, ... seeds; each sweep keeps the decision of the
+    look where it stopped (every metric decided, or its guard says seeds cannot decide it).
+
+    Returns that decision (arrays shaped (S, metrics)) and the seeds each sweep ran (S,).
+    """
+    max_seeds = diffs.shape[-1]
+    looks = list(range(min(first_look, max_seeds), max_seeds + 1))
+    futile = guard_p >= ALPHA  # read on the searches' trials: more seeds do not change it
+    stopped = np.zeros(diffs.shape[0], bool)
+    used = np.full(diffs.shape[0], max_seeds)
+    kept: Decision | None = None
+    for look in looks:
+        d = decide(
+            diffs[..., :look],
+            eligible=eligible,
+            guard_p=guard_p,
+            guard_favours=guard_favours,
+            sequential=np.ones(guard_p.shape, bool),
+        )
+        take = ~stopped
+        kept = d if kept is None else _where(take, d, kept)
+        done = np.all((d.code != 0) | futile, axis=-1)
+        used = np.where(take & done, look, used)
+        stopped |= done
+    assert kept is not None
+    return kept, used
+
+
+def _where(take: np.ndarray, new: Decision, old: Decision) -> Decision:
+    """Per sweep (first axis): `new` where take, else `old`; the fields verdicts are read from."""
+
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(take.reshape(-1, *[1] * (a.ndim - 1)), a, b)
+
+    ev_new, ev_old = new.evidence, old.evidence
+    evidence = type(ev_new)(
+        *(pick(getattr(ev_new, f), getattr(ev_old, f)) for f in ev_new.__dataclass_fields__)
+    )
+    return Decision(
+        evidence,
+        pick(new.in_family, old.in_family),
+        pick(new.p_holm, old.p_holm),
+        pick(new.code, old.code),
+        pick(new.blocked, old.blocked),
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +221,7 @@ class _Sweeps:
     truth_p_better: np.ndarray  # (S,) true P(student better on a seed), BLiMP
     guard_p: np.ndarray  # (S, 2) the pools' matched-budget permutation p
     guard_favours: np.ndarray  # (S, 2)
+    eligible: np.ndarray  # (S, 2) False where both sides' BLiMP is at chance
     pools: dict[str, np.ndarray]  # per-trial arrays for synthetic_frames
 
 
@@ -122,8 +231,13 @@ def simulate(
     """Draw `sweeps` synthetic sweeps of one scenario (vectorised)."""
     S = sweeps
     seed_sd = sc.noise
-    q_t = rng.normal(0, CONFIG_SPREAD, (S, sc.teachers))
-    q_s = rng.normal(0, CONFIG_SPREAD, (S, sc.students)) + sc.effect
+    reference = sc.kind == "reference"
+    pairs = sc.blimp_pairs or FULL_BLIMP
+    blimp_noise = max(BLIMP_NOISE, float(np.sqrt(sc.level * (1 - sc.level) / pairs)))
+    gain_t = sc.epoch_gain * max(0, sc.epochs[0] - sc.epochs[1])  # the longer-trained side's
+    gain_s = sc.epoch_gain * max(0, sc.epochs[1] - sc.epochs[0])
+    q_t = rng.normal(0, CONFIG_SPREAD, (S, sc.teachers)) + gain_t
+    q_s = rng.normal(0, CONFIG_SPREAD, (S, sc.students)) + gain_s + (0 if reference else sc.effect)
     skill_t = q_t + rng.normal(0, seed_sd, q_t.shape)
     skill_s = q_s + rng.normal(0, seed_sd, q_s.shape)
     dev_t = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
@@ -138,28 +252,37 @@ def simulate(
     best_s = np.argmin(np.where(complete_s, dev_s, np.inf), axis=1)
     qb_t = np.take_along_axis(q_t, best_t[:, None], 1)[:, 0]
     qb_s = np.take_along_axis(q_s, best_s[:, None], 1)[:, 0]
+    if reference:  # one fixed config, no search: its truth is set against the student's choice
+        qb_t = qb_s - sc.effect
     # the repeats: same seeds on both sides share part of their seed effect
     m = sc.seeds
     shared = rng.normal(0, seed_sd * np.sqrt(SHARED_SEED), (S, m))
     own_sd = seed_sd * np.sqrt(1 - SHARED_SEED)
     z_t = qb_t[:, None] + shared + rng.normal(0, own_sd, (S, m))
     z_s = qb_s[:, None] + shared + rng.normal(0, own_sd, (S, m))
-    blimp_t = 0.6 + z_t + rng.normal(0, BLIMP_NOISE, (S, m))
-    blimp_s = 0.6 + z_s + rng.normal(0, BLIMP_NOISE, (S, m))
+    blimp_t = sc.level + z_t + rng.normal(0, blimp_noise, (S, m))
+    blimp_s = sc.level + z_s + rng.normal(0, blimp_noise, (S, m))
     loss_t = 4.0 - LOSS_PER_BLIMP * z_t + rng.normal(0, LOSS_NOISE, (S, m))
     loss_s = 4.0 - LOSS_PER_BLIMP * z_s + rng.normal(0, LOSS_NOISE, (S, m))
     diffs = np.stack([blimp_s - blimp_t, loss_t - loss_s], axis=1)
     truth = qb_s - qb_t
-    sd = np.sqrt(2 * own_sd**2 + 2 * BLIMP_NOISE**2)
+    sd = np.sqrt(2 * own_sd**2 + 2 * blimp_noise**2)
     truth_p = stats.norm.cdf(truth / sd)
     # the held-out values of every trial of the two searches
-    t_blimp = 0.6 + skill_t + rng.normal(0, BLIMP_NOISE, q_t.shape)
-    s_blimp = 0.6 + skill_s + rng.normal(0, BLIMP_NOISE, q_s.shape)
+    t_blimp = sc.level + skill_t + rng.normal(0, blimp_noise, q_t.shape)
+    s_blimp = sc.level + skill_s + rng.normal(0, blimp_noise, q_s.shape)
     t_loss = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
     s_loss = 4.0 - LOSS_PER_BLIMP * skill_s + rng.normal(0, LOSS_NOISE, q_s.shape)
     guard_p = np.full((S, 2), np.nan)
     favours = np.full((S, 2), np.nan)
-    if sc.asha:  # one comparison for both metrics: every trial's epoch-1 dev loss
+    # BLiMP at chance on both sides leaves the family, as in the report
+    eligible = np.ones((S, 2), bool)
+    eligible[:, 0] = ~(
+        blimp_at_chance(blimp_s.mean(axis=1), pairs) & blimp_at_chance(blimp_t.mean(axis=1), pairs)
+    )
+    if sc.epochs[0] != sc.epochs[1]:  # no epoch count in common: the guard refuses to vouch
+        guard_p[:], favours[:] = 1.0, 0.0
+    elif sc.asha:  # one comparison for both metrics: every trial's epoch-1 dev loss
         diff, p, _ = matched_budget_test(
             early_s, early_t, higher=False, n_permutations=n_permutations, rng=rng
         )
@@ -178,7 +301,7 @@ def simulate(
         "s_complete": complete_s, "best_t": best_t, "best_s": best_s,
         "rep_t_blimp": blimp_t, "rep_s_blimp": blimp_s, "rep_t_loss": loss_t, "rep_s_loss": loss_s,
     }  # fmt: skip
-    return _Sweeps(diffs, truth, truth_p, guard_p, favours, pools)
+    return _Sweeps(diffs, truth, truth_p, guard_p, favours, eligible, pools)
 
 
 def calibrate(
@@ -190,13 +313,31 @@ def calibrate(
     for sc in scenarios:
         sim = simulate(sc, sweeps, rng, n_permutations)
         guarded = COMPARISON_KINDS[sc.kind].guard is MATCHED_BUDGET
-        d = (
-            decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
-            if guarded
-            else decide(sim.diffs)
-        )
+        no_guard = np.full_like(sim.guard_p, np.nan)
+        guard_p = sim.guard_p if guarded else no_guard
+        if sc.sequential:
+            d, used = sequential_decision(
+                sim.diffs, guard_p, sim.guard_favours, first_look=FIRST_LOOK, eligible=sim.eligible
+            )
+            alone_code = sequential_decision(
+                sim.diffs,
+                no_guard,
+                sim.guard_favours,
+                first_look=FIRST_LOOK,
+                eligible=sim.eligible,
+            )[0].code
+        else:
+            d = decide(
+                sim.diffs,
+                eligible=sim.eligible,
+                guard_p=guard_p,
+                guard_favours=sim.guard_favours,
+            )
+            used = np.full(sweeps, sc.seeds)
+            alone_code = decide(sim.diffs, eligible=sim.eligible).code
+        alone = np.any(alone_code == 1, axis=1)
         better = np.any(d.code == 1, axis=1)
-        alone = np.any(decide(sim.diffs).code == 1, axis=1)
+        worse = np.any(d.code == -1, axis=1)
         ev = d.evidence
         covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
         covered_p = (ev.p_win_low[:, 0] <= sim.truth_p_better) & (
@@ -210,6 +351,8 @@ def calibrate(
                 float(covered.mean()) if sc.seeds >= 2 else float("nan"),
                 float(covered_p.mean()),
                 float(alone.mean()),
+                float(used.mean()),
+                float(worse.mean()),
             )
         )
     return out
@@ -224,10 +367,14 @@ def table(outcomes: list[Outcome]) -> pd.DataFrame:
                 "scenario": o.scenario.name,
                 "sweeps": o.sweeps,
                 "FPR 'student better'": None if planted else o.student_better,
-                "power": o.student_better if planted else None,
+                "FPR 'worse'": None if planted else o.student_worse,
+                "power": (o.student_better if o.scenario.effect > 0 else o.student_worse)
+                if planted
+                else None,
                 "coverage mean diff": o.coverage_difference,
                 "coverage P(student better)": o.coverage_p_better,
                 "seed pairs alone": o.seed_pairs_alone,
+                "mean seeds": o.mean_seeds,
             }
         )
     return pd.DataFrame(rows)
@@ -488,12 +635,16 @@ def main(argv: list[str] | None = None) -> None:
         "same with the effect planted.\n'seed pairs alone': that share had the verdict ignored "
         "the matched-budget comparison of the two searches (config luck reads as an effect)."
     )
-    null = [o for o in outcomes if o.scenario.effect == 0]
-    n = sum(o.sweeps for o in null)
-    print(
-        f"\n{n} null sweeps: pooled false-positive rate of 'student better' "
-        f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
-    )
+    for label, sequential in (("", False), (" sequential (seeds: auto)", True)):
+        null = [
+            o for o in outcomes if o.scenario.effect == 0 and o.scenario.sequential == sequential
+        ]
+        n = sum(o.sweeps for o in null)
+        if n:
+            print(
+                f"\n{n}{label} null sweeps: pooled false-positive rate of 'student better' "
+                f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
+            )
     spread = calibrate_spread(default_spread_scenarios(), args.sweeps, seed=args.seed)
     print()
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):

@@ -7,6 +7,7 @@ message naming the field or path, exits 2, and shows no traceback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import signal
 import sys
@@ -215,6 +216,12 @@ def status(
         store.dispose()
 
 
+class ReportFormat(enum.StrEnum):
+    html = "html"
+    markdown = "markdown"
+    latex = "latex"
+
+
 @app.command()
 @user_errors
 def report(
@@ -223,13 +230,27 @@ def report(
     sweep_name: Annotated[
         str | None, typer.Option("--sweep", help="Sweep name in the store.")
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default report.html/.md/.tex).")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", help="html: the report; markdown, latex: tables for a paper."),
+    ] = ReportFormat.html,
 ) -> None:
-    """Write the robustness report (one self-contained HTML file) from the store."""
+    """Write the robustness report (one self-contained HTML file), or its headline and verdict
+    tables as markdown or LaTeX (booktabs), from the store."""
     from analysis import write_report
+    from analysis.report import write_tables
 
     url, name = _store_target(config, storage, sweep_name)
-    path = write_report(url, out, sweep=name)
+    out = out or Path("report." + {"html": "html", "markdown": "md", "latex": "tex"}[fmt.value])
+    if fmt is ReportFormat.html:
+        path = write_report(url, out, sweep=name)
+    else:
+        path = write_tables(
+            url, out, fmt="latex" if fmt is ReportFormat.latex else "markdown", sweep=name
+        )
     console.print(f"report: {path.resolve()}", highlight=False)
 
 
@@ -393,17 +414,33 @@ def data_check(
 @user_errors
 def data_prepare(
     source: Annotated[
-        Path, typer.Argument(help="The unpacked BabyLM release (train_10M/, dev/, test/).")
+        Path,
+        typer.Argument(
+            help="The unpacked BabyLM release (train_10M/, dev/, test/), or a corpus (train/, dev/, test/)."
+        ),
     ],
     target: Annotated[Path, typer.Argument(help="New corpus folder, e.g. DATA/babylm-10m.")],
     size: Annotated[
         str, typer.Option("--size", help="Training set of the release: 10M or 100M.")
     ] = "10M",
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean",
+            help="Clean each file by its source as BabyLlama-2 does (its mrclean step).",
+        ),
+    ] = False,
 ) -> None:
     """Copy a BabyLM release into the layout the trainers read: TARGET/{train,dev,test}/."""
     from sweep.datasets import prepare_babylm
+    from trainers.cleaning import uncleaned_sources
 
-    words = prepare_babylm(source, target, size=size)
+    words = prepare_babylm(source, target, size=size, clean=clean)
+    if clean:
+        sources = [p.stem for p in (target / "train").iterdir()]
+        left = uncleaned_sources(sources)
+        note = f" ({', '.join(left)}: no reference cleaner, left as is)" if left else ""
+        console.print(f"cleaned as BabyLlama-2's mrclean step{note}", highlight=False)
     shown = ", ".join(f"{split} {n:,} words" for split, n in words.items())
     console.print(f"{target}: {shown}", highlight=False)
     console.print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -48,13 +49,16 @@ __all__ = [
     "Categorical",
     "EnsembleStage",
     "IntRange",
+    "LogNormal",
     "LogUniform",
     "OneMinusLogUniform",
+    "QLogNormal",
     "ReferenceStage",
     "RepeatsStage",
     "Resources",
     "Scheduler",
     "SearchStage",
+    "SeededStage",
     "Stage",
     "StageKind",
     "StudentsStage",
@@ -89,7 +93,9 @@ class LogUniform(_Strict):
 
 
 class Uniform(_Strict):
-    """Sampled uniformly in [low, high], on a grid of `step` when given."""
+    """Sampled uniformly in [low, high), as W&B's `uniform`; on a grid of `step` (high
+    included) when given. high itself is never drawn, so `attention_dropout: {dist: uniform,
+    low: 0, high: 1}` is the reference's prior on a parameter that must stay below 1."""
 
     dist: Literal["uniform"]
     low: float
@@ -120,6 +126,39 @@ class OneMinusLogUniform(_Strict):
     high: float
 
 
+class LogNormal(_Strict):
+    """log x ~ N(mu, sigma), W&B's `log_normal` (the reference sweep's lr, eps, weight decay).
+
+    Optuna searches the prior's quantile `quantile_<name>` (start-up draws follow the prior
+    exactly; TPE models it on the prior's probability scale); the trial, the store and the
+    Optuna trial's user attribute `<name>` get the value. `low`/`high` truncate the prior
+    (the draw is conditioned on low <= x <= high). See sweep.priors.
+    """
+
+    dist: Literal["lognormal"]
+    mu: float
+    sigma: float = Field(gt=0)
+    low: float | None = Field(None, gt=0)
+    high: float | None = Field(None, gt=0)
+
+
+class QLogNormal(_Strict):
+    """round(x / q) * q with log x ~ N(mu, sigma), W&B's `q_log_normal` (batch size, epochs,
+    warmup steps in the reference sweep); an integer q gives integers.
+
+    `low`/`high` bound the rounded value (the prior conditioned on low <= value <= high):
+    `batch_size: {dist: q_lognormal, mu: 5, sigma: 1.5, low: 1}` keeps the prior's tiny mass
+    that rounds to a batch of 0 out. Sampled through its quantile as `lognormal` is.
+    """
+
+    dist: Literal["q_lognormal"]
+    mu: float
+    sigma: float = Field(gt=0)
+    q: StrictInt | StrictFloat = Field(1, gt=0)
+    low: float | None = Field(None, ge=0)
+    high: float | None = Field(None, gt=0)
+
+
 class Categorical(_Strict):
     """One of `choices` (batch sizes, schedules)."""
 
@@ -128,7 +167,7 @@ class Categorical(_Strict):
 
 
 Distribution = Annotated[
-    LogUniform | Uniform | IntRange | Categorical | OneMinusLogUniform,
+    LogUniform | Uniform | IntRange | Categorical | OneMinusLogUniform | LogNormal | QLogNormal,
     Field(discriminator="dist"),
 ]
 # A parameter is a distribution or a fixed value.
@@ -213,7 +252,35 @@ class BaselinesStage(TrialStage):
     """How many of each students stage's best configs get a control (0 skips the stage)."""
 
 
-class RepeatsStage(TrialStage):
+class SeededStage(TrialStage):
+    """A stage that re-runs chosen configs on the shared seeds (repeats, reference).
+
+    `seeds: auto` runs them in rounds (first_look seeds, then round_seeds more per round) and
+    stops once every comparison those seeds feed is decided by the anytime-valid sequential
+    test (analysis.sequential), or at max_seeds.
+    """
+
+    seeds: Annotated[int, Field(ge=0)] | Literal["auto"] = 2
+    """Seeds per config (0 skips the stage), or auto: grow in rounds until decided."""
+    max_seeds: int | None = Field(None, ge=1)
+    """With seeds: auto, the most seeds to run; raising it on a finished study continues it."""
+    first_look: int = Field(4, ge=3)
+    """With seeds: auto, seeds in the first round (a verdict needs 3 pairs; the sequential test
+    can first decide at 4 or 5)."""
+    round_seeds: int = Field(1, ge=1)
+    """With seeds: auto, seeds added per later round (more keeps a cluster busy per round)."""
+
+    @property
+    def sequential(self) -> bool:
+        return self.seeds == "auto"
+
+    @property
+    def most_seeds(self) -> int:
+        """The most seeds the stage can run (max_seeds for auto)."""
+        return int(self.max_seeds or 0) if self.seeds == "auto" else int(self.seeds)
+
+
+class RepeatsStage(SeededStage):
     """Seed repeats of each source stage's best config, paired by seed across sources.
 
     A students source also repeats its alpha=1 control (role baseline) with the same seeds.
@@ -222,20 +289,20 @@ class RepeatsStage(TrialStage):
     kind: Literal[StageKind.REPEATS] = StageKind.REPEATS
     sources: list[str] | None = None
     """Teachers and students stages whose best config is re-seeded; None: every one before."""
-    seeds: int = Field(2, ge=0)
-    """Seeds per config (0 skips the stage); significance tests need at least 2."""
 
 
-class ReferenceStage(TrialStage):
-    """The best teacher config trained on more data (the paper's 10x-data model), re-seeded."""
+class ReferenceStage(SeededStage):
+    """The best teacher config trained on more data (the paper's 10x-data model), re-seeded.
+
+    Its seeds are the repeats' seeds, so the two pair by seed: with seeds: auto its rounds pair
+    only with seeds the repeats ran (give the repeats a max_seeds at least as large).
+    """
 
     kind: Literal[StageKind.REFERENCE] = StageKind.REFERENCE
     teachers: str | None = None
     """The teachers stage whose best config is retrained; None: the one declared before."""
     data_scale: int = Field(10, ge=1)
     """Training tokens per epoch as a multiple of data.max_train_tokens."""
-    seeds: int = Field(2, ge=0)
-    """Seeds (the repeats' seeds, so the two pair by seed); 0 skips the stage."""
 
 
 def _stage_tag(value: Any) -> str | None:
@@ -259,8 +326,8 @@ Stage = Annotated[
 ]
 TrialStages = TeachersStage | StudentsStage | BaselinesStage | RepeatsStage | ReferenceStage
 # What a trial-running stage's size is: extending it on a finished study adds trials and
-# keeps the study (so the config hash leaves these out).
-_COUNT_FIELDS = ("trials", "seeds", "top_n")
+# keeps the study (so the config hash leaves these out; `seeds: auto` itself stays in it).
+_COUNT_FIELDS = ("trials", "seeds", "top_n", "max_seeds", "first_look", "round_seeds")
 
 DEFAULT_STAGES: dict[str, Any] = {
     "teachers": TeachersStage(),
@@ -346,6 +413,22 @@ class TrackingConfig(_Strict):
     """TensorBoard event files; e.g. {} for the default folder."""
 
 
+class TargetEffect(_Strict):
+    """The smallest effect worth finding: the report says how many seed pairs would find it."""
+
+    blimp_pp: float = Field(1.0, gt=0, le=50)
+    """BLiMP, in percentage points."""
+    loss: float = Field(0.02, gt=0, le=10)
+    """Test (or dev) loss, in nats per token."""
+
+
+class ReportConfig(_Strict):
+    """How `sweep report` and `sweep status` read the study (not part of what it trains)."""
+
+    target_effect: TargetEffect = TargetEffect()
+    """E.g. {blimp_pp: 1.0, loss: 0.02}: each verdict says the seed pairs that find it (80% power)."""
+
+
 class SweepConfig(_Strict):
     """A whole study: `sweep run sweep.yaml`."""
 
@@ -373,6 +456,8 @@ class SweepConfig(_Strict):
     """Downstream evaluation."""
     tracking: TrackingConfig = TrackingConfig()
     """Experiment trackers (W&B, MLflow, TensorBoard) and the train-loss logging interval."""
+    report: ReportConfig = ReportConfig()
+    """What the report asks of the verdicts (report.target_effect)."""
     source: Path | None = Field(None, exclude=True)
     """The yaml this came from (set by the loader)."""
 
@@ -422,14 +507,19 @@ class SweepConfig(_Strict):
 
         Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
         root, the trackers it logs to), so the same sweep resumes on a laptop or a cluster
-        with other paths.
+        with other paths; so is how it is reported (`report`).
         """
         data = self.model_dump(
-            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking"}
+            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking", "report"}
         )
         # a stage's size is not its meaning: raising trials or seeds extends the same study
         data["stages"] = {
-            name: {k: v for k, v in stage.items() if k not in _COUNT_FIELDS}
+            name: {
+                k: v
+                for k, v in stage.items()
+                # a sequential study stays sequential: its verdict is read by another test
+                if k not in _COUNT_FIELDS or (k == "seeds" and v == "auto")
+            }
             for name, stage in data["stages"].items()
         }
         data["data"] = {
@@ -640,6 +730,8 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                         f"{field}.top_n: {stage.top_n} exceeds stages.{ref}.trials "
                         f"({students.trials}); lower it"
                     )
+        if isinstance(stage, SeededStage):
+            yield from _sequential_problems(field, stage)
         if isinstance(stage, ReferenceStage) and config.data.max_train_tokens is None:
             yield (
                 f"{field}.data_scale: a multiple of data.max_train_tokens, which is not set; "
@@ -653,6 +745,28 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                 f"evaluation.glue.stages[{i}]: no trial stage named {ref!r}; use one of "
                 f"{', '.join(trial_stages)}"
             )
+
+
+def _sequential_problems(field: str, stage: SeededStage) -> Iterator[str]:
+    """seeds: auto needs max_seeds, and the round keys mean nothing without it."""
+    if stage.seeds != "auto":
+        for key in ("max_seeds", "first_look", "round_seeds"):
+            if key in stage.model_fields_set:
+                yield (
+                    f"{field}.{key}: read only with seeds: auto; set seeds: auto to grow the "
+                    f"seeds in rounds, or remove {key} ({stage.seeds} seeds run)"
+                )
+        return
+    if stage.max_seeds is None:
+        yield (
+            f"{field}.max_seeds: required with seeds: auto (the most seeds to run before the "
+            "study stops inconclusive); e.g. max_seeds: 10"
+        )
+    elif stage.max_seeds < stage.first_look:
+        yield (
+            f"{field}.max_seeds: {stage.max_seeds} is below first_look ({stage.first_look}, "
+            "the seeds of the first round); raise max_seeds or lower first_look"
+        )
 
 
 # kind -> {input field: the kinds it may name}
@@ -697,6 +811,10 @@ def max_trial_epochs(space: dict[str, Param], default: int) -> int:
     param = space.get("epochs", default)
     if isinstance(param, IntRange):
         return param.high
+    if isinstance(param, LogNormal | QLogNormal):
+        from sweep.priors import prior_support
+
+        return math.ceil(prior_support(param)[1])
     if isinstance(param, Categorical):
         return max(int(c) for c in param.choices if isinstance(c, int | float))
     return int(param) if isinstance(param, int | float) else default
@@ -848,7 +966,7 @@ _REPEAT_SEED_OFFSET = 10_000  # sweep.stages.REPEAT_SEED_OFFSET
 def _seed_problems(config: SweepConfig) -> Iterator[str]:
     stages = config.stages
     trials = [s.trials for s in stages.values() if isinstance(s, SearchStage)]
-    seeds = [s.seeds for s in stages.values() if isinstance(s, RepeatsStage | ReferenceStage)]
+    seeds = [s.most_seeds for s in stages.values() if isinstance(s, SeededStage)]
     offsets = (
         1000 * (len(stages) - 1) + max(trials, default=0),
         _REPEAT_SEED_OFFSET + max(seeds, default=0),
@@ -884,6 +1002,9 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
     `sweep validate` accepts is a value the trainers accept, and the reverse.
     """
     values: list[tuple[str, Any]]
+    if isinstance(param, LogNormal | QLogNormal):
+        yield from _prior_problems(field, name, param, base)
+        return
     if isinstance(param, LogUniform | Uniform | IntRange | OneMinusLogUniform):
         if param.low > param.high:
             yield f"{field}.high: must be >= low ({param.low}); swap them"
@@ -899,6 +1020,9 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
             return
         if isinstance(param, OneMinusLogUniform):
             values = [("low", 1.0 - param.low), ("high", 1.0 - param.high)]
+        elif isinstance(param, Uniform) and param.step is None and param.high > param.low:
+            # high is never drawn ([low, high)): the largest value is the float below it
+            values = [("low", param.low), ("high", math.nextafter(param.high, param.low))]
         else:
             values = [("low", param.low), ("high", param.high)]
     elif isinstance(param, Categorical):
@@ -915,6 +1039,51 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
                 else repr(value)
             )
             yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
+
+
+_MAX_VALUE = 2**63 - 1  # the largest integer torch, NumPy and a SQL BIGINT hold
+
+
+def _prior_problems(
+    field: str, name: str, param: LogNormal | QLogNormal, base: TrainingConfig
+) -> Iterator[str]:
+    """A log-normal prior's bounds, then its smallest and largest value, checked by
+    TrainingConfig (the prior reaches 1e-12 of its mass into each tail; see sweep.priors)."""
+    from sweep.priors import prior_support, quantile_range
+
+    if param.low is not None and param.high is not None and param.low > param.high:
+        yield f"{field}.high: must be >= low ({param.low}); swap them"
+        return
+    if _is_int_field(name) and not (isinstance(param, QLogNormal) and isinstance(param.q, int)):
+        yield f"{field}: {name} is an integer; use dist: q_lognormal with an integer q"
+        return
+    u_low, u_high = quantile_range(param)
+    if u_low >= u_high:
+        yield (
+            f"{field}: low..high holds none of the prior's mass (mu {param.mu}, sigma "
+            f"{param.sigma}); widen them or move mu"
+        )
+        return
+    smallest, largest = prior_support(param)
+    if not abs(largest) <= _MAX_VALUE:
+        yield (
+            f"{field}: mu {param.mu} and sigma {param.sigma} reach {name} = {largest:.3g}, "
+            f"beyond what a trial can train with (at most {_MAX_VALUE}); lower them or set high"
+        )
+        return
+    for end, value in (("low", smallest), ("high", largest)):
+        problem = _training_field_problem(base, name, value)
+        if problem:
+            bound = getattr(param, end)
+            hint = (
+                f"set {end}: to truncate the prior"
+                if bound is None
+                else f"change {end}: the prior reaches {value!r} at it"
+            )
+            yield (
+                f"{field}.{end}: {problem} (the prior gives {name} = {value!r}, which "
+                f"training.{name} refuses); {hint}"
+            )
 
 
 def _training_field_problem(base: TrainingConfig, name: str, value: Any) -> str | None:

@@ -62,11 +62,20 @@ class DataConfig(_Strict):
     """Dir of BLiMP paradigm .jsonl files, under root."""
     glue: Path = Path("glue")
     """Dir of GLUE tasks (MRPC/, RTE/ with train.tsv, dev.tsv), under root."""
+    pipeline: Literal["babysweep", "babyllama2"] = "babysweep"
+    """How text becomes training windows. babysweep: each line a document, `<s> tokens`,
+    newlines dropped, a tokenizer with all 256 bytes trained on the raw train split, one
+    window grid per epoch. babyllama2: the reference's (JLTastet/BabyLlama-2): each file
+    cleaned by its source's rules, trained on and encoded whole (newlines kept, no `<s>`),
+    a tokenizer whose alphabet is the corpus's bytes, and each window at a fresh random
+    offset with N // L - 1 windows per epoch (trainers/data.py, trainers/cleaning.py)."""
     vocab_size: int = Field(2000, ge=260)
     """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
     add_prefix_space: bool = False
     """Byte-level pre-tokenizer adds a space before each document, so a document's first word
-    gets the same token as mid-sentence (BabyLlama-2's tokenizer: true)."""
+    gets the same token as mid-sentence (BabyLlama-2's tokenizer: true). Under the babyllama2
+    pipeline it applies while the tokenizer trains; the streams and checkpoints encode
+    without it, as the reference's GPT2TokenizerFast does."""
     min_frequency: int = Field(0, ge=0)
     """BPE merges need a pair seen at least this often (BabyLlama-2's tokenizer: 2)."""
     seq_length: int = Field(64, ge=8)
@@ -248,6 +257,11 @@ class TrainingConfig(_Strict):
     checkpoint: Literal["best", "last"] = "last"
     """Which epoch's model is evaluated (test loss, BLiMP, GLUE) and handed on (ensemble,
     final/): best: lowest dev loss, as the reference's load_best_model_at_end; last."""
+    checkpoint_metric: Literal["dev_loss", "dev_distillation_loss"] = "dev_loss"
+    """What `checkpoint: best` selects a student's epoch on: dev_loss: the dev CE;
+    dev_distillation_loss: the training objective on dev, alpha CE + (1 - alpha) T^2 KL
+    under kl_reduction, as the reference's eval_loss (its DistillationTrainer's loss). A run
+    without teachers has no KL: both are its dev CE."""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
     alpha: float = Field(1.0, ge=0, le=1)
@@ -274,7 +288,9 @@ class TrainingConfig(_Strict):
 # hyperparameters of a search space.
 RUNTIME_FIELDS = frozenset({"seed", "micro_batch_size", "device", "compile", "threads"})
 # Fields that only matter when a student distils from teachers.
-DISTILLATION_FIELDS = frozenset({"alpha", "temperature", "ensemble", "kl_reduction"})
+DISTILLATION_FIELDS = frozenset(
+    {"alpha", "temperature", "ensemble", "kl_reduction", "checkpoint_metric"}
+)
 HYPERPARAMETERS = tuple(n for n in TrainingConfig.model_fields if n not in RUNTIME_FIELDS)
 """Every TrainingConfig field a sweep may search, in declaration order."""
 
@@ -365,6 +381,8 @@ def _is_union_tag(part: object) -> bool:
         in {
             "loguniform",
             "one_minus_loguniform",
+            "lognormal",
+            "q_lognormal",
             "uniform",
             "int",
             "categorical",

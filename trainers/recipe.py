@@ -6,7 +6,8 @@ epochs of (train, evaluate, save, report), and `save_final()` writes the HF mode
 
 After the last epoch the run hands on one model (`training.checkpoint`): the last epoch's,
 or the epoch with the lowest dev loss (as HF Trainer's load_best_model_at_end, which the
-reference uses). That model is scored on the test split, and is what the last report's
+reference uses): the dev CE, or for a student `training.checkpoint_metric:
+dev_distillation_loss`, the distillation objective on dev (the reference's eval_loss). That model is scored on the test split, and is what the last report's
 checkpoint, final/ and every later evaluation hold.
 
 Example::
@@ -44,7 +45,7 @@ from transformers import (
 )
 
 from trainers.config import RecipeConfig
-from trainers.data import TrainWindows, eval_windows, load_tokenizer, prepare_corpus, split_tokens
+from trainers.data import eval_windows, load_tokenizer, prepare_corpus, split_tokens, train_windows
 from trainers.errors import NonFiniteLossError, TrainerError
 from trainers.evaluate.loss import mean_token_loss
 from trainers.losses import DistillationLoss, chunked_distillation_loss, distillation_loss
@@ -138,6 +139,7 @@ class TrainingRecipe:
         self.global_step = 0
         self.tokens_seen = 0
         self.eval_tokens = 0  # tokens the student evaluated (dev and test loss): its cost
+        self.teacher_eval_tokens = 0  # tokens each teacher evaluated (dev distillation loss)
         self.history: list[dict[str, float]] = []
         # checkpoint: best keeps the best epoch's weights here until the run hands them on
         self.best_dir = Path(self.config.output_dir) / BEST_MODEL_DIR
@@ -188,10 +190,8 @@ class TrainingRecipe:
         corpus = prepare_corpus(data, splits=("train", "dev", "test"))
         self.tokenizer_dir = corpus.tokenizer_dir
         self.tokenizer = load_tokenizer(corpus.tokenizer_dir)
-        self.train_windows = TrainWindows(
-            split_tokens(data, "train", corpus.tokenizer_dir),
-            data.seq_length,
-            self.config.training.seed,
+        self.train_windows = train_windows(
+            data, split_tokens(data, "train", corpus.tokenizer_dir), self.config.training.seed
         )
         self.dev_windows = eval_windows(
             split_tokens(data, "dev", corpus.tokenizer_dir), data.seq_length
@@ -294,17 +294,16 @@ class TrainingRecipe:
                 "dev_ppl": math.exp(min(dev_loss, 50.0)),
                 "lr": float(self.scheduler.get_last_lr()[0]),
                 "tokens_seen": float(self.tokens_seen),
-                # what the run cost so far (sweep.store.cost counts its FLOPs from these)
-                "num_parameters": float(self.num_parameters),
-                "teacher_parameters": float(self.teacher_parameters),
-                "eval_tokens": float(self.eval_tokens),
             }
+            if self.teachers is not None and training.checkpoint_metric != "dev_loss":
+                metrics["dev_distillation_loss"] = self.evaluate_distillation()
+            metrics.update(self._cost_so_far())
             self.history.append(metrics)
             if training.checkpoint == "best" and self._best_epoch() == epoch < epochs:
                 self._keep_best()
             if epoch == epochs:
                 metrics.update(self._hand_on())  # the same dict as history[-1]
-                metrics["eval_tokens"] = float(self.eval_tokens)  # the test loss's too
+                metrics.update(self._cost_so_far())  # the test loss's evaluation too
             checkpoint_dir = self.save_checkpoint(epoch)
             if self.report is not None:
                 self.report(dict(metrics), checkpoint_dir)
@@ -440,9 +439,57 @@ class TrainingRecipe:
             autocast=self.autocast(),
         )
 
+    def _cost_so_far(self) -> dict[str, float]:
+        """What the run cost so far, as sweep.store.cost counts its FLOPs: the model's and its
+        teachers' sizes, and the tokens evaluated (training tokens are tokens_seen)."""
+        return {
+            "num_parameters": float(self.num_parameters),
+            "teacher_parameters": float(self.teacher_parameters),
+            "eval_tokens": float(self.eval_tokens),
+            "teacher_eval_tokens": float(self.teacher_eval_tokens),
+        }
+
+    @torch.no_grad()
+    def evaluate_distillation(self) -> float:
+        """The training objective on dev: alpha CE + (1 - alpha) T^2 KL to the teachers, each
+        window weighted equally (the reference's eval_loss, a mean over its eval batches)."""
+        assert self.teachers is not None, "a run without teachers has only its dev CE"
+        self.eval_tokens += int(self.dev_windows.size)  # (n, L): the student's forward
+        self.teacher_eval_tokens += int(self.dev_windows.size)  # and each teacher's
+        training = self.config.training
+        was_training = self.student.training
+        self.student.eval()
+        total, windows = 0.0, 0
+        for start in range(0, len(self.dev_windows), self.micro_batch_size):
+            input_ids = torch.from_numpy(self.dev_windows[start : start + self.micro_batch_size])
+            input_ids = input_ids.to(self.device)  # (b, L)
+            teachers = self.teachers.hidden_states(input_ids)
+            with self.autocast():
+                hidden = self.student.model(input_ids=input_ids).last_hidden_state  # (b, L, H)
+                loss = chunked_distillation_loss(
+                    hidden,
+                    self.student.lm_head.weight.detach(),  # no gradient is computed
+                    input_ids,
+                    teachers,
+                    alpha=training.alpha,
+                    temperature=training.temperature,
+                    ensemble=training.ensemble,
+                    kl_reduction=training.kl_reduction,
+                ).loss
+            total += loss.item() * len(input_ids)
+            windows += len(input_ids)
+        self.student.train(was_training)
+        return total / windows
+
+    def _selection_metric(self) -> str:
+        """The dev figure checkpoint: best ranks epochs by (the dev CE without teachers)."""
+        metric = self.config.training.checkpoint_metric
+        return metric if all(metric in m for m in self.history) else "dev_loss"
+
     def _best_epoch(self) -> int:
         """The epoch with the lowest dev loss so far; the earliest on a tie (as HF Trainer)."""
-        best = min(self.history, key=lambda m: (m["dev_loss"], m["epoch"]))
+        metric = self._selection_metric()
+        best = min(self.history, key=lambda m: (m[metric], m["epoch"]))
         return int(best["epoch"])
 
     def _hand_on(self) -> dict[str, float]:
@@ -454,7 +501,9 @@ class TrainingRecipe:
             if chosen is not self.history[-1]:
                 best = load_model(self.best_dir, what="best checkpoint")
                 self.student.load_state_dict(best.state_dict())
-                log.info("handing on epoch %d (lowest dev loss)", int(chosen["epoch"]))
+                log.info(
+                    "handing on epoch %d (lowest %s)", chosen["epoch"], self._selection_metric()
+                )
         self.handed_on = True
         return {
             "checkpoint_epoch": chosen["epoch"],
@@ -561,7 +610,9 @@ class TrainingRecipe:
         self.global_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.history = list(state["history"])
-        self.eval_tokens = int(self.history[-1].get("eval_tokens", 0)) if self.history else 0
+        last = self.history[-1] if self.history else {}
+        self.eval_tokens = int(last.get("eval_tokens", 0))
+        self.teacher_eval_tokens = int(last.get("teacher_eval_tokens", 0))
         # a run killed after its last epoch's checkpoint already handed its model on
         self.handed_on = self.start_epoch > self.config.training.epochs
         rng = state["rng"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from analysis.data_pipeline import data_pipeline_text
 from analysis.headline import reported_metrics
 from analysis.load import SELECTION_METRIC, Frames
 from analysis.sections._format import Block, Section
@@ -49,6 +50,7 @@ def methods_section(frames: Frames) -> Section:
         ("seeds used", html.escape(", ".join(str(s) for s in seeds) or "—")),
         ("BLiMP scoring", html.escape(scoring["blimp_convention_text"])),
         ("checkpoint handed on", html.escape(scoring["checkpoint_text"])),
+        ("data pipeline", html.escape(data_pipeline_text(frames.config))),
         ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     facts_html = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
@@ -151,6 +153,11 @@ def blimp_scoring(config: dict[str, Any]) -> dict[str, str]:
         "checkpoint": checkpoint,
         "checkpoint_text": (
             "the epoch with the best dev loss (checkpoint: best)"
+            if checkpoint == "best"
+            and (training or {}).get("checkpoint_metric", "dev_loss") == "dev_loss"
+            else "the epoch with the best dev loss for teachers and the lowest distillation "
+            "objective on dev (alpha CE + (1 - alpha) T^2 KL, the reference's eval loss) for "
+            "students (checkpoint: best, checkpoint_metric: dev_distillation_loss)"
             if checkpoint == "best"
             else "the last epoch's (checkpoint: last)"
         ),

@@ -6,7 +6,8 @@ written before (from the same timings, resources and metrics), so old and new st
 FLOPs use the standard count (Kaplan et al. 2020): a trained token costs 6 N (forward 2 N,
 backward 4 N) for the model being trained with N parameters, each teacher's forward on it
 2 N_teacher, and every token the model evaluates (dev and test loss) 2 N. So a student of
-K teachers of its own size costs (6 + 2 K) / 6 = (3 + K) / 3 of a teacher's step.
+K teachers of its own size costs (6 + 2 K) / 6 = (3 + K) / 3 of a teacher's step; the teachers'
+forward passes on the tokens they evaluate (the dev distillation loss) cost 2 N_teacher each.
 BLiMP and GLUE scoring are not counted (a fixed cost per trial, the same for every role).
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "COST_COLUMNS",
     "EVAL_TOKENS",
     "NUM_PARAMETERS",
+    "TEACHER_EVAL_TOKENS",
     "TEACHER_PARAMETERS",
     "TOKENS_TRAINED",
     "TrialCost",
@@ -41,6 +43,8 @@ TEACHER_PARAMETERS = "teacher_parameters"
 """The parameters of the teachers the trial ran (their sum; 0 with none)."""
 EVAL_TOKENS = "eval_tokens"
 """Tokens the model evaluated so far (dev loss at every evaluation, test loss once)."""
+TEACHER_EVAL_TOKENS = "teacher_eval_tokens"
+"""Tokens each teacher evaluated (the dev distillation loss, checkpoint_metric's option)."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,14 @@ def training_flops(
     tokens_trained: float,
     teacher_parameters: float = 0.0,
     eval_tokens: float = 0.0,
+    teacher_eval_tokens: float = 0.0,
 ) -> float:
-    """6 N per trained token, 2 N_teacher per trained token per teacher, 2 N per evaluated token."""
+    """6 N per trained token, 2 N_teacher per trained token per teacher, 2 N per evaluated
+    token (2 N_teacher per teacher for the tokens the teachers evaluated)."""
+    training = (6.0 * parameters + 2.0 * teacher_parameters) * tokens_trained
     return (
-        6.0 * parameters + 2.0 * teacher_parameters
-    ) * tokens_trained + 2.0 * parameters * eval_tokens
+        training + 2.0 * parameters * eval_tokens + 2.0 * teacher_parameters * teacher_eval_tokens
+    )
 
 
 def llama_parameters(recipe: Mapping[str, Any]) -> int | None:
@@ -119,6 +126,7 @@ def trial_cost(
     n = _number(metrics.get(NUM_PARAMETERS), parameters)
     n_teachers = _number(metrics.get(TEACHER_PARAMETERS), teacher_parameters)
     evaluated = _number(metrics.get(EVAL_TOKENS), 0.0)
+    teachers_evaluated = _number(metrics.get(TEACHER_EVAL_TOKENS), 0.0)
     flops = None
     if tokens is not None and n is not None and n_teachers is not None:
         flops = training_flops(
@@ -126,6 +134,7 @@ def trial_cost(
             tokens_trained=tokens,
             teacher_parameters=n_teachers,
             eval_tokens=evaluated or 0.0,
+            teacher_eval_tokens=teachers_evaluated or 0.0,
         )
     return TrialCost(
         device_seconds=device_seconds(started_at, ended_at, resources),

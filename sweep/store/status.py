@@ -117,6 +117,7 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             parts.append(Text("  no stages yet", style="dim"))
         else:
             parts.append(table)
+        parts.extend(_verdicts(store, sw.name))
         parts.append(Text(""))
     return Group(*parts[:-1])
 
@@ -134,6 +135,18 @@ def _device_hours(session: Session, stage_ids: list[int]) -> dict[int, float]:
         seconds = stored if stored is not None else device_seconds(started, ended or now, resources)
         hours[stage_id] = hours.get(stage_id, 0.0) + (seconds or 0.0) / 3600.0
     return hours
+
+
+def _verdicts(store: Store | str, name: str) -> list[RenderableType]:
+    """Each comparison's verdict and what would decide it (analysis.verdict.status_lines)."""
+    from analysis.load import load_frames
+    from analysis.verdict import status_lines
+
+    lines = status_lines(load_frames(store, name))
+    if not lines:
+        return []
+    out: list[RenderableType] = [Text("  verdicts (what would decide them):", style="bold")]
+    return out + [Text(f"    {line}") for line in lines]
 
 
 def _best_trial(session: Session, stage: StageModel) -> Trial | None:

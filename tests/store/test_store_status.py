@@ -24,8 +24,10 @@ def _text(renderable: object) -> str:
 
 
 def _stage_line(text: str, stage: str) -> list[str]:
-    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith(stage)]
-    return line.replace("│", " ").split()
+    # the stage's table row (a verdict line below the table names the stage too, unruled)
+    rows = [ln.replace("│", " ").split() for ln in text.splitlines() if "│" in ln]
+    (row,) = [r for r in rows if r[:1] == [stage]]
+    return row
 
 
 def test_status_of_a_store_another_process_is_writing(store_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +15,22 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from trainers.config import DataConfig, ModelConfig, RecipeConfig
-from trainers.data import PreparedCorpus, load_tokenizer, prepare_corpus, split_tokens
+from trainers.data import (
+    PreparedCorpus,
+    RandomChunkWindows,
+    load_tokenizer,
+    prepare_corpus,
+    split_tokens,
+)
 from trainers.errors import NonFiniteLossError, TrainerError
+from trainers.losses import distillation_loss
 from trainers.model import build_model
 from trainers.recipe import TrainingRecipe, TrainResult, train
 
 MakeConfig = Callable[..., RecipeConfig]
 EPOCH_KEYS = {"epoch", "step", "train_loss", "train_ce", "dev_loss", "dev_ppl", "tokens_per_s"}
 EPOCH_KEYS |= {"lr", "tokens_seen", "num_parameters", "teacher_parameters", "eval_tokens"}
+EPOCH_KEYS |= {"teacher_eval_tokens"}
 
 
 class Interrupted(Exception):
@@ -289,7 +298,9 @@ def test_babyllama2_example_is_the_reference_objective_and_trains(
     assert (training.beta1, training.beta2) == (0.9, 0.999)
     assert training.kl_reduction == "babyllama2" and training.alpha == 0.5
     assert training.checkpoint == "best"
+    assert training.checkpoint_metric == "dev_distillation_loss"
     assert (data.add_prefix_space, data.min_frequency) == (True, 2)
+    assert data.pipeline == "babyllama2"
     assert data.blimp_convention == "lm_eval"
     # the same settings at micro scale, on CPU
     tiny_data = data.model_copy(
@@ -334,11 +345,37 @@ def test_babyllama2_example_is_the_reference_objective_and_trains(
     )
     recipe.setup()
     assert recipe.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
-    assert recipe.tokenizer.tokenize("once upon")[0].startswith("Ġ")
+    # trained with the prefix space, encoding without it (the reference's GPT2TokenizerFast)
+    assert not recipe.tokenizer.tokenize("once upon")[0].startswith("Ġ")
+    assert recipe.tokenizer.tokenize(" once upon")[0].startswith("Ġ")
+    assert isinstance(recipe.train_windows, RandomChunkWindows)
+    assert recipe.steps_per_epoch == -(-recipe.train_windows.num_windows // 8)
     student = recipe.train()
     assert student.metrics["train_kl"] > 0
-    assert student.history[-1]["dev_loss"] < student.history[0]["train_loss"]
+    # it learns: well below a uniform guess over the 400-token vocabulary (ln 400 = 5.99)
+    assert student.history[-1]["dev_loss"] < math.log(400) - 0.5
     assert student.metrics["test_loss"] > 0
+    # checkpoint best selects on the distillation objective on dev, the reference's eval loss
+    objective = {int(m["epoch"]): m["dev_distillation_loss"] for m in student.history}
+    # its cost: each epoch's objective ran the teacher on every dev token (sweep.store.cost)
+    assert student.history[-1]["teacher_eval_tokens"] == len(objective) * recipe.dev_windows.size
+    assert student.metrics["checkpoint_epoch"] == min(objective, key=lambda e: (objective[e], e))
+    assert objective[1] != student.history[0]["dev_loss"]  # not the CE under another name
+    # ... and is alpha CE + (1 - alpha) KL (babyllama2 reduction) of full logits, per window
+    assert recipe.teachers is not None
+    windows = torch.from_numpy(recipe.dev_windows)
+    recipe.student.eval()
+    with torch.no_grad():
+        oracle = distillation_loss(
+            recipe.student(input_ids=windows).logits,
+            windows,
+            recipe.teachers.logits(windows),
+            alpha=0.5,
+            kl_reduction="babyllama2",
+        ).loss.item()
+    assert recipe.evaluate_distillation() == pytest.approx(oracle, rel=1e-5)
+    handed_on = objective[int(student.metrics["checkpoint_epoch"])]
+    assert recipe.evaluate_distillation() == pytest.approx(handed_on, rel=1e-5)
     assert (
         json.loads((student.final_dir / "recipe_config.json").read_text())["training"][
             "kl_reduction"
