@@ -100,10 +100,15 @@ class Overhead:
 
 
 def _groups(frames: Frames) -> dict[int, pd.DataFrame]:
-    """Completed trials by teachers run per token: 0 (teachers, alpha=1 controls, reference)."""
+    """Completed trials by teachers run per token. No distillation (0): the alpha = 1 controls
+    of the student configs where they ran (same batch sizes and model as the students), else
+    every trial without teachers (teachers, reference)."""
     done = finished(frames.trials)
     k = pd.to_numeric(done["ensemble_size"], errors="coerce").fillna(0).astype(int)
-    return {int(v): done[k == v] for v in sorted(k.unique())}
+    groups = {int(v): done[k == v] for v in sorted(k.unique())}
+    if 0 in groups and (groups[0]["role"] == "baseline").any():
+        groups[0] = groups[0][groups[0]["role"] == "baseline"]
+    return groups
 
 
 def _median_ratio(a: pd.Series, b: pd.Series) -> float | None:

@@ -89,7 +89,9 @@ def cost_section(frames: Frames) -> Section:
             f"time (median throughputs, evaluation excluded) against a FLOP ideal of "
             f"{_ratio(first.ideal)} ((3 + K) / 3 of a step without teachers, teachers the "
             "student's size); whole trials, start-up and evaluation included, "
-            f"{_ratio(first.whole_trial)}."
+            f"{_ratio(first.whole_trial)}. No distillation means the alpha = 1 controls of the "
+            "student configs where they ran, else every trial without teachers; only trials of "
+            "the student's model size count. Throughput on a shared machine moves with its load."
         )
         section.blocks.append(
             Block(

@@ -85,3 +85,36 @@ def test_cost_numbers_equal_the_demo_trials(demo_store: str, demo_sweep: SynthSw
     assert overhead.ideal == pytest.approx(5 / 3)
     # the demo's students train at 3 / (3 + 1.1 K) of the throughput without teachers
     assert overhead.measured == pytest.approx((3 + 1.1 * 2) / 3, rel=0.02)
+
+
+def test_overhead_reads_the_alpha_one_controls_of_the_same_model_size() -> None:
+    import pandas as pd
+
+    from analysis.load import Frames
+
+    rows = []
+    # (stage, kind, role, teachers, tokens/s, parameters): teachers are bigger and slower
+    for stage, kind, role, k, speed, n in (
+        ("teachers", "teachers", "teacher", 0, 500.0, 2_000_000),
+        ("students", "students", "student", 2, 600.0, 1_000_000),
+        ("baselines", "baselines", "baseline", 0, 1000.0, 1_000_000),
+    ):
+        for i in range(3):
+            rows.append(
+                {"sweep": "s", "stage": stage, "stage_kind": kind, "role": role,
+                 "trial_id": len(rows) + 1, "number": i, "status": "COMPLETE",
+                 "ensemble_size": k, "tokens_per_s": speed, "num_parameters": float(n),
+                 "device_seconds": 1000.0 / speed, "tokens_trained": 1000.0,
+                 "train_flops": (6.0 + 2.0 * k) * n * 1000.0}
+            )  # fmt: skip
+    frames = Frames(
+        sweep="s",
+        sweeps=pd.DataFrame([{"sweep": "s"}]),
+        trials=pd.DataFrame(rows),
+        metrics=pd.DataFrame(columns=["trial_id", "stage", "iteration", "name", "value"]),
+        evaluations=pd.DataFrame(),
+        ensemble=pd.DataFrame(),
+    )
+    (overhead,) = overheads(frames)
+    assert overhead.measured == pytest.approx(1000 / 600)  # against the baselines, not teachers
+    assert overhead.flops == pytest.approx(10 / 6) and overhead.ideal == pytest.approx(5 / 3)
