@@ -383,6 +383,17 @@ class SweepConfig(_Strict):
         if isinstance(value, list):
             if not all(isinstance(v, dict) and "name" in v for v in value):
                 raise ValueError("a list of stages needs a `name:` in every entry")
+            names = [v["name"] for v in value]
+            twice = sorted({str(n) for n in names if names.count(n) > 1})
+            if twice:  # the mapping form refuses it as a duplicate key
+                from pydantic_core import PydanticCustomError
+
+                raise PydanticCustomError(
+                    "duplicate_stage",
+                    "stage name '{name}' is declared more than once; give each stage its own "
+                    "name (the mapping form refuses it as a duplicate key)",
+                    {"name": twice[0]},
+                )
             value = {v["name"]: {k: x for k, x in v.items() if k != "name"} for v in value}
         if not isinstance(value, dict):
             return value
@@ -717,7 +728,15 @@ def _storage_problems(url: str) -> Iterator[str]:
             f"storage: unknown database dialect {backend!r}; babysweep supports sqlite "
             "(sqlite:///sweep.db) and postgresql (postgresql+psycopg://user@host/db)"
         )
-    elif backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+    elif backend == "sqlite" and (
+        not parsed.database or ":memory:" in parsed.database or parsed.query.get("mode") == "memory"
+    ):
+        # an in-memory database vanishes with the driver: every result would be lost
+        yield (
+            "storage: an in-memory SQLite database keeps nothing after the run; name a file "
+            "(sqlite:///sweep.db) or a PostgreSQL database"
+        )
+    elif backend == "sqlite" and parsed.database:
         database = Path(parsed.database)
         parent = database.parent
         if not _is_dir(parent):
@@ -746,29 +765,28 @@ def _ray_address_problems(address: str | None) -> Iterator[str]:
 
 
 def _output_dir_problems(out: str) -> Iterator[str]:
-    """Checkpoints go here: a local path must be (or become) a writable directory."""
+    """Checkpoints go here: a writable local directory, or a URI whose store answers."""
+    from sweep.output_uri import shown_path, uri_problem
+
     if "://" in out:
         scheme = out.split("://", 1)[0]
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-            yield f"output_dir: {out!r} is not a path or a URI (scheme://bucket/path)"
-        return
-    problem = _unwritable_dir(Path(out))
+            yield f"output_dir: {shown_path(out)!r} is not a path or a URI (scheme://bucket/path)"
+            return
+        problem = (
+            _unwritable_dir(Path(out.split("://", 1)[1])) if scheme == "file" else uri_problem(out)
+        )
+    else:
+        problem = _unwritable_dir(Path(out))
     if problem:
         yield f"output_dir: {problem}; choose another with --output-dir"
 
 
 def _unwritable_dir(path: Path) -> str | None:
     """Why `path` cannot be (or become) a directory this process writes in, or None."""
-    existing = path
-    while not _exists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if existing != path and not _is_dir(existing):
-        return f"{existing} is a file, so {path} cannot be created"
-    if not _is_dir(existing):
-        return f"{path} is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
+    from sweep.output_uri import local_dir_problem
+
+    return local_dir_problem(path)
 
 
 def _tracking_problems(config: SweepConfig) -> Iterator[str]:
@@ -894,6 +912,10 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
         if log and param.low <= 0:
             yield f"{field}.low: a log-scale distribution needs low > 0 (got {param.low})"
             return
+        step_problem = _step_problem(param)
+        if step_problem:
+            yield f"{field}.step: {step_problem}"
+            return
         if not isinstance(param, IntRange) and _is_int_field(name):
             yield f"{field}: {name} is an integer; use dist: int (or categorical)"
             return
@@ -915,6 +937,18 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
                 else repr(value)
             )
             yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
+
+
+def _step_problem(param: Any) -> str | None:
+    """Optuna's own rules for a grid (it raises ValueError mid-run otherwise)."""
+    step = getattr(param, "step", None)
+    if step is None:
+        return None
+    if step <= 0:
+        return f"must be > 0 (got {step}); give the grid's spacing, or leave it out"
+    if isinstance(param, IntRange) and param.log and step != 1:
+        return f"a log-spaced int range takes only step 1 (got {step}); drop step or log"
+    return None
 
 
 def _training_field_problem(base: TrainingConfig, name: str, value: Any) -> str | None:

@@ -23,10 +23,12 @@ from typing import Any
 
 from rich.console import Console
 
+from sweep.cluster_fit import cluster_resource_problems, local_resource_problems
 from sweep.config import StageKind, StudentsStage, SweepConfig
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.progress import Board
+from sweep.ray_probe import wait_for_ray_head
 from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
 from sweep.search import OBJECTIVE
 from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
@@ -76,6 +78,13 @@ def run_study(
     if rerun and stage is None:
         raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
+    # a local Ray is this machine: a trial it can never place would wait forever
+    unplaceable = list(local_resource_problems(config))
+    if unplaceable:
+        raise SweepError("\n".join(unplaceable))
+    if config.ray_address and config.ray_address != "local":
+        # before any write: a head that never answers is refused, in bounded time
+        wait_for_ray_head(config.ray_address, say=lambda line: console.print(line, highlight=False))
     store = Store(config.storage or "")
     lease = SweepLease(store, config.name, timeout_s=lease_timeout_s)
     try:
@@ -138,6 +147,7 @@ def _run_leased(
                 check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
         with _ray(config), board.live():
+            _check_nodes_fit(config, to_run, console)
             for name in to_run:
                 for needed in _ensembles_needed(config, name):
                     if not _stage_complete(store, sweep_id, needed):
@@ -176,6 +186,20 @@ def _run_leased(
     done = all(_stage_complete(store, sweep_id, n) for n in names)
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
     return result
+
+
+def _check_nodes_fit(config: SweepConfig, to_run: list[str], console: Console) -> None:
+    """Trials no node can place: refused on a local Ray (it never grows), said at once on
+    a cluster (an autoscaler may add a node that fits)."""
+    import ray
+
+    lines = cluster_resource_problems(config, to_run, ray.nodes())
+    if not lines:
+        return
+    if not config.ray_address or config.ray_address == "local":
+        raise SweepError("\n".join(lines))
+    for line in lines:
+        console.print(f"warning: {line}; its trials wait until such a node joins", highlight=False)
 
 
 def _check_prerequisites(
@@ -394,6 +418,8 @@ def _ray(config: SweepConfig) -> Iterator[None]:
     owned = not ray.is_initialized()
     local = not config.ray_address or config.ray_address == "local"
     if owned:
+        if not local and config.ray_address:
+            wait_for_ray_head(config.ray_address)  # Ray's own join would retry forever
         try:
             with _loopback_only(local):
                 ray.init(

@@ -493,6 +493,12 @@ def _check_yaml_events(text: bytes, name: str) -> None:
                 anchors[frame[5]] = frame[4]
             value_done(frame[4])
         elif isinstance(event, yaml.AliasEvent):
+            if any(frame[5] == event.anchor for frame in stack):
+                # `x: &x [1, *x]`: the value would contain itself, and every walk of it loops
+                raise TrainerError(
+                    f"{name}: {where()}: the alias *{event.anchor} is inside the value it "
+                    f"names (&{event.anchor}), so that value would contain itself; write it out"
+                )
             if stack and stack[-1][0] and stack[-1][1]:
                 stack[-1][1], stack[-1][2] = False, f"*{event.anchor}"
                 continue
