@@ -766,7 +766,7 @@ def _ray_address_problems(address: str | None) -> Iterator[str]:
 
 def _output_dir_problems(out: str) -> Iterator[str]:
     """Checkpoints go here: a writable local directory, or a URI whose store answers."""
-    from sweep.output_uri import shown_path, uri_problem
+    from sweep.locations import shown_path, uri_problem
 
     if "://" in out:
         scheme = out.split("://", 1)[0]
@@ -784,7 +784,7 @@ def _output_dir_problems(out: str) -> Iterator[str]:
 
 def _unwritable_dir(path: Path) -> str | None:
     """Why `path` cannot be (or become) a directory this process writes in, or None."""
-    from sweep.output_uri import local_dir_problem
+    from sweep.locations import local_dir_problem
 
     return local_dir_problem(path)
 
@@ -805,6 +805,12 @@ def _tracking_problems(config: SweepConfig) -> Iterator[str]:
                 "pip install 'babysweep[tracking]' or remove the section"
             )
     mlflow = tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri:
+        from sweep.locations import mlflow_uri_problem
+
+        problem = mlflow_uri_problem(mlflow.tracking_uri)
+        if problem:
+            yield f"tracking.mlflow.tracking_uri: {problem}"
     if mlflow is not None and mlflow.tracking_uri == config.storage:
         # Optuna and MLflow would both keep their Alembic version in `alembic_version`.
         yield (
@@ -829,9 +835,18 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
                 yield str(exc)
             except OSError as exc:
                 yield f"data.corpus: cannot read the {split} split ({exc.strerror or exc})"
+    from sweep.data_content import blimp_file_problem, corpus_content_problems
+
+    if _is_dir(corpus):  # what `sweep data check` finds inside the files
+        yield from (f"data.corpus: {p}" for p in corpus_content_problems(corpus))
     blimp = Path(data.blimp)
     if not _is_dir(blimp) or not any(blimp.glob("*.jsonl")):
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
+    else:
+        for path in sorted(blimp.glob("*.jsonl")):
+            problem = blimp_file_problem(path)
+            if problem:
+                yield f"data.blimp: {problem}"
     problem = _unwritable_dir(Path(data.cache_dir)) if data.cache_dir else None
     if problem:
         yield f"data.cache_dir: {problem} (tokenizers and token caches go there); choose another"
@@ -857,6 +872,9 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
                     f"data.glue: {task_dir / f'{split}.tsv'} is missing; {task_dir} needs "
                     "train.tsv and dev.tsv (or drop the task from evaluation.glue.tasks)"
                 )
+    from sweep.data_content import glue_content_problems
+
+    yield from (f"data.glue: {p}" for p in glue_content_problems(root, glue.tasks))
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.

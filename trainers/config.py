@@ -51,6 +51,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+MAX_VOCAB_SIZE = 2**20
+"""Largest BPE vocabulary a config may ask for (2**20 = 1,048,576; BabyLlama-2 uses 16,000)."""
+
+
 class DataConfig(_Strict):
     """Where the corpus and evaluation data live, and how much of it a run uses."""
 
@@ -62,8 +66,9 @@ class DataConfig(_Strict):
     """Dir of BLiMP paradigm .jsonl files, under root."""
     glue: Path = Path("glue")
     """Dir of GLUE tasks (MRPC/, RTE/ with train.tsv, dev.tsv), under root."""
-    vocab_size: int = Field(2000, ge=260)
-    """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
+    vocab_size: int = Field(2000, ge=260, le=MAX_VOCAB_SIZE)
+    """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least;
+    at most MAX_VOCAB_SIZE: the tokenizers library panics on sizes near 2**62)."""
     add_prefix_space: bool = False
     """Byte-level pre-tokenizer adds a space before each document, so a document's first word
     gets the same token as mid-sentence (BabyLlama-2's tokenizer: true)."""

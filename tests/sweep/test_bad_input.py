@@ -75,6 +75,14 @@ REFUSED: list[tuple[str, Callable[[Path], str], str, str]] = [
     ("storage-memory", _yaml(storage="sqlite:///:memory:"), "storage:", "in-memory"),
     ("storage-sqlite-bare", _yaml(storage="sqlite://"), "storage:", "in-memory"),
     ("cache-dir-proc", _yaml(data__cache_dir="/proc/x"), "data.cache_dir:", "/proc"),
+    # issue 28: data and trackers that gave tracebacks
+    ("vocab-2-62", _yaml(data__vocab_size=2**62), "data.vocab_size:", "less than or equal"),
+    ("mlflow-unknown-scheme", _yaml(tracking={"mlflow": {"tracking_uri": "foo://x/y"}}),
+     "tracking.mlflow.tracking_uri:", "unknown scheme 'foo'"),
+    ("mlflow-file-store", _yaml(tracking={"mlflow": {"tracking_uri": "./mlruns"}}),
+     "tracking.mlflow.tracking_uri:", "file store"),
+    ("mlflow-memory", _yaml(tracking={"mlflow": {"tracking_uri": "sqlite:///:memory:"}}),
+     "tracking.mlflow.tracking_uri:", "in-memory"),
     ("stage-names-twice-in-a-list",
      _text("name: twice\nstages:\n  - {name: teachers, trials: 2}\n"
            "  - {name: teachers, trials: 3}\n"),
@@ -272,3 +280,116 @@ def test_ctrl_c_while_waiting_for_the_ray_head_is_honoured(tmp_path: Path) -> No
     assert "Traceback" not in rest
     assert "ray_address: interrupted while waiting for 127.0.0.1:1" in rest
     _nothing_written(tmp_path)
+
+
+# --- data files the trainers would crash on, after trials have trained ------------------
+
+
+def _data_root(tmp: Path, data: Path) -> Path:
+    """The shared data root as links (never copies), so one file can be replaced."""
+    root = tmp / "data"
+    for folder in ("babylm-mini/train", "babylm-mini/dev", "babylm-mini/test", "blimp",
+                   "glue/MRPC", "glue/RTE"):  # fmt: skip
+        (root / folder).mkdir(parents=True)
+        for f in (data / folder).iterdir():
+            (root / folder / f.name).symlink_to(f)
+    return root
+
+
+def _replace(path: Path, content: bytes) -> None:
+    path.unlink()
+    path.write_bytes(content)
+
+
+def _non_utf8_train(root: Path) -> Path:
+    path = root / "babylm-mini" / "train" / "childes.train"
+    _replace(path, path.resolve().read_bytes()[:5000] + b"\nthe caf\xe9 is open\n")
+    return path
+
+
+def _non_utf8_dev(root: Path) -> Path:
+    path = root / "babylm-mini" / "dev" / "childes.dev"
+    _replace(path, b"a good line\n\xff\xfe\n")
+    return path
+
+
+def _blank_train(root: Path) -> Path:
+    for f in (root / "babylm-mini" / "train").iterdir():
+        _replace(f, b"  \n\t\n   \n")
+    return root / "babylm-mini" / "train"
+
+
+def _binary_blimp(root: Path) -> Path:
+    path = root / "blimp" / "adjunct_island.jsonl"
+    _replace(path, bytes(range(256)) * 4)
+    return path
+
+
+def _blimp_not_pairs(root: Path) -> Path:
+    path = root / "blimp" / "wh_island.jsonl"
+    _replace(path, b'{"sentence_good": "Who ran?"}\n')
+    return path
+
+
+def _binary_glue(root: Path) -> Path:
+    path = root / "glue" / "RTE" / "dev.tsv"
+    _replace(path, bytes(range(256)) * 4)
+    return path
+
+
+def _glue_bad_row(root: Path) -> Path:
+    path = root / "glue" / "MRPC" / "train.tsv"
+    lines = path.resolve().read_bytes().split(b"\n")[:20]
+    _replace(path, b"\n".join([*lines, b"1\tonly two fields"]) + b"\n")
+    return path
+
+
+DATA_CASES = [
+    ("corpus-train-not-utf8", _non_utf8_train, "data.corpus:", "is not UTF-8 text"),
+    ("corpus-dev-not-utf8", _non_utf8_dev, "data.corpus:", "is not UTF-8 text"),
+    ("corpus-train-whitespace-only", _blank_train, "data.corpus:", "only whitespace"),
+    ("blimp-binary", _binary_blimp, "data.blimp:", "is not UTF-8 text"),
+    ("blimp-not-pairs", _blimp_not_pairs, "data.blimp:", "not a BLiMP pair"),
+    ("glue-binary", _binary_glue, "data.glue:", "is not UTF-8 text"),
+    ("glue-bad-row", _glue_bad_row, "data.glue:", "tab-separated fields"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "damage", "field", "needle"), DATA_CASES, ids=[c[0] for c in DATA_CASES]
+)
+def test_data_the_trainers_would_crash_on_is_refused_before_anything_trains(
+    run_stops_at_the_store: None,
+    data_root: Path,
+    tmp_path: Path,
+    case: str,
+    damage: Callable[[Path], Path],
+    field: str,
+    needle: str,
+) -> None:
+    """validate and run refuse it with `sweep data check`'s line (naming the file), and
+    data check itself says so without a traceback."""
+    root = _data_root(tmp_path, data_root)
+    damaged = damage(root)
+    work = tmp_path / "sweep"
+    work.mkdir()
+    (work / "sweep.yaml").write_text(_yaml(data__root=str(root))(tmp_path))
+    runner = CliRunner()
+    checked = runner.invoke(app, ["validate", str(work / "sweep.yaml")])
+    ran = runner.invoke(app, ["run", str(work / "sweep.yaml")])
+    for result in (checked, ran):
+        assert result.exit_code == 2, (result.output, result.exception)
+        assert "Traceback" not in result.output
+    problems = _problem_lines(checked.output)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{field} {damaged}") and needle in problems[0], problems
+    assert _problem_lines(ran.output) == problems
+    _nothing_written(work)
+
+    checked_data = runner.invoke(app, ["data", "check", str(root)])
+    assert checked_data.exit_code == 2, (checked_data.output, checked_data.exception)
+    assert not isinstance(checked_data.exception, Exception | RecursionError)
+    found = [ln for ln in checked_data.output.splitlines() if ln.startswith("problem:")]
+    assert any(str(damaged.relative_to(tmp_path)) in ln or str(damaged) in ln for ln in found), (
+        found
+    )

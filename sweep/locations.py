@@ -1,4 +1,5 @@
-"""Is an `output_dir` usable? Asked once by the config checks, before anything is written.
+"""Where a sweep writes: is an `output_dir`, a `cache_dir` or an MLflow tracking URI usable?
+Asked once by the config checks, before anything is written.
 
 A local path must be (or become) a directory this process can create folders in: the
 check makes and removes one empty temporary folder in its nearest existing ancestor, so a
@@ -20,7 +21,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["URI_PROBE_TIMEOUT_S", "local_dir_problem", "shown_path", "uri_problem"]
+__all__ = [
+    "URI_PROBE_TIMEOUT_S",
+    "local_dir_problem",
+    "mlflow_uri_problem",
+    "shown_path",
+    "uri_problem",
+]
 
 URI_PROBE_TIMEOUT_S = float(os.environ.get("SWEEP_URI_PROBE_TIMEOUT_S", "20"))
 """How long an object store may take to answer whether the output bucket is there."""
@@ -98,6 +105,36 @@ def uri_problem(uri: str, timeout_s: float = URI_PROBE_TIMEOUT_S) -> str | None:
     if len(reason) > 300:
         reason = reason[:300] + "..."
     return f"{shown_path(uri)}: cannot reach it ({reason}); check the bucket and credentials"
+
+
+# MLflow tracking stores this version of MLflow opens (its file store is retired: it raises)
+_MLFLOW_DATABASES = {"sqlite", "postgresql", "mysql", "mssql"}
+_MLFLOW_SERVERS = {"http", "https", "databricks", "databricks-uc", "uc"}
+
+
+def mlflow_uri_problem(uri: str) -> str | None:
+    """Why MLflow cannot track to `uri`, or None; decided from the URI alone, writing nothing
+    (MlflowClient would create the database to find out)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme in _MLFLOW_SERVERS:
+        return None
+    if scheme in _MLFLOW_DATABASES:
+        if scheme != "sqlite":
+            return None
+        database = uri.split("://", 1)[1].removeprefix("/")
+        if not database or ":memory:" in database:
+            return f"{uri} is an in-memory database, which keeps nothing; name a file"
+        problem = local_dir_problem(Path(database).parent)
+        return f"{shown_path(uri)}: {problem}" if problem else None
+    if not scheme or scheme == "file":
+        return (
+            f"{shown_path(uri)}: MLflow's file store is retired in this MLflow; use "
+            "sqlite:///path/mlflow.db (the default when unset) or an MLflow server http://host:5000"
+        )
+    return (
+        f"{shown_path(uri)}: unknown scheme {scheme!r}; use http(s)://host:port, "
+        "sqlite:///path/mlflow.db or postgresql://user@host/db"
+    )
 
 
 def _limits(path: Path) -> tuple[int, int]:
