@@ -398,7 +398,9 @@ def _prepare_data(config: SweepConfig, console: Console) -> None:
     from trainers.data import prepare_corpus
 
     with console.status("preparing tokenizer and token caches"):
-        prepare_corpus(config.data)
+        prepared = prepare_corpus(config.data)
+    for line in prepared.repaired:  # a damaged cache entry, found and rebuilt
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _storage_path(config: SweepConfig) -> str:
