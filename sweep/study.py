@@ -321,7 +321,27 @@ def _run_trials(
         ],
     )
     running.pop("stage_id")
+    failed = outcome.counts.get(TrialStatus.FAILED, 0)
+    if failed and failed == sum(outcome.counts.values()):
+        # the cause, not what a later stage would blame ("only 0 teacher trials ...")
+        raise SweepError(
+            f"stage {name}: all {failed} trials failed; {_first_error(store, stage_id)}"
+        )
     return outcome
+
+
+def _first_error(store: Store, stage_id: int) -> str:
+    """The first failed trial's stored error, as one line."""
+    failed = sorted(
+        (t for t in store.trials(stage_id) if t.status == TrialStatus.FAILED),
+        key=lambda t: t.number,
+    )
+    if not failed:
+        return "no error was recorded"
+    first = failed[0]
+    # the recorder stores the root error's line first, then the traceback
+    shown = next((ln.strip() for ln in (first.error or "").splitlines() if ln.strip()), None)
+    return f"the first (#{first.number}) says: {shown or 'no error text'}"
 
 
 def _select(ctx: PlanContext, name: str, board: Board) -> StageOutcome:

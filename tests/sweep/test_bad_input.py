@@ -393,3 +393,41 @@ def test_data_the_trainers_would_crash_on_is_refused_before_anything_trains(
     assert any(str(damaged.relative_to(tmp_path)) in ln or str(damaged) in ln for ln in found), (
         found
     )
+
+
+def test_status_right_after_a_kill_9_says_the_driver_is_gone(tmp_path: Path) -> None:
+    """A driver killed with SIGKILL leaves its lease and a RUNNING sweep: `sweep status`
+    says that process no longer runs, not only its pid."""
+    from sweep.store import Store, SweepStatus
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    code = (
+        "import sys, time; from sweep.store import Store, SweepStatus; "
+        "from sweep.lease import SweepLease; store = Store(sys.argv[1]); "
+        "lease = SweepLease(store, 'demo'); lease.acquire(); "
+        "i = store.upsert_sweep('demo', config={}, config_hash='h', code_version='t'); "
+        "store.set_sweep_status(i, SweepStatus.RUNNING); print('held', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        alive = _cli("status", "--storage", url, "--sweep", "demo", cwd=tmp_path)
+        assert alive.returncode == 0, alive.stderr
+        assert f"pid {child.pid}" in alive.stdout and "gone" not in alive.stdout
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        after = _cli("status", "--storage", url, "--sweep", "demo", cwd=tmp_path)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert after.returncode == 0, after.stderr
+    assert "RUNNING" in after.stdout
+    driver = next(ln for ln in after.stdout.splitlines() if "driver:" in ln)
+    assert f"pid {child.pid}" in driver and "gone: that process no longer runs" in driver, driver
+    store = Store(url, upgrade=False)
+    try:
+        sweep = store.get_sweep("demo")
+        assert sweep is not None and sweep.status == SweepStatus.RUNNING  # status only reads
+    finally:
+        store.dispose()
