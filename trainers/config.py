@@ -429,6 +429,13 @@ _MAX_INT = 2**63 - 1  # what torch, NumPy and a SQL BIGINT hold
 def parse_yaml_bytes(text: bytes, name: str) -> object:
     """yaml.safe_load after a streaming pre-pass that refuses, with the key path, what the
     recursive loader would crash on (depth, alias bombs) or silently accept (duplicate keys)."""
+    head = text[:64]
+    if len(head) >= 4 and (not any(head[0::2]) or not any(head[1::2])):
+        # every other byte NUL: UTF-16 without the byte-order mark YAML needs to read it
+        raise TrainerError(
+            f"{name}: holds NUL bytes, as UTF-16 or UTF-32 text without a byte-order mark "
+            "does; save it as UTF-8"
+        )
     try:
         _check_yaml_events(text, name)
         return yaml.safe_load(text)

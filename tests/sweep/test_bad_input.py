@@ -431,3 +431,37 @@ def test_status_right_after_a_kill_9_says_the_driver_is_gone(tmp_path: Path) -> 
         assert sweep is not None and sweep.status == SweepStatus.RUNNING  # status only reads
     finally:
         store.dispose()
+
+
+# --- decisions docs/INPUT.md states -------------------------------------------------------
+
+
+def test_a_quoted_number_is_read_as_the_number(tmp_path: Path) -> None:
+    from sweep.config import load_sweep_config
+
+    (tmp_path / "sweep.yaml").write_text(_yaml(stages__teachers__trials="2")(tmp_path))
+    assert load_sweep_config(tmp_path / "sweep.yaml").stages["teachers"].trials == 2
+
+
+def test_utf16_with_a_byte_order_mark_is_the_same_config_and_without_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    from sweep.config import load_sweep_config
+
+    text = DEFAULT
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "sweep.yaml").write_bytes(text.encode("utf-8"))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "sweep.yaml").write_bytes(text.encode("utf-16"))  # with its BOM
+    utf8 = load_sweep_config(tmp_path / "a" / "sweep.yaml")
+    utf16 = load_sweep_config(tmp_path / "b" / "sweep.yaml")
+    assert utf16.config_hash() == utf8.config_hash()
+    work = tmp_path / "c"
+    work.mkdir()
+    (work / "sweep.yaml").write_bytes(text.encode("utf-16-le"))  # no BOM
+    result = CliRunner().invoke(app, ["validate", str(work / "sweep.yaml")])
+    assert result.exit_code == 2
+    assert _problem_lines(result.output) == [
+        f"{work / 'sweep.yaml'}: holds NUL bytes, as UTF-16 or UTF-32 text without a "
+        "byte-order mark does; save it as UTF-8"
+    ]
