@@ -28,19 +28,20 @@ RAY_CONNECT_TIMEOUT_S = float(os.environ.get("SWEEP_RAY_CONNECT_TIMEOUT_S", "30"
 def wait_for_ray_head(
     address: str,
     *,
-    timeout_s: float = RAY_CONNECT_TIMEOUT_S,
+    timeout_s: float | None = None,
     say: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Return once host:port (or ray://host:port) accepts a TCP connection; raise
     SweepError naming the address, the tries and the last reason when it never does.
 
-    `say` gets one line when the first try fails. `auto` and `local` name no port and are
+    `timeout_s` defaults to RAY_CONNECT_TIMEOUT_S. `say` gets one line when the first try fails. `auto` and `local` name no port and are
     left to Ray.
     """
     if address in ("auto", "local"):
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     host = host.strip("[]")
+    timeout_s = RAY_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     tries, delay, reason = 0, 0.5, "no answer"
     try:

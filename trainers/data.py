@@ -381,25 +381,28 @@ def _token_file_problem(path: Path) -> str | None:
     """Why a cached token stream is unusable (missing, cut off, changed, no sidecar), or None."""
     sidecar_path = path.with_suffix(".json")
     if not path.is_file():
-        return (
-            "its sidecar is there but the .npy is missing"
-            if sidecar_path.exists()
-            else ("not built yet")
-        )
+        missing = "its sidecar is there but the .npy is missing"
+        return missing if sidecar_path.exists() else "not built yet"
     try:
         sidecar = json.loads(sidecar_path.read_text())
+        if not isinstance(sidecar, dict):
+            raise TypeError("not a mapping")
         sources = [int(n) for n in sidecar["source_tokens"]]
     except FileNotFoundError:
         return f"its sidecar {sidecar_path.name} is missing"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
         return f"its sidecar {sidecar_path.name} is unreadable ({type(exc).__name__})"
     size = path.stat().st_size
     if "bytes" not in sidecar or "sha256" not in sidecar:  # written before checksums
         return _upgrade_sidecar(path, sidecar_path, sidecar, sum(sources))
+    if not isinstance(sidecar["bytes"], int) or not isinstance(sidecar["sha256"], str):
+        return f"its sidecar {sidecar_path.name} is unreadable (size or checksum not recorded)"
     if size != sidecar["bytes"]:
         return f"{size:,} bytes where its sidecar says {sidecar['bytes']:,} (cut off?)"
     if _cached_sha256(str(path), *_stamp(path)) != sidecar["sha256"]:
         return "its checksum differs from its sidecar's"
+    if len(np.load(path, mmap_mode="r")) != sum(sources):  # caps read the per-source counts
+        return "its sidecar's token counts differ from the .npy's"
     return None
 
 
