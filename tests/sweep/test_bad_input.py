@@ -465,3 +465,31 @@ def test_utf16_with_a_byte_order_mark_is_the_same_config_and_without_one_is_refu
         f"{work / 'sweep.yaml'}: holds NUL bytes, as UTF-16 or UTF-32 text without a "
         "byte-order mark does; save it as UTF-8"
     ]
+
+
+def test_a_stage_whose_trials_all_failed_names_the_first_trials_error(tmp_path: Path) -> None:
+    """The line `sweep run` stops with when every trial of a stage failed: the first
+    trial's stored root error (the recorder stores it first, then the traceback), not a
+    later stage's 'only 0 teacher trials ... lower k'. (The full run is not exercised here:
+    it needs Ray and training.)"""
+    from sweep.store import Store, TrialStatus
+    from sweep.study import _first_error
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        sweep_id = store.upsert_sweep("demo", config={}, config_hash="h", code_version="t")
+        stage_id = store.upsert_stage(sweep_id, "teachers", kind="teachers")
+        errors = {
+            1: "TrainerError: data.blimp: x.jsonl, line 3: not a BLiMP pair\n\nTraceback ...",
+            0: "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff\n\nTraceback (most...",
+        }
+        for number, error in errors.items():
+            trial_id = store.upsert_trial(
+                stage_id=stage_id, number=number, role="teacher", params={}, seed=number
+            )
+            store.finish_trial(trial_id, TrialStatus.FAILED, error=error)
+        assert _first_error(store, stage_id) == (
+            "the first (#0) says: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff"
+        )
+    finally:
+        store.dispose()
