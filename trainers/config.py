@@ -262,6 +262,11 @@ class TrainingConfig(_Strict):
     checkpoint: Literal["best", "last"] = "last"
     """Which epoch's model is evaluated (test loss, BLiMP, GLUE) and handed on (ensemble,
     final/): best: lowest dev loss, as the reference's load_best_model_at_end; last."""
+    checkpoint_metric: Literal["dev_loss", "dev_distillation_loss"] = "dev_loss"
+    """What `checkpoint: best` selects a student's epoch on: dev_loss: the dev CE;
+    dev_distillation_loss: the training objective on dev, alpha CE + (1 - alpha) T^2 KL
+    under kl_reduction, as the reference's eval_loss (its DistillationTrainer's loss). A run
+    without teachers has no KL: both are its dev CE."""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
     alpha: float = Field(1.0, ge=0, le=1)
@@ -288,7 +293,9 @@ class TrainingConfig(_Strict):
 # hyperparameters of a search space.
 RUNTIME_FIELDS = frozenset({"seed", "micro_batch_size", "device", "compile", "threads"})
 # Fields that only matter when a student distils from teachers.
-DISTILLATION_FIELDS = frozenset({"alpha", "temperature", "ensemble", "kl_reduction"})
+DISTILLATION_FIELDS = frozenset(
+    {"alpha", "temperature", "ensemble", "kl_reduction", "checkpoint_metric"}
+)
 HYPERPARAMETERS = tuple(n for n in TrainingConfig.model_fields if n not in RUNTIME_FIELDS)
 """Every TrainingConfig field a sweep may search, in declaration order."""
 
@@ -379,6 +386,8 @@ def _is_union_tag(part: object) -> bool:
         in {
             "loguniform",
             "one_minus_loguniform",
+            "lognormal",
+            "q_lognormal",
             "uniform",
             "int",
             "categorical",

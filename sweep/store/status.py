@@ -113,8 +113,21 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             parts.append(Text("  no stages yet", style="dim"))
         else:
             parts.append(table)
+        parts.extend(_verdicts(store, sw.name))
         parts.append(Text(""))
     return Group(*parts[:-1])
+
+
+def _verdicts(store: Store | str, name: str) -> list[RenderableType]:
+    """Each comparison's verdict and what would decide it (analysis.verdict.status_lines)."""
+    from analysis.load import load_frames
+    from analysis.verdict import status_lines
+
+    lines = status_lines(load_frames(store, name))
+    if not lines:
+        return []
+    out: list[RenderableType] = [Text("  verdicts (what would decide them):", style="bold")]
+    return out + [Text(f"    {line}") for line in lines]
 
 
 def _best_trial(session: Session, stage: StageModel) -> Trial | None:
