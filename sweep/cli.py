@@ -140,6 +140,10 @@ def validate(
     resolved = cfg.resolved_json()
     resolved["storage"] = mask_url(cfg.storage or "")
     console.print(f"# {config}: valid (config hash {cfg.config_hash()[:12]})", highlight=False)
+    from sweep.cluster_fit import local_resource_problems
+
+    for line in local_resource_problems(cfg):  # a cluster may have it; this machine has not
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved, sort_keys=False), highlight=False, markup=False)
 
 

@@ -468,6 +468,17 @@ class SweepConfig(_Strict):
         if isinstance(value, list):
             if not all(isinstance(v, dict) and "name" in v for v in value):
                 raise ValueError("a list of stages needs a `name:` in every entry")
+            names = [v["name"] for v in value]
+            twice = sorted({str(n) for n in names if names.count(n) > 1})
+            if twice:  # the mapping form refuses it as a duplicate key
+                from pydantic_core import PydanticCustomError
+
+                raise PydanticCustomError(
+                    "duplicate_stage",
+                    "stage name '{name}' is declared more than once; give each stage its own "
+                    "name (the mapping form refuses it as a duplicate key)",
+                    {"name": twice[0]},
+                )
             value = {v["name"]: {k: x for k, x in v.items() if k != "name"} for v in value}
         if not isinstance(value, dict):
             return value
@@ -835,7 +846,15 @@ def _storage_problems(url: str) -> Iterator[str]:
             f"storage: unknown database dialect {backend!r}; babysweep supports sqlite "
             "(sqlite:///sweep.db) and postgresql (postgresql+psycopg://user@host/db)"
         )
-    elif backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+    elif backend == "sqlite" and (
+        not parsed.database or ":memory:" in parsed.database or parsed.query.get("mode") == "memory"
+    ):
+        # an in-memory database vanishes with the driver: every result would be lost
+        yield (
+            "storage: an in-memory SQLite database keeps nothing after the run; name a file "
+            "(sqlite:///sweep.db) or a PostgreSQL database"
+        )
+    elif backend == "sqlite" and parsed.database:
         database = Path(parsed.database)
         parent = database.parent
         if not _is_dir(parent):
@@ -864,29 +883,28 @@ def _ray_address_problems(address: str | None) -> Iterator[str]:
 
 
 def _output_dir_problems(out: str) -> Iterator[str]:
-    """Checkpoints go here: a local path must be (or become) a writable directory."""
+    """Checkpoints go here: a writable local directory, or a URI whose store answers."""
+    from sweep.locations import shown_path, uri_problem
+
     if "://" in out:
         scheme = out.split("://", 1)[0]
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-            yield f"output_dir: {out!r} is not a path or a URI (scheme://bucket/path)"
-        return
-    problem = _unwritable_dir(Path(out))
+            yield f"output_dir: {shown_path(out)!r} is not a path or a URI (scheme://bucket/path)"
+            return
+        problem = (
+            _unwritable_dir(Path(out.split("://", 1)[1])) if scheme == "file" else uri_problem(out)
+        )
+    else:
+        problem = _unwritable_dir(Path(out))
     if problem:
         yield f"output_dir: {problem}; choose another with --output-dir"
 
 
 def _unwritable_dir(path: Path) -> str | None:
     """Why `path` cannot be (or become) a directory this process writes in, or None."""
-    existing = path
-    while not _exists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if existing != path and not _is_dir(existing):
-        return f"{existing} is a file, so {path} cannot be created"
-    if not _is_dir(existing):
-        return f"{path} is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
+    from sweep.locations import local_dir_problem
+
+    return local_dir_problem(path)
 
 
 def _tracking_problems(config: SweepConfig) -> Iterator[str]:
@@ -905,6 +923,12 @@ def _tracking_problems(config: SweepConfig) -> Iterator[str]:
                 "pip install 'babysweep[tracking]' or remove the section"
             )
     mlflow = tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri:
+        from sweep.locations import mlflow_uri_problem
+
+        problem = mlflow_uri_problem(mlflow.tracking_uri)
+        if problem:
+            yield f"tracking.mlflow.tracking_uri: {problem}"
     if mlflow is not None and mlflow.tracking_uri == config.storage:
         # Optuna and MLflow would both keep their Alembic version in `alembic_version`.
         yield (
@@ -929,9 +953,18 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
                 yield str(exc)
             except OSError as exc:
                 yield f"data.corpus: cannot read the {split} split ({exc.strerror or exc})"
+    from sweep.data_content import blimp_file_problem, corpus_content_problems
+
+    if _is_dir(corpus):  # what `sweep data check` finds inside the files
+        yield from (f"data.corpus: {p}" for p in corpus_content_problems(corpus))
     blimp = Path(data.blimp)
     if not _is_dir(blimp) or not any(blimp.glob("*.jsonl")):
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
+    else:
+        for path in sorted(blimp.glob("*.jsonl")):
+            problem = blimp_file_problem(path)
+            if problem:
+                yield f"data.blimp: {problem}"
     problem = _unwritable_dir(Path(data.cache_dir)) if data.cache_dir else None
     if problem:
         yield f"data.cache_dir: {problem} (tokenizers and token caches go there); choose another"
@@ -957,6 +990,9 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
                     f"data.glue: {task_dir / f'{split}.tsv'} is missing; {task_dir} needs "
                     "train.tsv and dev.tsv (or drop the task from evaluation.glue.tasks)"
                 )
+    from sweep.data_content import glue_content_problems
+
+    yield from (f"data.glue: {p}" for p in glue_content_problems(root, glue.tasks))
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.
@@ -1015,6 +1051,10 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
         if log and param.low <= 0:
             yield f"{field}.low: a log-scale distribution needs low > 0 (got {param.low})"
             return
+        step_problem = _step_problem(param)
+        if step_problem:
+            yield f"{field}.step: {step_problem}"
+            return
         if not isinstance(param, IntRange) and _is_int_field(name):
             yield f"{field}: {name} is an integer; use dist: int (or categorical)"
             return
@@ -1039,6 +1079,18 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
                 else repr(value)
             )
             yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
+
+
+def _step_problem(param: Any) -> str | None:
+    """Optuna's own rules for a grid (it raises ValueError mid-run otherwise)."""
+    step = getattr(param, "step", None)
+    if step is None:
+        return None
+    if step <= 0:
+        return f"must be > 0 (got {step}); give the grid's spacing, or leave it out"
+    if isinstance(param, IntRange) and param.log and step != 1:
+        return f"a log-spaced int range takes only step 1 (got {step}); drop step or log"
+    return None
 
 
 _MAX_VALUE = 2**63 - 1  # the largest integer torch, NumPy and a SQL BIGINT hold

@@ -82,7 +82,10 @@ def test_config_hash_tracks_the_study_not_where_it_runs(tmp_path: Path) -> None:
     assert a.config_hash() != b.config_hash()
     # another store, cluster, checkpoint dir or cache is the same study (resume on a cluster)
     elsewhere = load_sweep_config(
-        write_variant(tmp_path, {"data.cache_dir": "/tmp/elsewhere", "output_dir": "s3://b/r"}),
+        # (a file:// URI: an s3:// bucket is now probed, and this machine has no network)
+        write_variant(
+            tmp_path, {"data.cache_dir": "/tmp/elsewhere", "output_dir": "file:///tmp/else/r"}
+        ),
         storage="postgresql+psycopg://u:pw@db/s",
         ray_address="head:6379",
     )
