@@ -126,7 +126,9 @@ def glue_scores(
     """
     forms = {task: _task_format(task) for task in tasks}  # fail on a bad name before any work
     check_model_dir(Path(model_dir), what="GLUE model")
-    given = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v}
+    given: dict[str, Any] = {
+        k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v
+    }
     by_training: dict[str, list[str]] = {}
     for task, form in forms.items():
         by_training.setdefault(form.trains_as, []).append(task)
