@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
 from analysis.stats import matched_budget_test
 from analysis.verdict import decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
@@ -51,6 +52,8 @@ class Scenario:
     asha: bool = False
     effect: float = 0.0
     """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
+    kind: str = "teachers"
+    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,12 @@ def calibrate(
     out = []
     for sc in scenarios:
         sim = simulate(sc, sweeps, rng, n_permutations)
-        d = decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
+        guarded = COMPARISON_KINDS[sc.kind].guard is MATCHED_BUDGET
+        d = (
+            decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
+            if guarded
+            else decide(sim.diffs)
+        )
         better = np.any(d.code == 1, axis=1)
         alone = np.any(decide(sim.diffs).code == 1, axis=1)
         ev = d.evidence

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from analysis.comparisons import ComparisonPlan, plan_comparisons
 from analysis.headline import reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
 from analysis.stats import (
@@ -105,18 +106,6 @@ def decide(
 # ---------------------------------------------------------------- the comparisons of a sweep
 
 
-@dataclass
-class _Plan:
-    key: str
-    label: str
-    kind: str
-    student: pd.DataFrame
-    other: pd.DataFrame
-    pairing: str  # "seed" or "source trial"
-    pools: tuple[str, str] | None
-    missing: str | None = None
-
-
 @dataclass(frozen=True)
 class Verdict:
     """One comparison on one metric."""
@@ -157,109 +146,7 @@ class ComparisonVerdict:
     metrics: list[Verdict] = field(default_factory=list)
 
 
-def _repeats(frames: Frames, source: str, role: str) -> pd.DataFrame:
-    t = frames.trials
-    mask = (t["stage_kind"] == "repeats") & (t["role"] == role) & (t["source_stage"] == source)
-    return finished(t[mask])
-
-
-def _plans(frames: Frames) -> list[_Plan]:
-    """Every comparison the stages present allow, student side first."""
-    plans: list[_Plan] = []
-    teachers = frames.stages("teachers")
-    students = frames.stages("students")
-    sizes = {s: frames.ensemble_size(s) for s in students}
-    singles = [s for s in students if sizes[s] == 1]
-    t = frames.trials
-    reference = finished(t[t["stage_kind"] == "reference"])
-    for s in students:
-        rep_s = _repeats(frames, s, "student")
-        who = f"ensemble student ({s}, {sizes[s]} teachers)" if sizes[s] > 1 else f"student ({s})"
-        for teacher in teachers:
-            rep_t = _repeats(frames, teacher, "teacher")
-            plans.append(
-                _Plan(
-                    f"{s} vs {teacher}",
-                    f"{who} vs teachers ({teacher})",
-                    "teachers",
-                    rep_s,
-                    rep_t,
-                    "seed",
-                    (s, teacher),
-                )
-            )
-        if sizes[s] > 1:
-            for single in singles:
-                plans.append(
-                    _Plan(
-                        f"{s} vs {single}",
-                        f"{who} vs single-teacher student ({single})",
-                        "single-teacher",
-                        rep_s,
-                        _repeats(frames, single, "student"),
-                        "seed",
-                        (s, single),
-                    )
-                )
-        baseline = _repeats(frames, s, "baseline")
-        if len(baseline):
-            plans.append(
-                _Plan(
-                    f"{s} vs alpha=1",
-                    f"{who} vs its alpha=1 baseline",
-                    "baseline",
-                    rep_s,
-                    baseline,
-                    "seed",
-                    None,
-                )
-            )
-        else:  # an old store: the baselines stage re-ran student trials with alpha = 1
-            students_done = finished(frames.stage(s))
-            controls = finished(t[(t["stage_kind"] == "baselines")])
-            controls = controls[controls["source_trial_id"].isin(students_done["trial_id"])]
-            if len(controls):
-                sources = (
-                    students_done.set_index("trial_id")
-                    .loc[controls["source_trial_id"].unique()]
-                    .reset_index()
-                )
-                plans.append(
-                    _Plan(
-                        f"{s} vs alpha=1",
-                        f"{who} vs its alpha=1 baseline",
-                        "baseline",
-                        sources,
-                        controls,
-                        "source trial",
-                        None,
-                    )
-                )
-        if len(reference):
-            sources = [str(x) for x in reference["source_stage"].dropna().unique()]
-            pool = sources[0] if sources else (teachers[0] if teachers else None)
-            plans.append(
-                _Plan(
-                    f"{s} vs reference",
-                    f"{who} vs the data-scale reference",
-                    "reference",
-                    rep_s,
-                    reference,
-                    "seed",
-                    (s, pool) if pool else None,
-                )
-            )
-    for plan in plans:
-        if plan.student.empty or plan.other.empty:
-            side = "the student" if plan.student.empty else "the other side"
-            plan.missing = (
-                f"no seed repeats of {side} (the repeats stage has not re-run its config), so "
-                "there is no paired evidence; the sections below describe the sweeps"
-            )
-    return plans
-
-
-def _paired(plan: _Plan, metric: str) -> pd.DataFrame:
+def _paired(plan: ComparisonPlan, metric: str) -> pd.DataFrame:
     """student, other per pair (seed, or the student trial a baseline re-ran)."""
     if plan.pairing == "seed":
         a = plan.student.groupby("seed")[metric].mean()
@@ -342,7 +229,7 @@ def _guard_values(
 def verdicts(frames: Frames) -> list[ComparisonVerdict]:
     """One ComparisonVerdict per comparison the stages allow, with a Verdict per metric."""
     metrics = reported_metrics(frames)
-    plans = _plans(frames)
+    plans = plan_comparisons(frames)
     cells = [(plan, m) for plan in plans for m in metrics]
     if not cells:
         return []
@@ -411,7 +298,7 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
             Verdict(
                 comparison=plan.key,
                 label=plan.label,
-                kind=plan.kind,
+                kind=plan.kind.name,
                 metric=metric,
                 verdict=WORDS[code],
                 n_pairs=n,
@@ -444,7 +331,7 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
             word = "inconclusive"
         out.append(
             ComparisonVerdict(
-                plan.key, plan.label, plan.kind, word, _line(plan, word, vs, family), vs
+                plan.key, plan.label, plan.kind.name, word, _line(plan, word, vs, family), vs
             )
         )
     return out
@@ -455,7 +342,7 @@ def _f(x: Any) -> float | None:
 
 
 def _reason(
-    plan: _Plan,
+    plan: ComparisonPlan,
     decision: Decision,
     i: int,
     n: int,
@@ -513,7 +400,7 @@ def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
 METRIC_NAMES = {"blimp_overall": "BLiMP", "test_loss": "test loss", "dev_loss": "dev loss"}
 
 
-def _line(plan: _Plan, word: str, vs: list[Verdict], family: int) -> str:
+def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> str:
     parts = []
     for v in vs:
         name = METRIC_NAMES.get(v.metric, v.metric)

@@ -1,0 +1,153 @@
+"""Section 1: every group at a glance (held-out metrics), and GLUE."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from analysis.headline import headline_table, reported_metrics
+from analysis.load import Frames, finished
+from analysis.sections._format import (
+    Block,
+    Section,
+    fmt,
+    fmt_interval,
+    html_table,
+    metric_label,
+    records,
+    seeds_text,
+)
+from analysis.stats import MIN_FOR_CI, Estimate
+
+
+def headline_section(frames: Frames) -> Section:
+    metrics = reported_metrics(frames)
+    table = headline_table(frames)
+    rows_data = records(table)
+    section = Section("headline", "1. Headline: every group at a glance (held-out metrics)")
+    section.data["headline"] = rows_data
+    rows = []
+    for r in rows_data:
+        cells = [
+            html.escape(r["label"]),
+            f"{r['trials']}"
+            + (f" <span class='note'>(+{r['pruned']} pruned)</span>" if r["pruned"] else "")
+            + (f" <span class='note'>(+{r['failed']} failed)</span>" if r["failed"] else ""),
+            str(r["configs"]),
+            seeds_text(r["seeds"]),
+        ]
+        for m in metrics:
+            est = Estimate(
+                r[f"{m}_iqm"], r[f"{m}_iqm_low"], r[f"{m}_iqm_high"], r[f"{m}_n"], r[f"{m}_note"]
+            )
+            cells += [fmt(m, r[f"{m}_best"]), fmt(m, r[f"{m}_mean"]), fmt_interval(est, m)]
+        rows.append(cells)
+    header = ["group", "completed trials", "configs", "seeds"]
+    for m in metrics:
+        label = metric_label(m)
+        header += [
+            f"{label}: chosen on dev",
+            f"{label}: mean",
+            f"{label}: IQM [95% CI]",
+        ]
+    sentences = []
+    by_group = {r["group"]: r for r in rows_data}
+    teachers = frames.stages("teachers")
+    for s_stage in frames.stages("students"):
+        if not teachers:
+            break
+        t, s = by_group.get(teachers[0]), by_group.get(s_stage)
+        if t is None or s is None:
+            continue
+        for m in metrics:
+            label = metric_label(m)
+            if t[f"{m}_n"] == 0 or s[f"{m}_n"] == 0:
+                sentences.append(
+                    f"No {label} comparison of {s_stage} is possible yet: {t[f'{m}_n']} "
+                    f"completed teacher and {s[f'{m}_n']} completed student trial(s) carry it."
+                )
+                continue
+            sentence = (
+                f"{s_stage}: the config chosen on dev loss scores {label} "
+                f"{fmt(m, s[f'{m}_best'])} against the teachers' {fmt(m, t[f'{m}_best'])}; "
+                f"interquartile means are {fmt(m, s[f'{m}_iqm'])} over {s[f'{m}_n']} student and "
+                f"{fmt(m, t[f'{m}_iqm'])} over {t[f'{m}_n']} teacher trials"
+            )
+            if s[f"{m}_iqm_low"] is not None and t[f"{m}_iqm_low"] is not None:
+                overlap = (
+                    s[f"{m}_iqm_low"] <= t[f"{m}_iqm_high"]
+                    and t[f"{m}_iqm_low"] <= s[f"{m}_iqm_high"]
+                )
+                sentence += ", and their 95% intervals " + (
+                    "overlap." if overlap else "do not overlap."
+                )
+            else:
+                sentence += (
+                    f"; with so few trials this is no evidence of robustness (an interval "
+                    f"needs {MIN_FOR_CI}+ trials per group)."
+                )
+            sentences.append(sentence)
+    sentences.append(
+        "These are descriptive: the verdicts above rest on the seed repeats. Losses are in "
+        "nats per token, BLiMP in %."
+    )
+    section.blocks.append(
+        Block(" ".join(sentences), table=html_table(header, rows, key="headline"))
+    )
+    glue = glue_table(frames)
+    section.data["glue"] = glue.to_dict(orient="records")
+    if not glue.empty:
+        section.blocks.append(_glue_block(glue))
+    return section
+
+
+def _glue_block(glue: pd.DataFrame) -> Block:
+    columns = sorted(glue["column"].unique())
+    header = ["group"] + [html.escape(c.removeprefix("glue_")) for c in columns]
+    cells: dict[str, dict[str, str]] = {}
+    for r in glue.to_dict(orient="records"):
+        cells.setdefault(r["label"], {})[r["column"]] = (
+            f"{r['mean']:.3f} <span class='note'>(n={r['n']})</span>"
+        )
+    rows = [[html.escape(label)] + [v.get(c, "—") for c in columns] for label, v in cells.items()]
+    by = {(r["group"], r["column"]): r for r in glue.to_dict(orient="records")}
+    parts = []
+    for c in columns:
+        s, t = by.get(("repeats:student", c)), by.get(("repeats:teacher", c))
+        if s and t:
+            parts.append(
+                f"{c.removeprefix('glue_')} {s['mean']:.3f} vs {t['mean']:.3f} "
+                f"({s['n']} vs {t['n']} seeds)"
+            )
+    reading = (
+        "Fine-tuned on GLUE, student repeats against teacher repeats (mean): " + "; ".join(parts)
+        if parts
+        else "GLUE was run for: " + ", ".join(sorted(cells)) + "; no student-teacher pair of "
+        "repeat groups has it, so no comparison is drawn"
+    )
+    return Block(
+        reading + ". GLUE is descriptive here, outside the tested family.",
+        table=html_table(header, rows, key="glue"),
+    )
+
+
+def glue_table(frames: Frames) -> pd.DataFrame:
+    """Mean of each glue_* column per headline group (completed trials that have it)."""
+    columns = [c for c in frames.trials.columns if c.startswith("glue_")]
+    rows = []
+    for key, label in frames.groups():
+        done = finished(frames.group(key))
+        for c in columns:
+            values = pd.to_numeric(done[c], errors="coerce").dropna()
+            if len(values):
+                rows.append(
+                    {
+                        "group": key,
+                        "label": label,
+                        "column": c,
+                        "mean": float(values.mean()),
+                        "n": len(values),
+                    }
+                )
+    return pd.DataFrame(rows, columns=["group", "label", "column", "mean", "n"])
