@@ -24,8 +24,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.comparisons import ComparisonPlan, plan_comparisons
-from analysis.headline import reported_metrics, same_epochs
-from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.headline import same_epochs, verdict_metrics
+from analysis.load import PERCENT_METRICS, SELECTION_METRIC, Frames, finished
 from analysis.stats import (
     PairedEvidence,
     clopper_pearson,
@@ -228,7 +228,7 @@ def _guard_values(
 
 def verdicts(frames: Frames) -> list[ComparisonVerdict]:
     """One ComparisonVerdict per comparison the stages allow, with a Verdict per metric."""
-    metrics = reported_metrics(frames)
+    metrics = verdict_metrics(frames)
     plans = plan_comparisons(frames)
     cells = [(plan, m) for plan in plans for m in metrics]
     if not cells:
@@ -392,12 +392,18 @@ def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
     """A signed difference: BLiMP in percentage points, a loss in nats per token."""
     if value is None:
         return "—"
-    if metric == "blimp_overall":
+    if metric in PERCENT_METRICS:
         return f"{100 * value:+.2f}" + (" pp" if unit else "")
     return f"{value:+.4f}" + (" nats/token" if unit else "")
 
 
-METRIC_NAMES = {"blimp_overall": "BLiMP", "test_loss": "test loss", "dev_loss": "dev loss"}
+METRIC_NAMES = {
+    "blimp_overall": "BLiMP",
+    "test_loss": "test loss",
+    "dev_loss": "dev loss",
+    "glue_average": "GLUE average",
+    "zeroshot_average": "zero-shot average",
+}
 
 
 def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> str:

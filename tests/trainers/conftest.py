@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.trainers.task_files import train_tiny_checkpoint
 from trainers.config import DataConfig, ModelConfig, RecipeConfig, TrainingConfig
 from trainers.data import PreparedCorpus, prepare_corpus
 from trainers.recipe import TrainResult, train
@@ -21,7 +22,6 @@ from trainers.recipe import TrainResult, train
 torch.set_num_threads(1)
 
 SLICE_BYTES = 150_000  # per source file in the sliced corpora of the data tests
-GLUE_SLICE_BYTES = 60_000  # per source file of the corpus slice tiny_checkpoint trains on
 
 
 def _slice_corpus(data_root: Path, target: Path, *, drop: str | None = None) -> Path:
@@ -131,35 +131,4 @@ def teachers(
 @pytest.fixture(scope="session")
 def tiny_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real tiny LLaMA: 500-token BPE, 2 layers of width 32, one epoch of ~10k tokens."""
-    root = tmp_path_factory.mktemp("glue_ckpt")
-    for split in ("train", "dev", "test"):
-        (root / "corpus" / split).mkdir(parents=True)
-        for source in sorted((data_root / "babylm-mini" / split).iterdir()):
-            text = source.read_bytes()[:GLUE_SLICE_BYTES].decode("utf-8", errors="ignore")
-            (root / "corpus" / split / source.name).write_text(text, encoding="utf-8")
-    config = RecipeConfig(
-        data=DataConfig(
-            root=root,
-            corpus=root / "corpus",
-            vocab_size=500,
-            seq_length=32,
-            max_train_tokens=10_000,
-            max_eval_tokens=2_000,
-            cache_dir=root / "cache",
-        ),
-        model=ModelConfig(
-            preset=None,
-            hidden_size=32,
-            intermediate_size=64,
-            num_layers=2,
-            num_heads=4,
-            num_kv_heads=2,
-            max_position_embeddings=64,
-            tie_embeddings=False,
-        ),
-        training=TrainingConfig(
-            epochs=1, lr=5e-3, batch_size=16, warmup_steps=5, threads=1, device="cpu"
-        ),
-        output_dir=root / "run",
-    )
-    return train(config, progress=False).final_dir
+    return train_tiny_checkpoint(data_root, tmp_path_factory.mktemp("glue_ckpt"))

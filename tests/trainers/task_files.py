@@ -201,3 +201,44 @@ def link_real_glue(data_root: Path, glue: Path) -> None:
     glue.mkdir(parents=True, exist_ok=True)
     for task in ("MRPC", "RTE"):
         (glue / task).symlink_to(data_root / "glue" / task, target_is_directory=True)
+
+
+TINY_SLICE_BYTES = 60_000  # per source file of the corpus slice the tiny checkpoint trains on
+
+
+def train_tiny_checkpoint(data_root: Path, root: Path) -> Path:
+    """A real tiny LLaMA: 500-token BPE, 2 layers of width 32, one epoch of ~10k tokens."""
+    from trainers.config import DataConfig, ModelConfig, RecipeConfig, TrainingConfig
+    from trainers.recipe import train
+
+    for split in ("train", "dev", "test"):
+        (root / "corpus" / split).mkdir(parents=True)
+        for source in sorted((data_root / "babylm-mini" / split).iterdir()):
+            text = source.read_bytes()[:TINY_SLICE_BYTES].decode("utf-8", errors="ignore")
+            (root / "corpus" / split / source.name).write_text(text, encoding="utf-8")
+    config = RecipeConfig(
+        data=DataConfig(
+            root=root,
+            corpus=root / "corpus",
+            vocab_size=500,
+            seq_length=32,
+            max_train_tokens=10_000,
+            max_eval_tokens=2_000,
+            cache_dir=root / "cache",
+        ),
+        model=ModelConfig(
+            preset=None,
+            hidden_size=32,
+            intermediate_size=64,
+            num_layers=2,
+            num_heads=4,
+            num_kv_heads=2,
+            max_position_embeddings=64,
+            tie_embeddings=False,
+        ),
+        training=TrainingConfig(
+            epochs=1, lr=5e-3, batch_size=16, warmup_steps=5, threads=1, device="cpu"
+        ),
+        output_dir=root / "run",
+    )
+    return train(config, progress=False).final_dir
