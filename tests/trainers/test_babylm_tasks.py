@@ -172,3 +172,27 @@ def test_cli_exits_2_on_a_wrong_layout_and_writes_nothing(tmp_path: Path, data_r
     assert str(root / "glue" / "CoLA" / "train.tsv") in done.stderr
     assert "tab-separated fields" in done.stderr
     assert not out.exists()
+
+
+def test_early_stopping_keeps_the_best_dev_epoch(tiny_checkpoint: Path, glue: Path):
+    from trainers.evaluate.glue import finetune_and_predict
+    from trainers.evaluate.tasks import FinetuneRecipe, selection_score
+
+    train, dev = read_task(glue, "cola", "train"), read_task(glue, "cola", "dev")
+    # An lr this small changes no prediction: no dev gain, so patience 2 stops after epoch 3.
+    frozen = FinetuneRecipe(epochs=6, lr=1e-12, batch_size=4, patience=2)
+    run = finetune_and_predict(tiny_checkpoint, train, {"cola": dev}, task="cola", recipe=frozen)
+    assert (run.best_epoch, run.epochs_run) == (1, 3)
+    assert len(set(run.dev_scores)) == 1
+    # Without patience every epoch runs; the kept predictions are the best epoch's.
+    free = FinetuneRecipe(epochs=4, lr=1e-2, batch_size=2, patience=None)
+    run = finetune_and_predict(tiny_checkpoint, train, {"cola": dev}, task="cola", recipe=free)
+    assert run.epochs_run == 4
+    best = max(run.dev_scores)
+    assert (
+        run.dev_scores.index(best) + 1 == run.best_epoch
+        or best - run.dev_scores[run.best_epoch - 1] <= 0.001
+    )
+    assert (
+        selection_score("cola", dev, run.predictions["cola"]) == run.dev_scores[run.best_epoch - 1]
+    )

@@ -191,8 +191,10 @@ def finetune_and_predict(
     """Fine-tune a fresh classifier from `model_dir` on train_examples, scoring
     eval_sets[task] after each epoch; returns every eval set's predictions at the best epoch.
 
-    Early stopping: after `recipe.patience` epochs without a gain over 0.001 in the
-    selection score (F1 for two-class tasks, else accuracy), training stops.
+    AdamW without weight decay, lr decaying linearly to 0 over the planned epochs (Hugging
+    Face Trainer's defaults, which BabyLM keeps). Early stopping: after `recipe.patience`
+    epochs without a gain over 0.001 in the selection score (F1 for two-class tasks, else
+    accuracy), training stops.
     """
     model_dir = Path(model_dir)
     check_model_dir(model_dir, what="GLUE model")
@@ -207,10 +209,13 @@ def finetune_and_predict(
     }
     pad_id = int(tokenizer.pad_token_id)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    # Hugging Face Trainer's defaults, which BabyLM's finetune_classification.py keeps: AdamW
+    # without weight decay, the lr decaying linearly to 0 over every planned step, no warmup.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
     order = list(range(len(train_ids)))
     shuffle = random.Random(seed)
     steps = recipe.epochs * -(-len(order) // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
     bar = tqdm(total=steps, desc=f"GLUE {task}", disable=not progress, leave=False)
     best: tuple[float, int, dict[str, list[int]]] | None = None
     dev_scores: list[float] = []
@@ -226,6 +231,7 @@ def finetune_and_predict(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         predictions = {
