@@ -36,6 +36,7 @@ from trainers.evaluate.tasks import (
     BABYLM_2024_RECIPE,
     FINETUNE_TASKS,
     FinetuneRecipe,
+    FinetuneTask,
     TaskExample,
     read_task,
     selection_score,
@@ -266,7 +267,7 @@ def _predict(
     return predictions
 
 
-def _task_format(task: str):
+def _task_format(task: str) -> FinetuneTask:
     if task not in FINETUNE_TASKS:
         raise TrainerError(f"GLUE task {task!r}: unknown; use one of {', '.join(GLUE_TASKS)}")
     return FINETUNE_TASKS[task]

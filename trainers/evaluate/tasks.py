@@ -44,6 +44,7 @@ __all__ = [
     "matthews_correlation",
     "multirc_scores",
     "read_task",
+    "selection_score",
     "task_metrics",
 ]
 
@@ -354,7 +355,9 @@ _GLUE = {"train": "train.tsv", "dev": "dev.tsv"}
 _SUPERGLUE = {"train": "train.jsonl", "dev": "val.jsonl"}
 
 
-def _glue(name: str, folder: str, columns: _Columns, metrics: tuple[str, ...], **kw: Any):
+def _glue(
+    name: str, folder: str, columns: _Columns, metrics: tuple[str, ...], **kw: Any
+) -> FinetuneTask:
     labels = len(set(columns.labels.values()))
     return FinetuneTask(
         name,
@@ -369,7 +372,12 @@ def _glue(name: str, folder: str, columns: _Columns, metrics: tuple[str, ...], *
     )
 
 
-def _superglue(name: str, folder: str, reader: Callable[[Path], list[TaskExample]], metrics):
+def _superglue(
+    name: str,
+    folder: str,
+    reader: Callable[[Path], list[TaskExample]],
+    metrics: tuple[str, ...],
+) -> FinetuneTask:
     return FinetuneTask(
         name, "SuperGLUE", folder, _SUPERGLUE, 2, metrics, metrics[0], name, reader=reader
     )
