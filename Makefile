@@ -9,6 +9,14 @@ LOCK   ?= requirements.lock
 # Where the resolver finds torch's CPU wheel (this machine's pip find-links). Without it PyPI's
 # Linux torch is a CUDA build and the lock would pull nvidia-* wheels; `make lock` refuses that.
 TORCH_WHEELS ?= /opt/wheels
+# The lock pins torch==2.13.0, which PyPI serves as a CUDA build on Linux and a CPU build on
+# macOS. On Linux torch alone comes from PyTorch's CPU index (2.13.0+cpu satisfies ==2.13.0),
+# unless TORCH_WHEELS already holds a torch wheel (this machine, CI): then pip takes that one
+# and never asks an index it may not reach. Everything else comes from PyPI.
+UNAME ?= $(shell uname -s)
+ifeq ($(UNAME),Linux)
+TORCH_INDEX ?= $(if $(wildcard $(TORCH_WHEELS)/torch-*.whl),,https://download.pytorch.org/whl/cpu)
+endif
 STAMP  := $(VENV)/.installed-from-lock
 
 .PHONY: demo test test-fast lint install lock lock-upgrade clean bench
@@ -18,6 +26,7 @@ STAMP  := $(VENV)/.installed-from-lock
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c $(CONSTRAINTS) -c $(LOCK) torch $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PIP) install --quiet -c $(CONSTRAINTS) -r $(LOCK)
 	$(PIP) install --quiet --no-deps -e .
 	$(PIP) check
@@ -59,6 +68,8 @@ lock: $(VENV)/bin/uv
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --constraint $(CONSTRAINTS) --find-links $(TORCH_WHEELS) --native-tls \
 	  --custom-compile-command "make lock" --quiet $(UV_ARGS) --output-file $(LOCK)
+	@# torch==X, not X+cpu: PyPI has no +cpu release; the install picks the CPU build (above)
+	sed -i.bak -E 's/^torch==([^+ ]+)\+cpu/torch==\1/' $(LOCK) && rm -f $(LOCK).bak
 	@if grep -Eq '^(nvidia-|triton==)' $(LOCK); then \
 	  echo "lock: CUDA packages resolved (no CPU torch wheel in TORCH_WHEELS=$(TORCH_WHEELS)?)"; \
 	  exit 1; fi

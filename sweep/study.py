@@ -23,13 +23,14 @@ from typing import Any
 
 from rich.console import Console
 
-from sweep.config import StageKind, StudentsStage, SweepConfig
+from sweep.config import SeededStage, StageKind, StudentsStage, SweepConfig
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.progress import Board
 from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
 from sweep.search import OBJECTIVE
 from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
+from sweep.stages.rounds import next_round
 from sweep.store import StageStatus, Store, SweepStatus, TrialStatus
 from sweep.tracking import tracker_callbacks
 from trainers.errors import TrainerError
@@ -137,7 +138,7 @@ def _run_leased(
             if check is not None:
                 check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
-        with _ray(config), board.live():
+        with _ray(config, console), board.live():
             for name in to_run:
                 for needed in _ensembles_needed(config, name):
                     if not _stage_complete(store, sweep_id, needed):
@@ -150,7 +151,11 @@ def _run_leased(
                     elif name not in {o.name for o in result.outcomes}:
                         result.outcomes.append(_select(ctx, name, board))
                     continue
-                outcome = _run_trials(ctx, name, board, console, running)
+                declared = config.stages[name]
+                if isinstance(declared, SeededStage) and declared.sequential:
+                    outcome = _run_rounds(ctx, name, board, console, running)
+                else:
+                    outcome = _run_trials(ctx, name, board, console, running)
                 if outcome is None:
                     result.skipped.append(name)
                 else:
@@ -254,8 +259,77 @@ def _ensemble_text(ctx: PlanContext, name: str, stage_id: int) -> str:
     return f"{teachers_stage} " + ", ".join(picks)
 
 
-def _run_trials(
+def _run_rounds(
     ctx: PlanContext, name: str, board: Board, console: Console, running: dict[str, int]
+) -> StageOutcome | None:
+    """A seeds: auto stage: rounds of seeds until its comparisons are decided or max_seeds
+    (sweep.stages.rounds); None when the store already held every round it needs."""
+    declared = ctx.config.stages[name]
+    assert isinstance(declared, SeededStage)
+    ran: list[StageOutcome] = []
+    last = -1
+    while True:
+        held, finished = _seeds_held(ctx.store, ctx.sweep_id, name)
+        cap = _repeat_seeds_held(ctx) if declared.kind == StageKind.REFERENCE else None
+        step = next_round(declared, held, finished, lambda: _look(ctx, name), cap=cap)
+        board.note(name, step.why)
+        if step.seeds is None or step.seeds <= last:  # never the same round twice
+            break
+        last = ctx.round_seeds[name] = step.seeds
+        outcome = _run_trials(
+            ctx, name, board, console, running, label=f"{name} (to {step.seeds} seeds)"
+        )
+        if outcome is not None:
+            ran.append(outcome)
+    if not ran:
+        return None
+    counts: dict[TrialStatus, int] = {}
+    for outcome in ran:
+        for status, n in outcome.counts.items():
+            counts[status] = counts.get(status, 0) + n
+    return StageOutcome(name, counts, sum(o.ran for o in ran))
+
+
+def _seeds_held(store: Store, sweep_id: int, name: str) -> tuple[int, bool]:
+    """Distinct seeds a stage's trials hold, and whether its last round finished."""
+    row = store.get_stage(sweep_id, name)
+    if row is None:
+        return 0, True
+    trials = store.trials(row.id)
+    finished = row.status == StageStatus.COMPLETE and all(
+        t.status != TrialStatus.RUNNING for t in trials
+    )
+    return len({t.seed for t in trials}), finished
+
+
+def _repeat_seeds_held(ctx: PlanContext) -> int | None:
+    """Seeds the repeats stages hold (a reference seed pairs only with those); None: none ran."""
+    held = [
+        _seeds_held(ctx.store, ctx.sweep_id, n)[0] for n in ctx.config.stages_of(StageKind.REPEATS)
+    ]
+    return max(held) if any(held) else None
+
+
+def _look(ctx: PlanContext, name: str) -> tuple[bool, str]:
+    """Read the store as the report does: are the comparisons this stage's seeds feed settled?"""
+    from analysis.load import load_frames
+    from analysis.sequential import stage_look
+
+    look = stage_look(load_frames(ctx.store, ctx.config.name), name)
+    said = "; ".join(look.decided) or "nothing decided"
+    if look.open:
+        said += f"; open: {'; '.join(look.open)}"
+    return look.settled, said
+
+
+def _run_trials(
+    ctx: PlanContext,
+    name: str,
+    board: Board,
+    console: Console,
+    running: dict[str, int],
+    *,
+    label: str | None = None,
 ) -> StageOutcome | None:
     """Plan and run a trial stage; None when the store already holds all its trials."""
     config, store, sweep_id = ctx.config, ctx.store, ctx.sweep_id
@@ -289,7 +363,7 @@ def _run_trials(
         store=store,
         stage_id=stage_id,
         storage_path=_storage_path(config),
-        progress=board.add(name, spec.total, spec.context.epochs),
+        progress=board.add(label or name, spec.total, spec.context.epochs),
         on_change=board.refresh,
         callbacks=[
             StopNotice(board.stop_requested),
@@ -385,32 +459,45 @@ def _storage_path(config: SweepConfig) -> str:
 
 
 @contextmanager
-def _ray(config: SweepConfig) -> Iterator[None]:
+def _ray(config: SweepConfig, console: Console) -> Iterator[None]:
     """Join the configured cluster, or start a local Ray that this process owns."""
     import ray
+
+    from sweep.local_ray import LocalRayError, start_local_ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     owned = not ray.is_initialized()
     local = not config.ray_address or config.ray_address == "local"
-    if owned:
+    if owned and local:
         try:
             with _loopback_only(local):
-                ray.init(
-                    # "local": a new Ray of this process, never a stale cluster in /tmp/ray
-                    address=config.ray_address or "local",
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
+                start_local_ray(
+                    on_retry=lambda why: console.print(
+                        f"local Ray did not start ({why}); trying once more", highlight=False
+                    ),
                     configure_logging=True,
-                    **({"_node_ip_address": "127.0.0.1"} if local else {}),  # type: ignore[arg-type]
+                    _node_ip_address="127.0.0.1",
                 )
+        except LocalRayError as exc:
+            raise SweepError(
+                f"cannot start a local Ray, twice ({exc}); the machine may be too busy or "
+                "short of memory: retry when it is quieter, or see Ray's logs in "
+                "/tmp/ray/session_latest/logs"
+            ) from None
+    elif owned:
+        try:
+            ray.init(
+                address=config.ray_address,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=True,
+            )
         except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError...
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            where = "a local Ray" if local else f"the Ray cluster at {config.ray_address}"
             raise SweepError(
-                f"ray_address: cannot start or join {where} ({first}); check the address "
-                "and that the cluster is up, or leave it unset for a local Ray"
+                f"ray_address: cannot join the Ray cluster at {config.ray_address} ({first}); "
+                "check the address and that the cluster is up, or leave it unset for a local Ray"
             ) from None
     try:
         yield

@@ -196,18 +196,27 @@ def write_tiny_sweep(data_root: Path, sweep_cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
-    """One local Ray (2 CPUs) for the in-process sweeps of the session."""
+    """One local Ray (2 CPUs) for the in-process sweeps of the session, started as `sweep run`
+    starts its own (sweep.local_ray), under $SWEEP_TEST_CPU_LOAD busy processes (CI: 8)."""
     import ray
 
-    ray.init(
-        address="local",  # a new instance, whatever cluster another test left behind
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-    )
+    from sweep.local_ray import start_local_ray
+    from tests.cpu_load import cpu_load, load_from_env
+
+    with cpu_load(load_from_env()):
+        start_local_ray(num_cpus=2)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def cpu_load_at_start() -> Iterator[None]:
+    """$SWEEP_TEST_CPU_LOAD busy processes (CI: 8) for the first 90 s of a test that starts
+    `sweep run` processes: the window in which their local Ray comes up."""
+    from tests.cpu_load import cpu_load, load_from_env
+
+    with cpu_load(load_from_env(), seconds=90):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,49 @@ def test_the_lock_has_the_cpu_torch_and_no_cuda_wheels() -> None:
         )
     )
     assert pinned.specifier.contains(Version(locked["torch"])), locked["torch"]
-    assert Version(locked["torch"]).local == "cpu"
+
+
+def test_the_lock_pins_nothing_that_only_one_machines_wheel_folder_serves() -> None:
+    """No local version label (`+cpu`): PyPI has none, so a fresh machine could not install it,
+    unless the README's install names the index that serves it (issue 27)."""
+    readme = (REPO / "README.md").read_text()
+    labelled = {
+        n: v
+        for n, v in pins(LOCK.read_text().splitlines()).items()
+        if Version(v).local and "download.pytorch.org" not in readme
+    }
+    assert not labelled, f"pins PyPI does not serve: {labelled}"
+
+
+@pytest.mark.parametrize(
+    ("uname", "index"), [("Linux", "https://download.pytorch.org/whl/cpu"), ("Darwin", None)]
+)
+def test_make_installs_torch_from_the_index_the_readme_names(
+    uname: str, index: str | None, tmp_path: Path
+) -> None:
+    """On a machine without this one's wheel folder, `make install` takes torch from PyTorch's
+    CPU index on Linux and from PyPI on macOS, and the README says so."""
+    plan = subprocess.run(
+        [
+            "make",
+            "-n",
+            "install",
+            f"VENV={tmp_path}/venv",
+            f"UNAME={uname}",
+            f"TORCH_WHEELS={tmp_path}/no-wheels",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    torch_step = next(line for line in plan.splitlines() if " torch" in line and "install" in line)
+    if index:
+        assert f"--extra-index-url {index}" in torch_step, torch_step
+        assert index in (REPO / "README.md").read_text()
+    else:
+        assert "index" not in torch_step, torch_step
+    assert plan.index(torch_step) < plan.index(f"-r {LOCK.name}"), "torch before the rest"
 
 
 def test_make_install_installs_exactly_the_locked_versions() -> None:
@@ -82,6 +124,9 @@ def test_make_install_installs_exactly_the_locked_versions() -> None:
     wrong = sorted(
         f"{n}: {installed[n]} installed, {v} locked"
         for n, v in locked.items()
-        if n in installed and installed[n] != v
+        # torch==2.13.0 locked is 2.13.0+cpu (Linux, PyTorch's CPU index) or 2.13.0 (macOS)
+        if n in installed
+        and Version(installed[n]) != Version(v)
+        and not (Version(v).local is None and Version(installed[n]).public == v)
     )
     assert not (extra or missing or wrong), f"extra {extra}; missing {missing}; differ {wrong}"
