@@ -978,12 +978,24 @@ def _finetune_problems(root: Path, tasks: Sequence[str]) -> Iterator[str]:
         for spec in (FINETUNE_TASKS[task], FINETUNE_TASKS[FINETUNE_TASKS[task].trains_as]):
             for name in spec.files.values():
                 needed.setdefault(root / spec.folder / name, task)
-    for path, task in needed.items():
-        if not path.is_file():
-            yield (
-                f"data.glue: {path} is missing; {task} needs it (docs/DATA.md), or drop "
-                f"{task} from evaluation.glue.tasks"
-            )
+    missing = [path for path in needed if not path.is_file()]
+    for path in missing:
+        task = needed[path]
+        yield (
+            f"data.glue: {path} is missing; {task} needs it (docs/DATA.md), or drop "
+            f"{task} from evaluation.glue.tasks"
+        )
+    if missing:
+        return
+    from trainers.errors import TrainerError
+    from trainers.evaluate.tasks import read_task
+
+    for task in dict.fromkeys(tasks):  # the layout, read in full before any trial trains
+        for split in FINETUNE_TASKS[task].files:
+            try:
+                read_task(root, task, split)
+            except TrainerError as exc:
+                yield f"evaluation.glue.tasks: {exc}".replace("data.glue: ", "")
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.

@@ -95,3 +95,25 @@ def test_missing_task_files_and_suites_are_named_before_a_run(tmp_path: Path, da
     assert result.exit_code == 2
     assert "evaluation.zero_shot.suites" in result.output
     assert str(root / "supplement_filtered") in result.output.replace("\n", "")
+
+
+def test_a_wrong_layout_stops_the_run_before_the_store_is_touched(tmp_path: Path, data_root: Path):
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("babylm-mini", "blimp"):
+        (root / name).symlink_to(data_root / name, target_is_directory=True)
+    task_files.link_real_glue(data_root, root / "glue")
+    task_files.write_glue_tasks(root / "glue")
+    bad = root / "glue" / "SST-2" / "dev.tsv"
+    bad.write_text("text\tlabel\nnice\t1\n")
+    db = tmp_path / "store.db"
+    path = write_variant(
+        tmp_path,
+        {"data.root": str(root), "storage": f"sqlite:///{db}", "evaluation.glue.tasks": ["sst2"]},
+    )
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert str(bad) in result.output.replace("\n", "")  # rich may wrap the long path
+    assert "'sentence'" in out and "Traceback" not in result.output
+    assert not db.exists()
