@@ -223,7 +223,12 @@ def selection_score(
 
 def _read_tsv(path: Path, columns: _Columns, folder: str) -> list[TaskExample]:
     # Split on "\n" only: str.splitlines would also break at \x1c, \u2028 etc. inside text.
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except UnicodeDecodeError as exc:
+        raise TrainerError(
+            f"data.glue: {path}: byte {exc.start:,} is not UTF-8 text; save the file as UTF-8"
+        ) from None
     if columns.width is None:
         header = lines[0].rstrip("\r").split("\t")
         wanted = [c for c in (columns.text_a, columns.text_b, columns.label) if c is not None]
@@ -273,24 +278,29 @@ def _column_name(column: str | int) -> str:
 def _jsonl_rows(path: Path, fields: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) of a JSONL file, each row checked for `fields` (a.b = nested)."""
     rows = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainerError(f"{path}, line {number}: not JSON ({exc})") from None
-            for name in fields:
-                value: Any = row
-                for part in name.split("."):
-                    if not isinstance(value, dict) or part not in value:
-                        raise TrainerError(
-                            f"{path}, line {number}: no field {name!r}; use the SuperGLUE "
-                            f"{path.parent.name} JSONL as distributed"
-                        )
-                    value = value[part]
-            rows.append((number, row))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TrainerError(
+            f"data.glue: {path}: byte {exc.start:,} is not UTF-8 text; save the file as UTF-8"
+        ) from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrainerError(f"{path}, line {number}: not JSON ({exc})") from None
+        for name in fields:
+            value: Any = row
+            for part in name.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise TrainerError(
+                        f"{path}, line {number}: no field {name!r}; use the SuperGLUE "
+                        f"{path.parent.name} JSONL as distributed"
+                    )
+                value = value[part]
+        rows.append((number, row))
     return rows
 
 
