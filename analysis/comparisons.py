@@ -100,7 +100,10 @@ class ComparisonKind:
     plan: Planner
 
 
-HELD_OUT = "the held-out metrics of the store (test loss and BLiMP; dev loss only if no test loss)"
+HELD_OUT = (
+    "the held-out metrics of the store (test loss and BLiMP; dev loss only if no test loss), "
+    "and BabyLM's GLUE and zero-shot averages where the trials carry them"
+)
 
 
 def _repeats(frames: Frames, source: str, role: str) -> pd.DataFrame:

@@ -10,11 +10,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.load import HYPERPARAMETERS, METRICS
+from analysis.load import HYPERPARAMETERS, METRICS, PERCENT_METRICS
 from analysis.stats import ExpectedBest
 
 # BLiMP is stored as a fraction and shown in % everywhere, tables and axes alike
-_SCALE = {"blimp_overall": 100.0}
+_SCALE = {m: 100.0 for m in PERCENT_METRICS}
 
 __all__ = [
     "METRIC_LABELS",
@@ -43,6 +43,8 @@ METRIC_LABELS = {
     "blimp_overall": "BLiMP accuracy (%)",
     "test_loss": "test loss (nats/token)",
     "dev_loss": "dev loss (nats/token)",
+    "glue_average": "GLUE average (%)",
+    "zeroshot_average": "zero-shot average (%)",
 }
 _KIND_SHADES = {
     "teachers": ["#1f77b4", "#17becf", "#aec7e8"],

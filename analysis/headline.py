@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import HIGHER, METRICS, SELECTION_METRIC, Frames, finished
+from analysis.load import AVERAGES, HIGHER, METRICS, SELECTION_METRIC, Frames, finished
 from analysis.stats import (
     Estimate,
     TestResult,
@@ -56,6 +56,19 @@ def reported_metrics(frames: Frames) -> dict[str, bool]:
     if pd.to_numeric(done.get("test_loss"), errors="coerce").notna().any():
         return dict(METRICS)
     return {"blimp_overall": True, SELECTION_METRIC: False}
+
+
+def verdict_metrics(frames: Frames) -> dict[str, bool]:
+    """reported_metrics plus BabyLM's GLUE and zero-shot averages where finished trials carry
+    them: one test per average per comparison. The per-task scores stay descriptive (a Holm
+    family growing by a test per task would decide nothing)."""
+    done = finished(frames.trials)
+    present = {
+        m: higher
+        for m, higher in AVERAGES.items()
+        if m in done and pd.to_numeric(done[m], errors="coerce").notna().any()
+    }
+    return {**reported_metrics(frames), **present}
 
 
 def config_key(trials: pd.DataFrame) -> pd.Series:

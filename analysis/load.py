@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     from sweep.store import Store
 
 __all__ = [
+    "AVERAGES",
     "HIGHER",
     "HYPERPARAMETERS",
     "METRICS",
+    "PERCENT_METRICS",
     "SELECTION_METRIC",
     "STAGE_KINDS",
     "Frames",
@@ -33,7 +35,13 @@ METRICS = {"blimp_overall": True, "test_loss": False}
 """Reported metrics (held out from every selection) -> whether higher is better."""
 SELECTION_METRIC = "dev_loss"
 """The split that chooses: Optuna objective, ASHA signal, ensemble and best-config choice."""
-HIGHER = {"blimp_overall": True, "test_loss": False, "dev_loss": False}
+AVERAGES = {"glue_average": True, "zeroshot_average": True}
+"""BabyLM's macro-averages (fractions; higher is better), verdict metrics where trials carry
+them: the mean over the (Super)GLUE tasks that ran of each task's official metric, and the
+mean over the zero-shot suites (BLiMP filtered, supplement, EWoK) that ran."""
+PERCENT_METRICS = frozenset({"blimp_overall", *AVERAGES})
+"""Fractions the report shows in percent (differences in percentage points)."""
+HIGHER = {"blimp_overall": True, "test_loss": False, "dev_loss": False, **AVERAGES}
 """Every metric the report reads -> whether higher is better."""
 
 

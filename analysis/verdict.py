@@ -25,8 +25,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.comparisons import ComparisonPlan, plan_comparisons
-from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
-from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.headline import epochs_mismatch, same_epochs, verdict_metrics
+from analysis.load import PERCENT_METRICS, SELECTION_METRIC, Frames, finished
 from analysis.power import MAX_SEEDS, detectable_effect, seeds_needed, target_effects
 from analysis.sequential import anytime_p, confidence_sequence, sequential_stages
 from analysis.stats import (
@@ -273,7 +273,7 @@ def _guard_values(
 
 def verdicts(frames: Frames) -> list[ComparisonVerdict]:
     """One ComparisonVerdict per comparison the stages allow, with a Verdict per metric."""
-    metrics = reported_metrics(frames)
+    metrics = verdict_metrics(frames)
     plans = plan_comparisons(frames)
     cells = [(plan, m) for plan in plans for m in metrics]
     if not cells:
@@ -506,12 +506,18 @@ def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
     """A signed difference: BLiMP in percentage points, a loss in nats per token."""
     if value is None:
         return "—"
-    if metric == "blimp_overall":
+    if metric in PERCENT_METRICS:
         return f"{100 * value:+.2f}" + (" pp" if unit else "")
     return f"{value:+.4f}" + (" nats/token" if unit else "")
 
 
-METRIC_NAMES = {"blimp_overall": "BLiMP", "test_loss": "test loss", "dev_loss": "dev loss"}
+METRIC_NAMES = {
+    "blimp_overall": "BLiMP",
+    "test_loss": "test loss",
+    "dev_loss": "dev loss",
+    "glue_average": "GLUE average",
+    "zeroshot_average": "zero-shot average",
+}
 
 
 def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> str:

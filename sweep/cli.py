@@ -454,6 +454,22 @@ def data_prepare(
     )
 
 
+@data_app.command("prepare-eval")
+@user_errors
+def data_prepare_eval(
+    source: Annotated[
+        Path, typer.Argument(help="Folder of the GLUE/SuperGLUE/BabyLM evaluation downloads.")
+    ],
+    root: Annotated[Path, typer.Argument(help="The data root (glue/ and the suites go there).")],
+) -> None:
+    """Copy the (Super)GLUE task folders and BabyLM's zero-shot suites found under SOURCE
+    into ROOT/glue/<Task>/ and ROOT/<suite>/ (docs/DATA.md); existing folders stay."""
+    from sweep.datasets import prepare_evaluation
+
+    for line in prepare_evaluation(source, root):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 def _store_target(
     config: Path | None, storage: str | None, sweep_name: str | None
 ) -> tuple[str, str | None]:

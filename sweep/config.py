@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -338,19 +338,49 @@ DEFAULT_STAGES: dict[str, Any] = {
 }
 
 
-class GlueEvaluation(_Strict):
-    """GLUE fine-tuning of finished trials' checkpoints (one fine-tune per task per trial)."""
+GlueTask = Literal[
+    "cola", "sst2", "mrpc", "qqp", "mnli", "mnli-mm", "qnli", "rte", "boolq", "multirc", "wsc"
+]  # fmt: skip
+"""BabyLM's fine-tuning tasks (trainers.evaluate.tasks.FINETUNE_TASKS; a test keeps them equal)."""
+
+ZeroShotSuite = Literal["blimp_filtered", "blimp_supplement", "ewok"]
+"""BabyLM's zero-shot suites (trainers.evaluate.zeroshot.ZERO_SHOT_SUITES)."""
+
+
+class FinetuneRecipeOverride(_Strict):
+    """A task's fine-tuning recipe where it differs from the preset (None: the preset's)."""
+
+    epochs: int | None = Field(None, ge=1)
+    """Most epochs (early stopping may end sooner)."""
+    lr: float | None = Field(None, gt=0)
+    """AdamW learning rate."""
+    batch_size: int | None = Field(None, ge=1)
+    """Training batch size."""
+    max_seq_length: int | None = Field(None, ge=4)
+    """Longest input in tokens (also capped by the model's positions)."""
+    patience: int | None = Field(None, ge=1)
+    """Epochs without a dev gain before stopping."""
+
+
+class GlueEvaluation(FinetuneRecipeOverride):
+    """(Super)GLUE fine-tuning of finished trials' checkpoints (one fine-tune per task per trial).
+
+    A task's recipe: the preset's, then the fields set here (for every task), then
+    per_task[task]. Dev is scored after every epoch and the best epoch kept, as BabyLM does.
+    """
 
     stages: list[str] = ["repeats"]
     """Declared stages whose trials are fine-tuned; [] disables GLUE."""
-    tasks: list[Literal["mrpc", "rte"]] = ["mrpc", "rte"]
-    """Tasks to fine-tune on."""
-    epochs: int = Field(1, ge=1)
-    """Fine-tuning epochs."""
-    lr: float = Field(5e-4, gt=0)
-    """Fine-tuning learning rate."""
-    batch_size: int = Field(16, ge=1)
-    """Fine-tuning batch size."""
+    tasks: list[GlueTask] = ["mrpc", "rte"]
+    """Tasks to fine-tune on, by BabyLM's names (mnli-mm is scored by the mnli fine-tune)."""
+    recipe: Literal["babylm2024", "babylm2023"] = "babylm2024"
+    """Preset recipe. babylm2024: BabyLM 2024's finetune_model.sh for every task (lr 5e-5,
+    batch 64, at most 10 epochs, patience 3, 128 tokens); babylm2023: the per-task table
+    BabyLlama-2's author ran (JLTastet/evaluation-pipeline-2024 finetune_model-2023_pars.py)."""
+    early_stopping: bool = True
+    """Stop a task after `patience` epochs without a dev gain; False runs every epoch."""
+    per_task: dict[GlueTask, FinetuneRecipeOverride] = {}
+    """Recipe fields for one task (by its training task: mnli covers mnli-mm)."""
     max_train_examples: int | None = Field(None, ge=1)
     """Cap on training examples per task for quick runs."""
     max_eval_examples: int | None = Field(None, ge=1)
@@ -358,12 +388,50 @@ class GlueEvaluation(_Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Fine-tuning seed."""
 
+    @field_validator("per_task")
+    @classmethod
+    def _per_task_names_a_training_task(cls, value: dict) -> dict:
+        if "mnli-mm" in value:
+            raise ValueError("mnli-mm is scored by the mnli fine-tune; set per_task.mnli")
+        return value
+
+    def recipes(self) -> dict[str, dict[str, Any]]:
+        """Training task -> its resolved recipe fields (trainers.evaluate.FinetuneRecipe's)."""
+        from trainers.evaluate.tasks import BABYLM_2023_RECIPES, BABYLM_2024_RECIPE
+
+        fields = ("epochs", "lr", "batch_size", "max_seq_length", "patience")
+        resolved: dict[str, dict[str, Any]] = {}
+        for task in dict.fromkeys("mnli" if t == "mnli-mm" else t for t in self.tasks):
+            base = BABYLM_2023_RECIPES[task] if self.recipe == "babylm2023" else BABYLM_2024_RECIPE
+            recipe = {f: getattr(base, f) for f in fields}
+            for layer in (self, self.per_task.get(task)):
+                if layer is not None:
+                    recipe.update({f: getattr(layer, f) for f in fields if getattr(layer, f)})
+            if not self.early_stopping:
+                recipe["patience"] = None
+            resolved[task] = recipe
+        return resolved
+
+
+class ZeroShotEvaluation(_Strict):
+    """BabyLM's zero-shot suites, scored as lm-eval does (BLiMP itself ends every trial)."""
+
+    stages: list[str] = ["repeats"]
+    """Declared stages whose trials are scored; [] disables the suites."""
+    suites: list[ZeroShotSuite] = []
+    """Suites to score, each a folder under data.root: blimp_filtered/,
+    supplement_filtered/ (blimp_supplement), ewok_filtered/ (docs/DATA.md)."""
+    max_items_per_subtask: int | None = Field(None, ge=1)
+    """Cap on items per subtask file for quick runs."""
+
 
 class EvaluationConfig(_Strict):
     """Downstream evaluations beyond BLiMP (BLiMP runs at the end of every trial)."""
 
     glue: GlueEvaluation = GlueEvaluation()
-    """GLUE MRPC and RTE."""
+    """BabyLM's (Super)GLUE fine-tuning tasks."""
+    zero_shot: ZeroShotEvaluation = ZeroShotEvaluation()
+    """BabyLM's zero-shot suites beside BLiMP."""
 
 
 class WandbTracking(_Strict):
@@ -748,14 +816,14 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                 f"{field}.data_scale: a multiple of data.max_train_tokens, which is not set; "
                 "set data.max_train_tokens (the other stages' slice)"
             )
-    glue = config.evaluation.glue
     trial_stages = [n for n, s in stages.items() if s.kind != StageKind.ENSEMBLE]
-    for i, ref in enumerate(glue.stages):
-        if ref not in trial_stages:
-            yield (
-                f"evaluation.glue.stages[{i}]: no trial stage named {ref!r}; use one of "
-                f"{', '.join(trial_stages)}"
-            )
+    for section in ("glue", "zero_shot"):
+        for i, ref in enumerate(getattr(config.evaluation, section).stages):
+            if ref not in trial_stages:
+                yield (
+                    f"evaluation.{section}.stages[{i}]: no trial stage named {ref!r}; use one "
+                    f"of {', '.join(trial_stages)}"
+                )
 
 
 def _sequential_problems(field: str, stage: SeededStage) -> Iterator[str]:
@@ -971,28 +1039,51 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
 
 
 def _glue_problems(config: SweepConfig) -> Iterator[str]:
-    """GLUE runs on the listed stages' trials: its task folders must be there before they run."""
+    """GLUE and zero-shot suites run on the listed stages' trials: their files must be there."""
     glue = config.evaluation.glue
-    if not glue.stages or not glue.tasks:
-        return
-    root = Path(config.data.glue)
+    if glue.stages and glue.tasks:
+        yield from _finetune_problems(Path(config.data.glue), glue.tasks)
+    zero_shot = config.evaluation.zero_shot
+    if zero_shot.stages and zero_shot.suites:
+        from trainers.evaluate.zeroshot import ZERO_SHOT_SUITES
+
+        root = Path(config.data.root or Path(config.data.glue).parent)
+        for suite in zero_shot.suites:
+            folder = root / ZERO_SHOT_SUITES[suite].folder
+            if not _is_dir(folder) or not any(folder.glob("*.jsonl")):
+                yield (
+                    f"evaluation.zero_shot.suites: {folder} holds no {suite} .jsonl files; put "
+                    "BabyLM's evaluation_data there (docs/DATA.md) or drop the suite"
+                )
+
+
+def _finetune_problems(root: Path, tasks: Sequence[str]) -> Iterator[str]:
+    from trainers.evaluate.tasks import FINETUNE_TASKS
+
     if not _is_dir(root):
         yield (
             f"data.glue: {root} is not a directory; point data.glue at the folder holding "
-            "MRPC/ and RTE/, or set evaluation.glue.stages: []"
+            "the task folders (MRPC/, RTE/, ...), or set evaluation.glue.stages: []"
         )
         return
-    for task in glue.tasks:
-        task_dir = root / task.upper()
-        for split in ("train", "dev"):
-            if not (task_dir / f"{split}.tsv").is_file():
-                yield (
-                    f"data.glue: {task_dir / f'{split}.tsv'} is missing; {task_dir} needs "
-                    "train.tsv and dev.tsv (or drop the task from evaluation.glue.tasks)"
-                )
+    needed: dict[Path, str] = {}
+    for task in tasks:
+        for spec in (FINETUNE_TASKS[task], FINETUNE_TASKS[FINETUNE_TASKS[task].trains_as]):
+            for name in spec.files.values():
+                needed.setdefault(root / spec.folder / name, task)
+    missing = [path for path in needed if not path.is_file()]
+    for path in missing:
+        task = needed[path]
+        yield (
+            f"data.glue: {path} is missing; {task} needs it (docs/DATA.md), or drop "
+            f"{task} from evaluation.glue.tasks"
+        )
+    if missing:
+        return
     from sweep.data_content import glue_content_problems
 
-    yield from (f"data.glue: {p}" for p in glue_content_problems(root, glue.tasks))
+    # the layout, read in full before any trial trains
+    yield from (f"data.glue: {p}" for p in glue_content_problems(root, tasks))
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.

@@ -133,11 +133,14 @@ def _blimp_pairs(path: str, size: int, mtime_ns: int, ino: int) -> tuple[int, st
 
 
 def glue_content_problems(glue_dir: Path, tasks: Iterable[str]) -> list[str]:
-    """What read_glue_task refuses in each task's train.tsv and dev.tsv."""
+    """What trainers.evaluate.tasks.read_task refuses in each task's files (its own layout)."""
+    from trainers.evaluate.tasks import FINETUNE_TASKS
+
     problems = []
-    for task in tasks:
-        for split in ("train", "dev"):
-            path = Path(glue_dir) / task.upper() / f"{split}.tsv"
+    for task in dict.fromkeys(tasks):
+        spec = FINETUNE_TASKS[task]
+        for split, name in spec.files.items():
+            path = Path(glue_dir) / spec.folder / name
             try:
                 problem = _glue_problem(str(glue_dir), task, split, *_stamp(path)[1:])
             except OSError:
@@ -152,12 +155,13 @@ def _glue_problem(
     glue_dir: str, task: str, split: str, size: int, mtime_ns: int, ino: int
 ) -> str | None:
     from trainers.errors import TrainerError
-    from trainers.evaluate.glue import read_glue_task
+    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task
 
     try:
-        examples = read_glue_task(Path(glue_dir), task, split)
+        examples = read_task(Path(glue_dir), task, split)
     except TrainerError as exc:
         return str(exc).removeprefix("data.glue: ")
     if not examples:
-        return f"{Path(glue_dir) / task.upper() / f'{split}.tsv'}: no rows"
+        spec = FINETUNE_TASKS[task]
+        return f"{Path(glue_dir) / spec.folder / spec.files[split]}: no rows"
     return None

@@ -27,6 +27,7 @@ __all__ = [
     "DataReport",
     "check_data_root",
     "prepare_babylm",
+    "prepare_evaluation",
 ]
 
 SPLITS = ("train", "dev", "test")
@@ -102,7 +103,8 @@ BLIMP_PARADIGMS: tuple[str, ...] = (
 )
 """The 67 BLiMP paradigms (Warstadt et al. 2020), one `<name>.jsonl` each."""
 
-_GLUE_TASKS = ("mrpc", "rte")
+_REQUIRED_TASKS = ("mrpc", "rte")
+"""The fine-tuning tasks every data root has (the demo's); the others are checked when present."""
 
 # Where each split lives in the BabyLM releases: 2024/2025 `text_data/` (train_10M,
 # train_100M, dev, test) and 2023 `babylm_data/` (babylm_10M, babylm_100M, babylm_dev,
@@ -143,6 +145,7 @@ def check_data_root(root: Path) -> DataReport:
         _check_corpus(corpus, report)
     _check_blimp(root / "blimp", report)
     _check_glue(root / "glue", report)
+    _check_zero_shot(root, report)
     return report
 
 
@@ -221,24 +224,129 @@ def _blimp_pairs(path: Path) -> tuple[int, str | None]:
 
 def _check_glue(folder: Path, report: DataReport) -> None:
     from trainers.errors import TrainerError
-    from trainers.evaluate.glue import read_glue_task
+    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task
 
     if not folder.is_dir():
         report.problems.append(f"{folder}: missing; put GLUE MRPC/ and RTE/ there (docs/DATA.md)")
         return
-    for task in _GLUE_TASKS:
+    absent = []
+    for task, spec in FINETUNE_TASKS.items():
+        if task not in _REQUIRED_TASKS and not (folder / spec.folder).is_dir():
+            absent.append(f"{task} ({spec.folder}/{', '.join(spec.files.values())})")
+            continue
         rows = []
-        for split in ("train", "dev"):
+        for split, name in spec.files.items():
             try:
-                examples = read_glue_task(folder, task, split)
-            except TrainerError as exc:  # names the file, line and what to fix
+                examples = read_task(folder, task, split)
+            except TrainerError as exc:  # names the file, line or column and what to fix
                 report.problems.append(str(exc).removeprefix("data.glue: "))
                 continue
             if not examples:
-                report.problems.append(f"{folder / task.upper() / f'{split}.tsv'}: no rows")
+                report.problems.append(f"{folder / spec.folder / name}: no rows")
             rows.append(f"{split} {len(examples):,}")
         if rows:
-            report.lines.append(f"glue {task}: {', '.join(rows)} rows")
+            report.lines.append(f"glue {task}: {', '.join(rows)} rows ({spec.format})")
+    if absent:
+        report.lines.append(
+            f"glue: not set up (optional, docs/DATA.md; `sweep data prepare-eval`): {'; '.join(absent)}"
+        )
+
+
+def _check_zero_shot(root: Path, report: DataReport) -> None:
+    from trainers.errors import TrainerError
+    from trainers.evaluate.zeroshot import ZERO_SHOT_SUITES, read_zero_shot
+
+    absent = []
+    for suite, spec in ZERO_SHOT_SUITES.items():
+        folder = root / spec.folder
+        if not folder.is_dir():
+            absent.append(f"{suite} ({spec.folder}/)")
+            continue
+        try:
+            subtasks = read_zero_shot(folder, suite)
+        except TrainerError as exc:
+            report.problems.append(str(exc))
+            continue
+        items = sum(len(v) for v in subtasks.values())
+        report.lines.append(f"{suite}: {len(subtasks)} subtasks, {items:,} items")
+    if absent:
+        report.lines.append(f"zero-shot: not set up (optional, docs/DATA.md): {'; '.join(absent)}")
+
+
+def prepare_evaluation(source: Path, root: Path) -> list[str]:
+    """Lay out the official task downloads found under `source` in the data root `root`.
+
+    Looks (up to three levels down) for GLUE's task folders (CoLA/, SST-2/, ... as the
+    GLUE download unpacks), SuperGLUE's (BoolQ/, MultiRC/, WSC/) and BabyLM's
+    evaluation_data/ suites (blimp_filtered/, supplement_filtered/, ewok_filtered/); each is
+    read in full first (a wrong layout names its file), then copied to `root/glue/<Task>/`
+    or `root/<suite>/` through a temporary folder. A destination that exists is left alone.
+    Returns one line per thing laid out or skipped.
+    """
+    from trainers.errors import TrainerError
+    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task
+    from trainers.evaluate.zeroshot import ZERO_SHOT_SUITES, read_zero_shot
+
+    source, root = Path(source), Path(root)
+    if not source.is_dir():
+        raise SweepError(f"{source}: not a directory; pass the folder holding the downloads")
+    folders = _folders_by_name(source, depth=3)
+    plan: list[tuple[Path, Path, list[str]]] = []  # (found, destination, files)
+    lines = []
+    by_folder: dict[str, list[str]] = {}  # MNLI/ holds mnli and mnli-mm
+    for task, spec in FINETUNE_TASKS.items():
+        by_folder.setdefault(spec.folder, []).append(task)
+    for name, tasks in by_folder.items():
+        found = folders.get(name)
+        if found is None:
+            continue
+        try:  # every split read in full: a wrong layout names its file and column
+            for task in tasks:
+                for split in FINETUNE_TASKS[task].files:
+                    read_task(found.parent, task, split)
+        except TrainerError as exc:
+            raise SweepError(f"{found}: not the official {name} files: {exc}") from None
+        files = sorted({f for t in tasks for f in FINETUNE_TASKS[t].files.values()})
+        plan.append((found, root / "glue" / name, files))
+    for suite, zspec in ZERO_SHOT_SUITES.items():
+        found = folders.get(zspec.folder)
+        if found is None:
+            continue
+        try:
+            read_zero_shot(found, suite)
+        except TrainerError as exc:
+            raise SweepError(f"{found}: not BabyLM's {zspec.folder}: {exc}") from None
+        plan.append((found, root / zspec.folder, sorted(p.name for p in found.glob("*.jsonl"))))
+    if not plan:
+        raise SweepError(
+            f"{source}: no task folder found (CoLA/, MNLI/, BoolQ/, ewok_filtered/, ...); "
+            "pass the folder the GLUE, SuperGLUE or BabyLM evaluation_data downloads unpack to"
+        )
+    for found, destination, files in plan:
+        if destination.exists():
+            lines.append(f"{destination}: exists, left as it is")
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+        try:
+            for name in files:
+                shutil.copyfile(found / name, staging / name)
+            staging.rename(destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        lines.append(f"{destination}: {len(files)} files from {found}")
+    return lines
+
+
+def _folders_by_name(source: Path, depth: int) -> dict[str, Path]:
+    """Folder name -> the shallowest folder of that name under `source` (itself included)."""
+    found: dict[str, Path] = {source.name: source}
+    level = [source]
+    for _ in range(depth):
+        level = [c for p in level for c in sorted(p.iterdir()) if c.is_dir()]
+        for folder in level:
+            found.setdefault(folder.name, folder)
+    return found
 
 
 def prepare_babylm(

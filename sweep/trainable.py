@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune
 
-from sweep.config import GlueEvaluation
+from sweep.config import GlueEvaluation, ZeroShotEvaluation
 from trainers.config import RecipeConfig
 
 __all__ = ["DEV_LOSSES", "STEP_LOSSES", "STEP_LOSS_NAME", "TrialContext", "run_trial"]
@@ -44,6 +44,7 @@ class TrialContext:
     """The stage's epochs; a trial whose params hold `epochs` trains that many instead."""
     teacher_uris: tuple[str, ...] = ()
     glue: GlueEvaluation | None = None
+    zero_shot: ZeroShotEvaluation | None = None
     log_every: int = 10
     """Optimizer steps between two recorded train-loss points."""
     eval_every: int | None = None
@@ -139,7 +140,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> dict[str, Any]:
     """BLiMP per paradigm (and GLUE where enabled) for the final Tune result.
 
-    Returns {"blimp_overall": x, "evaluation": {suite: {task: {"group", "n", metric: value}}}}.
+    Returns {"blimp_overall": x, "evaluation": {suite: {task: {"group", "n", metric: value}}}},
+    plus glue_average (mean of each task's primary metric) and zeroshot_average (mean of the
+    suites' accuracies) where those ran.
     """
     from trainers.evaluate import blimp_accuracy
 
@@ -156,23 +159,43 @@ def _evaluate(model_dir: Path, recipe: RecipeConfig, context: TrialContext) -> d
         }
     }
     suites["blimp"]["overall"] = {"group": None, "n": None, "accuracy": blimp.overall}
+    averages: dict[str, float] = {}
+    device = "cuda" if _cuda() else "cpu"
     if context.glue is not None:
-        from trainers.evaluate import glue_scores
+        from trainers.evaluate import FinetuneRecipe, glue_average, glue_scores
 
         glue = context.glue
         suites["glue"] = glue_scores(
             model_dir,
             recipe.data.glue,
             tasks=glue.tasks,
-            epochs=glue.epochs,
-            lr=glue.lr,
-            batch_size=glue.batch_size,
+            recipes={t: FinetuneRecipe(**r) for t, r in glue.recipes().items()},
             max_train_examples=glue.max_train_examples,
             max_eval_examples=glue.max_eval_examples,
             seed=glue.seed,
-            device="cuda" if _cuda() else "cpu",
+            device=device,
         )
-    return {"blimp_overall": blimp.overall, EVALUATION_KEY: suites}
+        averages["glue_average"] = glue_average(suites["glue"])
+    if context.zero_shot is not None:
+        from trainers.evaluate import ZERO_SHOT_SUITES, zero_shot_accuracy
+
+        root = Path(recipe.data.root or Path(recipe.data.glue).parent)
+        for suite in context.zero_shot.suites:
+            found = zero_shot_accuracy(
+                model_dir,
+                root / ZERO_SHOT_SUITES[suite].folder,
+                suite,
+                max_items_per_subtask=context.zero_shot.max_items_per_subtask,
+                device=device,
+            )
+            suites[suite] = {
+                name: {"group": None, "n": found.n[name], "accuracy": accuracy}
+                for name, accuracy in found.by_subtask.items()
+            }
+            suites[suite]["overall"] = {"group": None, "n": None, "accuracy": found.overall}
+        overall = [suites[s]["overall"]["accuracy"] for s in context.zero_shot.suites]
+        averages["zeroshot_average"] = sum(overall) / len(overall)
+    return {"blimp_overall": blimp.overall, **averages, EVALUATION_KEY: suites}
 
 
 def _cuda() -> bool:

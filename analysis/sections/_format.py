@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 
 from analysis import figures
+from analysis.load import PERCENT_METRICS
 from analysis.stats import Estimate
 
 
@@ -37,7 +38,7 @@ def fmt(metric: str, value: float | None) -> str:
     """BLiMP as a percentage, a loss in nats per token with four decimals; None as a dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if metric == "blimp_overall":
+    if metric in PERCENT_METRICS:
         return f"{100 * value:.2f}%"
     return f"{value:.4f}"
 
@@ -45,7 +46,7 @@ def fmt(metric: str, value: float | None) -> str:
 def fmt_diff(metric: str, value: float | None) -> str:
     if value is None or math.isnan(value):
         return "—"
-    if metric == "blimp_overall":
+    if metric in PERCENT_METRICS:
         return f"{100 * value:+.2f} pp"
     return f"{value:+.4f}"
 

@@ -1,4 +1,4 @@
-"""Section 1: every group at a glance (held-out metrics), and GLUE."""
+"""Section 1: every group at a glance (held-out metrics), and BabyLM's task rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import html
 import pandas as pd
 
 from analysis.headline import headline_table, reported_metrics
-from analysis.load import Frames, finished
+from analysis.load import Frames
 from analysis.sections._format import (
     Block,
     Section,
@@ -18,6 +18,7 @@ from analysis.sections._format import (
     records,
     seeds_text,
 )
+from analysis.sections.tasks import task_block, task_means, zero_shot_table
 from analysis.stats import MIN_FOR_CI, Estimate
 
 
@@ -98,56 +99,16 @@ def headline_section(frames: Frames) -> Section:
     glue = glue_table(frames)
     section.data["glue"] = glue.to_dict(orient="records")
     if not glue.empty:
-        section.blocks.append(_glue_block(glue))
+        section.blocks.append(task_block(glue, key="glue", what="Fine-tuned on (Super)GLUE"))
+    zero_shot = zero_shot_table(frames)
+    section.data["zero_shot"] = zero_shot.to_dict(orient="records")
+    if not zero_shot.empty:
+        section.blocks.append(
+            task_block(zero_shot, key="zero_shot", what="BabyLM's zero-shot suites")
+        )
     return section
 
 
-def _glue_block(glue: pd.DataFrame) -> Block:
-    columns = sorted(glue["column"].unique())
-    header = ["group"] + [html.escape(c.removeprefix("glue_")) for c in columns]
-    cells: dict[str, dict[str, str]] = {}
-    for r in glue.to_dict(orient="records"):
-        cells.setdefault(r["label"], {})[r["column"]] = (
-            f"{r['mean']:.3f} <span class='note'>(n={r['n']})</span>"
-        )
-    rows = [[html.escape(label)] + [v.get(c, "—") for c in columns] for label, v in cells.items()]
-    by = {(r["group"], r["column"]): r for r in glue.to_dict(orient="records")}
-    parts = []
-    for c in columns:
-        s, t = by.get(("repeats:student", c)), by.get(("repeats:teacher", c))
-        if s and t:
-            parts.append(
-                f"{c.removeprefix('glue_')} {s['mean']:.3f} vs {t['mean']:.3f} "
-                f"({s['n']} vs {t['n']} seeds)"
-            )
-    reading = (
-        "Fine-tuned on GLUE, student repeats against teacher repeats (mean): " + "; ".join(parts)
-        if parts
-        else "GLUE was run for: " + ", ".join(sorted(cells)) + "; no student-teacher pair of "
-        "repeat groups has it, so no comparison is drawn"
-    )
-    return Block(
-        reading + ". GLUE is descriptive here, outside the tested family.",
-        table=html_table(header, rows, key="glue"),
-    )
-
-
 def glue_table(frames: Frames) -> pd.DataFrame:
-    """Mean of each glue_* column per headline group (completed trials that have it)."""
-    columns = [c for c in frames.trials.columns if c.startswith("glue_")]
-    rows = []
-    for key, label in frames.groups():
-        done = finished(frames.group(key))
-        for c in columns:
-            values = pd.to_numeric(done[c], errors="coerce").dropna()
-            if len(values):
-                rows.append(
-                    {
-                        "group": key,
-                        "label": label,
-                        "column": c,
-                        "mean": float(values.mean()),
-                        "n": len(values),
-                    }
-                )
-    return pd.DataFrame(rows, columns=["group", "label", "column", "mean", "n"])
+    """Mean of each glue_* column (a task's metric, glue_average) per headline group."""
+    return task_means(frames, [c for c in frames.trials.columns if c.startswith("glue_")])

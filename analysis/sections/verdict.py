@@ -8,7 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from analysis import figures
-from analysis.headline import epochs_mismatch, reported_metrics
+from analysis.headline import epochs_mismatch, reported_metrics, verdict_metrics
 from analysis.load import SELECTION_METRIC, Frames
 from analysis.sections._format import Block, Section, fmt_diff, fmt_p, metric_label
 from analysis.verdict import (
@@ -50,11 +50,18 @@ def verdict_section(frames: Frames) -> Section:
             )
         )
     section.data["warnings"] = warnings
-    section.data["reported_metrics"] = list(metrics)
+    section.data["reported_metrics"] = list(verdict_metrics(frames))
+    averages = [
+        name
+        for m, name in (("glue_average", "GLUE average"), ("zeroshot_average", "zero-shot average"))
+        if m in section.data["reported_metrics"]
+    ]
     section.data["verdict_basis"] = (
-        "Held-out metrics (test loss, BLiMP)"
+        "Held-out metrics (test loss, BLiMP" + "".join(f", {a}" for a in averages) + ")"
         if SELECTION_METRIC not in metrics
-        else "BLiMP and, for want of a test loss in this store, dev loss"
+        else "BLiMP"
+        + "".join(f", {a}" for a in averages)
+        + " and, for want of a test loss in this store, dev loss"
     ) + ", seed repeats paired by seed, Holm-corrected at 0.05."
     if not found:
         section.data["verdict_lines"] = [

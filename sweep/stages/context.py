@@ -115,12 +115,13 @@ class PlanContext:
         config = self.config
         training = config.training.model_copy(update={"alpha": 1.0}) if alpha1 else config.training
         recipe = RecipeConfig(data=data or config.data, model=config.model, training=training)
-        glue = config.evaluation.glue
+        glue, zero_shot = config.evaluation.glue, config.evaluation.zero_shot
         return TrialContext(
             recipe=recipe,
             epochs=epochs,
             teacher_uris=tuple(uri for _, uri in teachers),
             glue=glue if name in glue.stages and glue.tasks else None,
+            zero_shot=zero_shot if name in zero_shot.stages and zero_shot.suites else None,
             log_every=config.tracking.log_every,
             eval_every=config.tracking.eval_every,
         )

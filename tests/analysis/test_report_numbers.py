@@ -334,7 +334,7 @@ def test_glue_means_per_group(demo_sweep: Any, demo_report: Path, glue_scores: A
         row = glue[(f"repeats:{role}", "glue_mrpc_f1")]
         assert row["mean"] == pytest.approx(expected) and row["n"] == len(trials)
     assert not any(group == "teachers" for group, _ in glue)  # only the repeats were fine-tuned
-    assert any(r.startswith("Fine-tuned on GLUE") for r in readings(demo_report))
+    assert any(r.startswith("Fine-tuned on (Super)GLUE") for r in readings(demo_report))
 
 
 def test_writing_the_report_leaves_the_store_untouched(thin_store: str, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.trainers.task_files import train_tiny_checkpoint
 from trainers.config import DataConfig, ModelConfig, RecipeConfig, TrainingConfig
 from trainers.data import PreparedCorpus, prepare_corpus
 from trainers.recipe import TrainResult, train
@@ -125,3 +126,9 @@ def teachers(
         config = recipe_config(data_config, micro_model, out / "run", seed=seed)
         results.append(train(config, report=keep, progress=False))
     return results
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny LLaMA: 500-token BPE, 2 layers of width 32, one epoch of ~10k tokens."""
+    return train_tiny_checkpoint(data_root, tmp_path_factory.mktemp("glue_ckpt"))

@@ -32,7 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split", choices=("dev", "test"), default="dev", help="corpus split for the loss"
     )
     parser.add_argument("--blimp", action="store_true", help="score BLiMP minimal pairs")
-    parser.add_argument("--glue", default="", help="comma-separated GLUE tasks: mrpc,rte")
+    parser.add_argument(
+        "--glue",
+        default="",
+        help="comma-separated (Super)GLUE tasks, e.g. mrpc,rte; all: BabyLM's 11",
+    )
+    parser.add_argument(
+        "--zero-shot",
+        default="",
+        help="comma-separated suites: blimp_filtered,blimp_supplement,ewok",
+    )
     parser.add_argument("--data-root", type=Path, help="folder of corpus, blimp/, glue/")
     parser.add_argument("--corpus", type=Path, help="BabyLM-layout corpus (under the root)")
     parser.add_argument("--max-eval-tokens", type=int, help="cap on the tokens scored")
@@ -63,16 +72,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     from trainers.config import DataConfig
     from trainers.evaluate import blimp_accuracy, evaluate_loss, glue_scores
-    from trainers.evaluate.glue import GLUE_TASKS
+    from trainers.evaluate.glue import GLUE_TASKS, glue_average, read_glue_task
+    from trainers.evaluate.zeroshot import ZERO_SHOT_SUITES, zero_shot_accuracy
     from trainers.model import load_model
 
     checkpoint: Path = args.checkpoint
     tasks = [t.strip().lower() for t in args.glue.split(",") if t.strip()]
+    tasks = list(GLUE_TASKS) if tasks == ["all"] else tasks
     unknown = [t for t in tasks if t not in GLUE_TASKS]
     if unknown:
         raise TrainerError(
-            f"--glue: unknown task {unknown[0]!r}; choose from {', '.join(GLUE_TASKS)}"
+            f"--glue: unknown task {unknown[0]!r}; choose from {', '.join(GLUE_TASKS)} or all"
         )
+    suites = [s.strip() for s in args.zero_shot.split(",") if s.strip()]
+    unknown = [s for s in suites if s not in ZERO_SHOT_SUITES]
+    if unknown:
+        raise TrainerError(
+            f"--zero-shot: unknown suite {unknown[0]!r}; choose from {', '.join(ZERO_SHOT_SUITES)}"
+        )
+    root = DataConfig(root=args.data_root).resolved().root
+    assert root is not None
+    for task in tasks:  # every task file's layout, before any model work
+        for split in ("train", "dev"):
+            read_glue_task(root / "glue", task, split)
     model = load_model(checkpoint, what="--checkpoint")  # one clear error before any work
     n_params = sum(p.numel() for p in model.parameters())
     data = DataConfig(
@@ -122,11 +144,24 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             device=args.device,
         )
         for task, score in scores.items():
-            shown = " ".join(f"{k}={score[k]:.4f}" for k in ("accuracy", "f1") if k in score)
+            shown = " ".join(f"{k}={v:.4f}" for k, v in score.items() if k not in ("group", "n"))
             print(f"glue {task}: {shown} (n={score['n']} dev examples)")
         results["glue"] = {
             t: {k: v for k, v in s.items() if k != "group"} for t, s in scores.items()
         }
+        results["glue_average"] = glue_average(scores)
+        print(f"glue_average: {results['glue_average']:.4f} ({len(scores)} tasks)")
+    for suite in suites:
+        found = zero_shot_accuracy(
+            model,
+            root / ZERO_SHOT_SUITES[suite].folder,
+            suite,
+            tokenizer=_tokenizer(checkpoint),
+            max_items_per_subtask=data.blimp_pairs_per_paradigm,
+            device=args.device,
+        )
+        print(f"{suite}: {found.overall:.4f} ({len(found.by_subtask)} subtasks)")
+        results[suite] = {"overall": found.overall, "subtasks": found.by_subtask}
     return results
 
 

@@ -1,22 +1,26 @@
-"""GLUE fine-tuning evaluation: a checkpoint plus a classification head on MRPC and RTE.
+"""(Super)GLUE fine-tuning evaluation: a checkpoint plus a classification head per task.
 
-Each task fine-tunes a fresh copy of the checkpoint as LlamaForSequenceClassification
-(a linear head on the last non-pad token) with AdamW on the task's train split, then
-scores the dev split: accuracy, and for MRPC also F1 of the paraphrase class (label 1).
-A pair is encoded as `<s> text_a </s> text_b`, the `<s>` matching how pretraining starts
-every document; seeded init and shuffling make two CPU runs identical.
+Each task (`trainers.evaluate.tasks.FINETUNE_TASKS`: BabyLM's CoLA, SST-2, MRPC, QQP, MNLI
+matched and mismatched, QNLI, RTE, BoolQ, MultiRC, WSC) fine-tunes a fresh copy of the
+checkpoint as LlamaForSequenceClassification (a linear head on the last non-pad token)
+with AdamW on the task's train split, by its recipe (epochs, lr, batch size, max sequence
+length, patience), scoring dev after every epoch and keeping the best epoch's predictions,
+as BabyLM's pipeline does (early stopping and the reported score share the dev split).
+mnli-mm is scored by the MNLI fine-tune, chosen on matched dev. An input is encoded as
+`<s> text_a` or `<s> text_a </s> text_b`, the `<s>` matching how pretraining starts every
+document; seeded init and shuffling make two CPU runs identical.
 
 Example::
 
-    scores = glue_scores(Path("runs/teacher/final"), Path("../shared/data/glue"), epochs=3)
+    scores = glue_scores(Path("runs/teacher/final"), Path("../shared/data/glue"))
     print(scores["mrpc"]["accuracy"], scores["mrpc"]["f1"], scores["rte"]["accuracy"])
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,16 @@ from transformers.utils import logging as hf_logging
 
 from trainers.data import load_tokenizer
 from trainers.errors import TrainerError
+from trainers.evaluate.tasks import (
+    BABYLM_2024_RECIPE,
+    FINETUNE_TASKS,
+    FinetuneRecipe,
+    FinetuneTask,
+    TaskExample,
+    read_task,
+    selection_score,
+    task_metrics,
+)
 from trainers.model import check_model_dir, to_device
 
 __all__ = [
@@ -35,100 +49,30 @@ __all__ = [
     "GlueExample",
     "classification_metrics",
     "finetune_and_predict",
+    "glue_average",
     "glue_scores",
     "read_glue_task",
 ]
 
+GlueExample = TaskExample
+"""One input and its gold label (MRPC: 1 = paraphrase; RTE: 1 = not_entailment)."""
 
-@dataclass(frozen=True)
-class GlueExample:
-    """One sentence pair and its gold label (MRPC: 1 = paraphrase; RTE: 1 = not_entailment)."""
-
-    text_a: str
-    text_b: str
-    label: int
+GLUE_TASKS: tuple[str, ...] = tuple(FINETUNE_TASKS)
+"""The fine-tuning tasks glue_scores can run (BabyLM's eleven)."""
 
 
-@dataclass(frozen=True)
-class _TaskFormat:
-    folder: str
-    text_a: str
-    text_b: str
-    label: str
-    labels: dict[str, int]
-    """Label as written in the file -> class id (GLUE's own numbering)."""
-    f1: bool
-    """Whether the task reports F1 of class 1 next to accuracy."""
-
-
-_FORMATS: dict[str, _TaskFormat] = {
-    "mrpc": _TaskFormat("MRPC", "#1 String", "#2 String", "Quality", {"0": 0, "1": 1}, f1=True),
-    "rte": _TaskFormat(
-        "RTE",
-        "sentence1",
-        "sentence2",
-        "label",
-        {"entailment": 0, "not_entailment": 1},
-        f1=False,
-    ),
-}
-"""Each known task's TSV layout, by lower-case task name."""
-
-GLUE_TASKS: tuple[str, ...] = tuple(_FORMATS)
-"""The GLUE tasks glue_scores can run."""
-
-_SPLITS = ("train", "dev")
-_NUM_LABELS = 2
-
-
-def read_glue_task(glue_dir: Path, task: str, split: str) -> list[GlueExample]:
-    """Every example of `glue_dir/<TASK>/<split>.tsv` in file order (a UTF-8 BOM is fine)."""
-    form = _task_format(task)
-    if split not in _SPLITS:
-        raise TrainerError(f"GLUE split {split!r}: unknown; use one of {', '.join(_SPLITS)}")
-    task_dir = Path(glue_dir) / form.folder
+def read_glue_task(glue_dir: Path, task: str, split: str) -> list[TaskExample]:
+    """Every example of one task's split (`glue_dir/<Task>/<file>`) in file order."""
+    if split not in ("train", "dev"):
+        raise TrainerError(f"GLUE split {split!r}: unknown; use one of train, dev")
+    spec = _task_format(task)
+    task_dir = Path(glue_dir) / spec.folder
     if not task_dir.is_dir():
         raise TrainerError(
-            f"data.glue: {task_dir} is not a directory; point data.glue at the folder "
-            "holding MRPC/ and RTE/"
+            f"data.glue: {task_dir} is not a directory; put the {spec.benchmark} "
+            f"{spec.folder} files there (docs/DATA.md) or drop {task} from evaluation.glue.tasks"
         )
-    path = task_dir / f"{split}.tsv"
-    if not path.is_file():
-        raise TrainerError(f"data.glue: {path} is missing; {task_dir} needs train.tsv and dev.tsv")
-    # Split on "\n" only: str.splitlines would also break at \x1c, \u2028 etc. inside text.
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except UnicodeDecodeError as exc:
-        raise TrainerError(
-            f"data.glue: {path}: byte {exc.start:,} is not UTF-8 text; save the file as UTF-8"
-        ) from None
-    header = lines[0].rstrip("\r").split("\t")
-    missing = [c for c in (form.text_a, form.text_b, form.label) if c not in header]
-    if missing:
-        raise TrainerError(
-            f"{path}, line 1: header lacks column {missing[0]!r} (has {header}); "
-            f"use the GLUE {form.folder} TSV as distributed"
-        )
-    col_a, col_b, col_label = (header.index(c) for c in (form.text_a, form.text_b, form.label))
-    examples = []
-    for number, line in enumerate(lines[1:], start=2):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise TrainerError(
-                f"{path}, line {number}: {len(fields)} tab-separated fields, the header has "
-                f"{len(header)}; fix or delete that row (a stray tab or a cut-off line)"
-            )
-        label = fields[col_label].strip()
-        if label not in form.labels:
-            raise TrainerError(
-                f"{path}, line {number}: unknown label {label!r} in column {form.label!r}; "
-                f"{form.folder} labels are {', '.join(form.labels)}: fix or delete that row"
-            )
-        examples.append(GlueExample(fields[col_a], fields[col_b], form.labels[label]))
-    return examples
+    return read_task(glue_dir, task, split)
 
 
 def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, Any]:
@@ -149,14 +93,24 @@ def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) ->
     }
 
 
+def glue_average(scores: Mapping[str, Mapping[str, Any]]) -> float:
+    """Mean over the tasks that ran of each one's primary metric (CoLA MCC, MRPC/QQP F1,
+    MultiRC F1a, accuracy elsewhere): the GLUE average of the report and the verdict."""
+    values = [float(s[FINETUNE_TASKS[t].primary]) for t, s in scores.items()]
+    if not values:
+        raise ValueError("no task scores to average")
+    return sum(values) / len(values)
+
+
 def glue_scores(
     model_dir: Path,
     glue_dir: Path,
     *,
     tasks: Sequence[str] = ("mrpc", "rte"),
-    epochs: int = 1,
-    lr: float = 5e-4,
-    batch_size: int = 16,
+    recipes: Mapping[str, FinetuneRecipe] | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
     seed: int = 0,
@@ -166,113 +120,161 @@ def glue_scores(
 ) -> dict[str, dict[str, Any]]:
     """Fine-tune `model_dir` on each task's train split and score its dev split.
 
-    Returns {task: {"group": None, "n", "accuracy"} (+ "f1" for MRPC)}; with
-    return_predictions, each also holds the dev "labels" and "predictions" in file order.
-    The caps take the first examples of each split.
+    A task's recipe is recipes[its training task] (default: BabyLM 2024's), with epochs,
+    lr and batch_size replaced where given. Returns {task: {"group": None, "n", metric...}}
+    with the task's official metrics; with return_predictions, each also holds the dev
+    "labels" and "predictions" in file order. The caps take the first examples of a split.
     """
     forms = {task: _task_format(task) for task in tasks}  # fail on a bad name before any work
     check_model_dir(Path(model_dir), what="GLUE model")
-    scores: dict[str, dict[str, Any]] = {}
+    given: dict[str, Any] = {
+        k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v
+    }
+    by_training: dict[str, list[str]] = {}
     for task, form in forms.items():
-        train_examples = read_glue_task(glue_dir, task, "train")[:max_train_examples]
-        dev_examples = read_glue_task(glue_dir, task, "dev")[:max_eval_examples]
-        if not train_examples or not dev_examples:
+        by_training.setdefault(form.trains_as, []).append(task)
+    scores: dict[str, dict[str, Any]] = {}
+    for trains_as, scored in by_training.items():
+        recipe = (recipes or {}).get(trains_as, BABYLM_2024_RECIPE)
+        recipe = replace(recipe, **given) if given else recipe
+        train_examples = read_glue_task(glue_dir, trains_as, "train")[:max_train_examples]
+        select_examples = read_glue_task(glue_dir, trains_as, "dev")[:max_eval_examples]
+        dev = {t: read_glue_task(glue_dir, t, "dev")[:max_eval_examples] for t in scored}
+        if not train_examples or not select_examples or not all(dev.values()):
             raise TrainerError(
-                f"GLUE {task}: no examples left to train on or score "
+                f"GLUE {trains_as}: no examples left to train on or score "
                 f"(max_train_examples={max_train_examples}, max_eval_examples={max_eval_examples})"
-                "; raise the caps or check the TSV files"
+                "; raise the caps or check the task files"
             )
-        predictions = finetune_and_predict(
+        run = finetune_and_predict(
             model_dir,
             train_examples,
-            dev_examples,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
+            {trains_as: select_examples, **dev},
+            task=trains_as,
+            recipe=recipe,
             seed=seed,
             device=device,
             progress=progress,
-            desc=task,
         )
-        labels = [e.label for e in dev_examples]
-        metrics = classification_metrics(labels, predictions)
-        result: dict[str, Any] = {"group": None, "n": metrics["n"], "accuracy": metrics["accuracy"]}
-        if form.f1:
-            result["f1"] = metrics["f1"]
-        if return_predictions:
-            result["labels"], result["predictions"] = labels, predictions
-        scores[task] = result
-    return scores
+        for task in scored:
+            predictions = run.predictions[task]
+            result: dict[str, Any] = {"group": None, "n": len(dev[task])}
+            result.update(task_metrics(task, dev[task], predictions))
+            if return_predictions:
+                result["labels"] = [e.label for e in dev[task]]
+                result["predictions"] = predictions
+            scores[task] = result
+    return {t: scores[t] for t in tasks}
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """The best dev epoch's predictions on each scored split, and how training went."""
+
+    predictions: dict[str, list[int]]
+    best_epoch: int
+    epochs_run: int
+    dev_scores: list[float]
+    """The selection score after each epoch."""
 
 
 def finetune_and_predict(
     model_dir: Path,
-    train_examples: Sequence[GlueExample],
-    eval_examples: Sequence[GlueExample],
+    train_examples: Sequence[TaskExample],
+    eval_sets: Mapping[str, Sequence[TaskExample]],
     *,
-    epochs: int = 1,
-    lr: float = 5e-4,
-    batch_size: int = 16,
+    task: str,
+    recipe: FinetuneRecipe = BABYLM_2024_RECIPE,
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
-    desc: str = "glue",
-) -> list[int]:
-    """Fine-tune a fresh classifier from `model_dir` on train_examples; predict eval_examples."""
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise TrainerError(
-            f"GLUE fine-tuning: epochs ({epochs}) and batch_size ({batch_size}) must be >= 1 "
-            f"and lr ({lr}) > 0"
-        )
+) -> FinetuneRun:
+    """Fine-tune a fresh classifier from `model_dir` on train_examples, scoring
+    eval_sets[task] after each epoch; returns every eval set's predictions at the best epoch.
+
+    AdamW without weight decay, lr decaying linearly to 0 over the planned epochs (Hugging
+    Face Trainer's defaults, which BabyLM keeps). Early stopping: after `recipe.patience`
+    epochs without a gain over 0.001 in the selection score (F1 for two-class tasks, else
+    accuracy), training stops.
+    """
     model_dir = Path(model_dir)
     check_model_dir(model_dir, what="GLUE model")
     tokenizer = load_tokenizer(model_dir)
+    num_labels = FINETUNE_TASKS[task].num_labels
     torch.manual_seed(seed)  # the new head's init
-    model = to_device(_load_classifier(model_dir, tokenizer), device)
-    max_length = int(model.config.max_position_embeddings)
+    model = to_device(_load_classifier(model_dir, tokenizer, num_labels), device)
+    max_length = min(recipe.max_seq_length, int(model.config.max_position_embeddings))
     train_ids = [_encode_pair(tokenizer, e, max_length) for e in train_examples]
-    eval_ids = [_encode_pair(tokenizer, e, max_length) for e in eval_examples]
+    eval_ids = {
+        k: [_encode_pair(tokenizer, e, max_length) for e in v] for k, v in eval_sets.items()
+    }
     pad_id = int(tokenizer.pad_token_id)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    # Hugging Face Trainer's defaults, which BabyLM's finetune_classification.py keeps: AdamW
+    # without weight decay, the lr decaying linearly to 0 over every planned step, no warmup.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
     order = list(range(len(train_ids)))
     shuffle = random.Random(seed)
-    steps = epochs * -(-len(order) // batch_size)
-    bar = tqdm(total=steps, desc=f"GLUE {desc}", disable=not progress, leave=False)
-    model.train()
-    for _epoch in range(epochs):
+    steps = recipe.epochs * -(-len(order) // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
+    bar = tqdm(total=steps, desc=f"GLUE {task}", disable=not progress, leave=False)
+    best: tuple[float, int, dict[str, list[int]]] | None = None
+    dev_scores: list[float] = []
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
         shuffle.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for start in range(0, len(order), recipe.batch_size):
+            rows = order[start : start + recipe.batch_size]
             input_ids, mask = _pad([train_ids[i] for i in rows], pad_id, device)
             labels = torch.tensor([train_examples[i].label for i in rows], device=device)
-            logits = model(input_ids=input_ids, attention_mask=mask).logits  # (B, 2)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits  # (B, C)
             loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        predictions = {
+            k: _predict(model, ids, pad_id, recipe.batch_size, device)
+            for k, ids in eval_ids.items()
+        }
+        score = selection_score(task, eval_sets[task], predictions[task])
+        dev_scores.append(score)
+        if best is None or score > best[0] + 0.001:
+            best = (score, epoch, predictions)
+        elif recipe.patience is not None and epoch - best[1] >= recipe.patience:
+            break
     bar.close()
+    assert best is not None
+    return FinetuneRun(best[2], best[1], len(dev_scores), dev_scores)
 
+
+@torch.no_grad()
+def _predict(
+    model: LlamaForSequenceClassification,
+    ids: Sequence[list[int]],
+    pad_id: int,
+    batch_size: int,
+    device: str,
+) -> list[int]:
     model.eval()
     predictions: list[int] = []
-    with torch.no_grad():
-        for start in range(0, len(eval_ids), batch_size):
-            input_ids, mask = _pad(eval_ids[start : start + batch_size], pad_id, device)
-            logits = model(input_ids=input_ids, attention_mask=mask).logits  # (B, 2)
-            predictions.extend(logits.argmax(-1).tolist())
+    for start in range(0, len(ids), max(batch_size, 32)):
+        input_ids, mask = _pad(ids[start : start + max(batch_size, 32)], pad_id, device)
+        logits = model(input_ids=input_ids, attention_mask=mask).logits  # (B, C)
+        predictions.extend(logits.argmax(-1).tolist())
     return predictions
 
 
-def _task_format(task: str) -> _TaskFormat:
-    if task not in _FORMATS:
+def _task_format(task: str) -> FinetuneTask:
+    if task not in FINETUNE_TASKS:
         raise TrainerError(f"GLUE task {task!r}: unknown; use one of {', '.join(GLUE_TASKS)}")
-    return _FORMATS[task]
+    return FINETUNE_TASKS[task]
 
 
 def _load_classifier(
-    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase, num_labels: int
 ) -> LlamaForSequenceClassification:
     if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
         raise TrainerError(
@@ -285,7 +287,7 @@ def _load_classifier(
     try:
         return LlamaForSequenceClassification.from_pretrained(
             str(model_dir),
-            num_labels=_NUM_LABELS,
+            num_labels=num_labels,
             pad_token_id=tokenizer.pad_token_id,  # pooling finds the last non-pad token by it
             dtype=torch.float32,
         )
@@ -296,10 +298,12 @@ def _load_classifier(
 
 
 def _encode_pair(
-    tokenizer: PreTrainedTokenizerBase, example: GlueExample, max_length: int
+    tokenizer: PreTrainedTokenizerBase, example: TaskExample, max_length: int
 ) -> list[int]:
-    """`<s> a </s> b`, cutting the longer text's tail first so both fit in max_length."""
+    """`<s> a </s> b` (or `<s> a`), cutting the longer text's tail first to fit max_length."""
     ids_a = tokenizer.encode(example.text_a, add_special_tokens=False)
+    if example.text_b is None:
+        return [tokenizer.bos_token_id, *ids_a[: max_length - 1]]
     ids_b = tokenizer.encode(example.text_b, add_special_tokens=False)
     budget = max_length - 2
     keep_a = min(len(ids_a), max(budget - len(ids_b), (budget + 1) // 2))
