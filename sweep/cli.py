@@ -140,6 +140,12 @@ def validate(
     resolved["storage"] = mask_url(cfg.storage or "")
     console.print(f"# {config}: valid (config hash {cfg.config_hash()[:12]})", highlight=False)
     console.print(yaml.safe_dump(resolved, sort_keys=False), highlight=False, markup=False)
+    from sweep.preflight import summary_lines, warnings
+
+    for line in summary_lines(cfg):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in warnings(cfg):  # valid, but not runnable here as it stands: said, not refused
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
