@@ -117,3 +117,62 @@ def test_dashboard_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], lines
+
+
+_BOARD_80 = """
+from rich.console import Console
+from sweep.progress import Board
+board = Board(Console())
+for name in ("teachers", "students_k2"):
+    stage = board.add(name, 12, epochs=2)
+    for n in range(3):
+        stage.trial_started(n, {"lr": 0.00312345, "batch_size": 16, "temperature": 2.5})
+        stage.trial_reported(n, epoch=1, loss=5.1234, dev_loss=5.3, seconds=3700.0)
+    stage.trial_finished(0, "COMPLETE", 5.3)
+board.console.print(board.render())
+"""
+
+
+def test_the_live_table_fits_an_80_column_terminal(tmp_path: Path) -> None:
+    """In a pseudo-terminal of 80 columns every column keeps its numbers and every stage its
+    full name (issue 27, item 5): the borders and the params column give way instead."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    script = tmp_path / "board.py"
+    script.write_text(_BOARD_80)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdin=follower, stdout=follower, stderr=follower,
+        env={**env, "TERM": "xterm", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=120) == 0, out.decode(errors="replace")
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.decode()).replace("\r", "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= 80, text
+    assert "…" not in text, text
+    header = next(line for line in lines if "status" in line)
+    for column in ("epoch", "loss", "dev_loss", "elapsed", "ETA"):
+        assert column in header.split(), header
+    stage_row = next(line for line in lines if line.lstrip().startswith("students_k2"))
+    assert re.search(r"1/12 done, 2 run .* 5\.3000 .* \d+:\d\d:\d\d", stage_row), stage_row
+    assert re.search(r"#1 +RUNNING +1/2 +5\.1234 +5\.3000", text), text
