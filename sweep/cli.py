@@ -216,7 +216,7 @@ def status(
     # Piped into a file or a log, rich would squeeze the table into 80 columns.
     out = console if console.is_terminal else Console(width=160)
     try:
-        out.print(render_status(store, name))
+        out.print(render_status(store, name, width=out.width))
     finally:
         store.dispose()
 
