@@ -12,6 +12,12 @@ reads held-out BLiMP and test loss. analysis.verdict.decide then says "better", 
 "student better" (on either metric), the coverage of the 95% intervals for the mean BLiMP
 difference and for P(student better on a seed) (against each sweep's true values), and,
 with a planted student effect, the power.
+
+Sequential scenarios (`seeds: auto`) run the same sweeps in rounds: a first look at
+FIRST_LOOK seeds, then one seed more per look up to `seeds` (max_seeds); each look decides with
+the anytime-valid test (analysis.sequential) and stops once every metric is decided or past
+deciding by seeds (the matched-budget guard says the searches do not differ). Printed beside
+their error rate and power: the mean seeds a sweep used.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from scipy import stats
 
 from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
 from analysis.stats import matched_budget_test
-from analysis.verdict import decide
+from analysis.verdict import ALPHA, Decision, decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
 __all__ = ["Scenario", "calibrate", "default_scenarios", "main", "simulate", "synthetic_frames"]
@@ -39,6 +45,8 @@ BLIMP_NOISE = 0.003
 LOSS_PER_BLIMP = 5.0
 """Test loss falls 0.05 nats/token per BLiMP point of skill."""
 LOSS_NOISE = 0.005
+FIRST_LOOK = 4
+"""Seeds at a sequential scenario's first look (sweep.yaml's default first_look)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class Scenario:
     """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
     kind: str = "teachers"
     """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies."""
+    sequential: bool = False
+    """seeds: auto with max_seeds = `seeds`: rounds of one seed from FIRST_LOOK on."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class Outcome:
     coverage_p_better: float
     seed_pairs_alone: float
     """Fraction "student better" had the verdict rested on the seed pairs alone."""
+    mean_seeds: float = float("nan")
+    """Seeds a sweep ran before it stopped (sequential scenarios; fixed: `seeds`)."""
 
 
 def default_scenarios() -> list[Scenario]:
@@ -89,7 +101,68 @@ def default_scenarios() -> list[Scenario]:
         Scenario("planted +2 pp, 16v16, 5 seeds, noise 1 pp", 16, 16, 5, 0.01, effect=0.02),
         Scenario("planted +2 pp, ASHA 16v32, 5 seeds", 16, 32, 5, 0.01, asha=True, effect=0.02),
     ]
-    return null + planted
+    sequential = [
+        Scenario("seeds: auto, null 8v8, max 12, noise 1 pp", 8, 8, 12, 0.01, sequential=True),
+        Scenario("seeds: auto, null 16v32, max 20, noise 1 pp", 16, 32, 20, 0.01, sequential=True),
+        Scenario("seeds: auto, null ASHA 8v8, max 12", 8, 8, 12, 0.01, asha=True, sequential=True),
+        Scenario("seeds: auto, planted +2 pp, max 8", 8, 8, 8, 0.01, effect=0.02, sequential=True),
+        Scenario(
+            "seeds: auto, planted +2 pp, max 12", 8, 8, 12, 0.01, effect=0.02, sequential=True
+        ),
+        Scenario(
+            "seeds: auto, planted +2 pp, max 20", 8, 8, 20, 0.01, effect=0.02, sequential=True
+        ),
+    ]
+    return null + planted + sequential
+
+
+def sequential_decision(
+    diffs: np.ndarray, guard_p: np.ndarray, guard_favours: np.ndarray, *, first_look: int
+) -> tuple[Decision, np.ndarray]:
+    """Looks at first_look, first_look + 1, ... seeds; each sweep keeps the decision of the
+    look where it stopped (every metric decided, or its guard says seeds cannot decide it).
+
+    Returns that decision (arrays shaped (S, metrics)) and the seeds each sweep ran (S,).
+    """
+    max_seeds = diffs.shape[-1]
+    looks = list(range(min(first_look, max_seeds), max_seeds + 1))
+    futile = guard_p >= ALPHA  # read on the searches' trials: more seeds do not change it
+    stopped = np.zeros(diffs.shape[0], bool)
+    used = np.full(diffs.shape[0], max_seeds)
+    kept: Decision | None = None
+    for look in looks:
+        d = decide(
+            diffs[..., :look],
+            guard_p=guard_p,
+            guard_favours=guard_favours,
+            sequential=np.ones(guard_p.shape, bool),
+        )
+        take = ~stopped
+        kept = d if kept is None else _where(take, d, kept)
+        done = np.all((d.code != 0) | futile, axis=-1)
+        used = np.where(take & done, look, used)
+        stopped |= done
+    assert kept is not None
+    return kept, used
+
+
+def _where(take: np.ndarray, new: Decision, old: Decision) -> Decision:
+    """Per sweep (first axis): `new` where take, else `old`; the fields verdicts are read from."""
+
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(take.reshape(-1, *[1] * (a.ndim - 1)), a, b)
+
+    ev_new, ev_old = new.evidence, old.evidence
+    evidence = type(ev_new)(
+        *(pick(getattr(ev_new, f), getattr(ev_old, f)) for f in ev_new.__dataclass_fields__)
+    )
+    return Decision(
+        evidence,
+        pick(new.in_family, old.in_family),
+        pick(new.p_holm, old.p_holm),
+        pick(new.code, old.code),
+        pick(new.blocked, old.blocked),
+    )
 
 
 @dataclass(frozen=True)
@@ -178,13 +251,21 @@ def calibrate(
     for sc in scenarios:
         sim = simulate(sc, sweeps, rng, n_permutations)
         guarded = COMPARISON_KINDS[sc.kind].guard is MATCHED_BUDGET
-        d = (
-            decide(sim.diffs, guard_p=sim.guard_p, guard_favours=sim.guard_favours)
-            if guarded
-            else decide(sim.diffs)
-        )
+        no_guard = np.full_like(sim.guard_p, np.nan)
+        guard_p = sim.guard_p if guarded else no_guard
+        if sc.sequential:
+            d, used = sequential_decision(
+                sim.diffs, guard_p, sim.guard_favours, first_look=FIRST_LOOK
+            )
+            alone_code = sequential_decision(
+                sim.diffs, no_guard, sim.guard_favours, first_look=FIRST_LOOK
+            )[0].code
+        else:
+            d = decide(sim.diffs, guard_p=guard_p, guard_favours=sim.guard_favours)
+            used = np.full(sweeps, sc.seeds)
+            alone_code = decide(sim.diffs).code
+        alone = np.any(alone_code == 1, axis=1)
         better = np.any(d.code == 1, axis=1)
-        alone = np.any(decide(sim.diffs).code == 1, axis=1)
         ev = d.evidence
         covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
         covered_p = (ev.p_win_low[:, 0] <= sim.truth_p_better) & (
@@ -198,6 +279,7 @@ def calibrate(
                 float(covered.mean()) if sc.seeds >= 2 else float("nan"),
                 float(covered_p.mean()),
                 float(alone.mean()),
+                float(used.mean()),
             )
         )
     return out
@@ -216,6 +298,7 @@ def table(outcomes: list[Outcome]) -> pd.DataFrame:
                 "coverage mean diff": o.coverage_difference,
                 "coverage P(student better)": o.coverage_p_better,
                 "seed pairs alone": o.seed_pairs_alone,
+                "mean seeds": o.mean_seeds,
             }
         )
     return pd.DataFrame(rows)
@@ -318,12 +401,16 @@ def main(argv: list[str] | None = None) -> None:
         "same with the effect planted.\n'seed pairs alone': that share had the verdict ignored "
         "the matched-budget comparison of the two searches (config luck reads as an effect)."
     )
-    null = [o for o in outcomes if o.scenario.effect == 0]
-    n = sum(o.sweeps for o in null)
-    print(
-        f"\n{n} null sweeps: pooled false-positive rate of 'student better' "
-        f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
-    )
+    for label, sequential in (("", False), (" sequential (seeds: auto)", True)):
+        null = [
+            o for o in outcomes if o.scenario.effect == 0 and o.scenario.sequential == sequential
+        ]
+        n = sum(o.sweeps for o in null)
+        if n:
+            print(
+                f"\n{n}{label} null sweeps: pooled false-positive rate of 'student better' "
+                f"{sum(o.student_better * o.sweeps for o in null) / n:.3f} (target <= 0.05)"
+            )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import pandas as pd
 from analysis.comparisons import ComparisonPlan, plan_comparisons
 from analysis.headline import reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.sequential import anytime_p, confidence_sequence, sequential_stages
 from analysis.stats import (
     PairedEvidence,
     clopper_pearson,
@@ -68,6 +69,9 @@ class Decision:
     """+1 student better, -1 worse, 0 inconclusive."""
     blocked: npt.NDArray[np.bool_]
     """Significant on the seed pairs but overruled by the matched-budget comparison."""
+    p: npt.NDArray[np.float64] | None = None
+    """The p each test entered the family with: the paired t's, or where `sequential`, the
+    anytime-valid p of analysis.sequential."""
 
 
 def decide(
@@ -76,6 +80,7 @@ def decide(
     eligible: npt.ArrayLike | None = None,
     guard_p: npt.ArrayLike | None = None,
     guard_favours: npt.ArrayLike | None = None,
+    sequential: npt.ArrayLike | None = None,
 ) -> Decision:
     """The verdict procedure on seed-paired differences shaped (..., family, pairs).
 
@@ -85,11 +90,16 @@ def decide(
     sign of its difference (positive favours the student), NaN where the two pools are
     like for like; a verdict against the guard's direction, or with guard_p >= ALPHA,
     becomes inconclusive.
+    `sequential` (..., family): tests whose pairs came from a seeds:auto stage, whose number
+    of pairs was chosen by looking; they enter the family with their anytime-valid p.
     """
     ev = paired_evidence(diffs)
+    p = ev.p
+    if sequential is not None:
+        p = np.where(np.asarray(sequential, bool) & ~np.isnan(ev.p), anytime_p(diffs), ev.p)
     ok = np.ones(ev.n.shape, bool) if eligible is None else np.asarray(eligible, bool)
-    in_family = (ev.n >= MIN_PAIRS) & ~np.isnan(ev.p) & ok
-    p_holm = holm_rows(np.where(in_family, ev.p, np.nan))
+    in_family = (ev.n >= MIN_PAIRS) & ~np.isnan(p) & ok
+    p_holm = holm_rows(np.where(in_family, p, np.nan))
     significant = in_family & (p_holm < ALPHA)
     direction = np.sign(np.nan_to_num(ev.mean)).astype(int)
     code = np.where(significant, direction, 0)
@@ -100,7 +110,7 @@ def decide(
         agrees = (gp < ALPHA) & (favours == direction)
         blocked = significant & ~np.isnan(gp) & ~agrees
         code = np.where(blocked, 0, code)
-    return Decision(ev, in_family, p_holm, code, blocked)
+    return Decision(ev, in_family, p_holm, code, blocked, p)
 
 
 # ---------------------------------------------------------------- the comparisons of a sweep
@@ -132,6 +142,9 @@ class Verdict:
     reason: str | None
     pairing: str
     guard: dict[str, Any] | None = None
+    sequential: bool = False
+    """Judged by the anytime-valid test (a seeds:auto stage chose how many pairs): p is its p,
+    low/high its confidence sequence (analysis.sequential)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +251,10 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
     eligible = np.ones(len(cells), bool)
     guard_p = np.full(len(cells), np.nan)
     guard_favours = np.full(len(cells), np.nan)
+    auto = sequential_stages(frames)
+    sequential = np.array(
+        [bool(auto & {*p.student["stage"], *p.other["stage"]}) for p, _ in cells], bool
+    )
     notes: dict[int, str] = {}
     guards: dict[int, dict[str, Any]] = {}
     pairs: dict[int, pd.DataFrame] = {}
@@ -280,7 +297,13 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 guard_favours[i] = (1.0 if g_higher else -1.0) * float(diff)
                 guard.update(k=k, difference=float(diff), p=float(p))
             guards[i] = guard
-    decision = decide(diffs, eligible=eligible, guard_p=guard_p, guard_favours=guard_favours)
+    decision = decide(
+        diffs,
+        eligible=eligible,
+        guard_p=guard_p,
+        guard_favours=guard_favours,
+        sequential=sequential,
+    )
     ev = decision.evidence
     out: list[ComparisonVerdict] = []
     per_plan: dict[str, list[Verdict]] = {}
@@ -291,6 +314,8 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
         code = int(decision.code[i])
         reason = _reason(plan, decision, i, n, notes.get(i), guards.get(i))
         low, high = _f(ev.low[i]), _f(ev.high[i])
+        if sequential[i]:  # the interval that holds at the look where the rounds stopped
+            low, high = confidence_sequence(diffs[i]) or (None, None)
         if low is not None and high is not None and sign < 0:
             low, high = -high, -low
         mean = _f(ev.mean[i])
@@ -305,7 +330,7 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 difference=None if mean is None else sign * mean,
                 low=low,
                 high=high,
-                p=_f(ev.p[i]),
+                p=_f(decision.p[i]) if decision.p is not None else _f(ev.p[i]),
                 p_holm=_f(decision.p_holm[i]),
                 in_family=bool(decision.in_family[i]),
                 p_student_better=_f(ev.p_win[i]),
@@ -315,6 +340,7 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 reason=reason,
                 pairing=plan.pairing,
                 guard=guards.get(i),
+                sequential=bool(sequential[i]),
             )
         )
     family = int(decision.in_family.sum())
@@ -383,7 +409,7 @@ def _reason(
             + ", so the difference may be the luck of the chosen configs, not distillation"
         )
     return (
-        f"p = {ev.p[i]:.3f}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
+        f"p = {(ev.p if decision.p is None else decision.p)[i]:.3f}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
         f"the family {decision.p_holm[i]:.3f} ≥ {ALPHA:g}"
     )
 
@@ -409,9 +435,11 @@ def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> st
             continue
         text = f"{name} {v.verdict}: {_fmt(v.metric, v.difference)}"
         if v.low is not None and v.high is not None:
-            text += f" (95% CI {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
+            ci = "anytime-valid 95% CI" if v.sequential else "95% CI"
+            text += f" ({ci} {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
         if v.p is not None:
-            text += f", paired t p = {v.p:.3g}" + (
+            test = "anytime-valid sequential p" if v.sequential else "paired t p"
+            text += f", {test} = {v.p:.3g}" + (
                 f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
             )
         text += f", {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"

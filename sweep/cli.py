@@ -399,17 +399,33 @@ def data_check(
 @user_errors
 def data_prepare(
     source: Annotated[
-        Path, typer.Argument(help="The unpacked BabyLM release (train_10M/, dev/, test/).")
+        Path,
+        typer.Argument(
+            help="The unpacked BabyLM release (train_10M/, dev/, test/), or a corpus (train/, dev/, test/)."
+        ),
     ],
     target: Annotated[Path, typer.Argument(help="New corpus folder, e.g. DATA/babylm-10m.")],
     size: Annotated[
         str, typer.Option("--size", help="Training set of the release: 10M or 100M.")
     ] = "10M",
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean",
+            help="Clean each file by its source as BabyLlama-2 does (its mrclean step).",
+        ),
+    ] = False,
 ) -> None:
     """Copy a BabyLM release into the layout the trainers read: TARGET/{train,dev,test}/."""
     from sweep.datasets import prepare_babylm
+    from trainers.cleaning import uncleaned_sources
 
-    words = prepare_babylm(source, target, size=size)
+    words = prepare_babylm(source, target, size=size, clean=clean)
+    if clean:
+        sources = [p.stem for p in (target / "train").iterdir()]
+        left = uncleaned_sources(sources)
+        note = f" ({', '.join(left)}: no reference cleaner, left as is)" if left else ""
+        console.print(f"cleaned as BabyLlama-2's mrclean step{note}", highlight=False)
     shown = ", ".join(f"{split} {n:,} words" for split, n in words.items())
     console.print(f"{target}: {shown}", highlight=False)
     console.print(

@@ -55,6 +55,7 @@ __all__ = [
     "Resources",
     "Scheduler",
     "SearchStage",
+    "SeededStage",
     "Stage",
     "StageKind",
     "StudentsStage",
@@ -213,7 +214,35 @@ class BaselinesStage(TrialStage):
     """How many of each students stage's best configs get a control (0 skips the stage)."""
 
 
-class RepeatsStage(TrialStage):
+class SeededStage(TrialStage):
+    """A stage that re-runs chosen configs on the shared seeds (repeats, reference).
+
+    `seeds: auto` runs them in rounds (first_look seeds, then round_seeds more per round) and
+    stops once every comparison those seeds feed is decided by the anytime-valid sequential
+    test (analysis.sequential), or at max_seeds.
+    """
+
+    seeds: Annotated[int, Field(ge=0)] | Literal["auto"] = 2
+    """Seeds per config (0 skips the stage), or auto: grow in rounds until decided."""
+    max_seeds: int | None = Field(None, ge=1)
+    """With seeds: auto, the most seeds to run; raising it on a finished study continues it."""
+    first_look: int = Field(4, ge=3)
+    """With seeds: auto, seeds in the first round (a verdict needs 3 pairs; the sequential test
+    can first decide at 4 or 5)."""
+    round_seeds: int = Field(1, ge=1)
+    """With seeds: auto, seeds added per later round (more keeps a cluster busy per round)."""
+
+    @property
+    def sequential(self) -> bool:
+        return self.seeds == "auto"
+
+    @property
+    def most_seeds(self) -> int:
+        """The most seeds the stage can run (max_seeds for auto)."""
+        return int(self.max_seeds or 0) if self.seeds == "auto" else int(self.seeds)
+
+
+class RepeatsStage(SeededStage):
     """Seed repeats of each source stage's best config, paired by seed across sources.
 
     A students source also repeats its alpha=1 control (role baseline) with the same seeds.
@@ -222,20 +251,20 @@ class RepeatsStage(TrialStage):
     kind: Literal[StageKind.REPEATS] = StageKind.REPEATS
     sources: list[str] | None = None
     """Teachers and students stages whose best config is re-seeded; None: every one before."""
-    seeds: int = Field(2, ge=0)
-    """Seeds per config (0 skips the stage); significance tests need at least 2."""
 
 
-class ReferenceStage(TrialStage):
-    """The best teacher config trained on more data (the paper's 10x-data model), re-seeded."""
+class ReferenceStage(SeededStage):
+    """The best teacher config trained on more data (the paper's 10x-data model), re-seeded.
+
+    Its seeds are the repeats' seeds, so the two pair by seed: with seeds: auto its rounds pair
+    only with seeds the repeats ran (give the repeats a max_seeds at least as large).
+    """
 
     kind: Literal[StageKind.REFERENCE] = StageKind.REFERENCE
     teachers: str | None = None
     """The teachers stage whose best config is retrained; None: the one declared before."""
     data_scale: int = Field(10, ge=1)
     """Training tokens per epoch as a multiple of data.max_train_tokens."""
-    seeds: int = Field(2, ge=0)
-    """Seeds (the repeats' seeds, so the two pair by seed); 0 skips the stage."""
 
 
 def _stage_tag(value: Any) -> str | None:
@@ -259,8 +288,8 @@ Stage = Annotated[
 ]
 TrialStages = TeachersStage | StudentsStage | BaselinesStage | RepeatsStage | ReferenceStage
 # What a trial-running stage's size is: extending it on a finished study adds trials and
-# keeps the study (so the config hash leaves these out).
-_COUNT_FIELDS = ("trials", "seeds", "top_n")
+# keeps the study (so the config hash leaves these out; `seeds: auto` itself stays in it).
+_COUNT_FIELDS = ("trials", "seeds", "top_n", "max_seeds", "first_look", "round_seeds")
 
 DEFAULT_STAGES: dict[str, Any] = {
     "teachers": TeachersStage(),
@@ -429,7 +458,12 @@ class SweepConfig(_Strict):
         )
         # a stage's size is not its meaning: raising trials or seeds extends the same study
         data["stages"] = {
-            name: {k: v for k, v in stage.items() if k not in _COUNT_FIELDS}
+            name: {
+                k: v
+                for k, v in stage.items()
+                # a sequential study stays sequential: its verdict is read by another test
+                if k not in _COUNT_FIELDS or (k == "seeds" and v == "auto")
+            }
             for name, stage in data["stages"].items()
         }
         data["data"] = {
@@ -640,6 +674,8 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                         f"{field}.top_n: {stage.top_n} exceeds stages.{ref}.trials "
                         f"({students.trials}); lower it"
                     )
+        if isinstance(stage, SeededStage):
+            yield from _sequential_problems(field, stage)
         if isinstance(stage, ReferenceStage) and config.data.max_train_tokens is None:
             yield (
                 f"{field}.data_scale: a multiple of data.max_train_tokens, which is not set; "
@@ -653,6 +689,28 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                 f"evaluation.glue.stages[{i}]: no trial stage named {ref!r}; use one of "
                 f"{', '.join(trial_stages)}"
             )
+
+
+def _sequential_problems(field: str, stage: SeededStage) -> Iterator[str]:
+    """seeds: auto needs max_seeds, and the round keys mean nothing without it."""
+    if stage.seeds != "auto":
+        for key in ("max_seeds", "first_look", "round_seeds"):
+            if key in stage.model_fields_set:
+                yield (
+                    f"{field}.{key}: read only with seeds: auto; set seeds: auto to grow the "
+                    f"seeds in rounds, or remove {key} ({stage.seeds} seeds run)"
+                )
+        return
+    if stage.max_seeds is None:
+        yield (
+            f"{field}.max_seeds: required with seeds: auto (the most seeds to run before the "
+            "study stops inconclusive); e.g. max_seeds: 10"
+        )
+    elif stage.max_seeds < stage.first_look:
+        yield (
+            f"{field}.max_seeds: {stage.max_seeds} is below first_look ({stage.first_look}, "
+            "the seeds of the first round); raise max_seeds or lower first_look"
+        )
 
 
 # kind -> {input field: the kinds it may name}
@@ -848,7 +906,7 @@ _REPEAT_SEED_OFFSET = 10_000  # sweep.stages.REPEAT_SEED_OFFSET
 def _seed_problems(config: SweepConfig) -> Iterator[str]:
     stages = config.stages
     trials = [s.trials for s in stages.values() if isinstance(s, SearchStage)]
-    seeds = [s.seeds for s in stages.values() if isinstance(s, RepeatsStage | ReferenceStage)]
+    seeds = [s.most_seeds for s in stages.values() if isinstance(s, SeededStage)]
     offsets = (
         1000 * (len(stages) - 1) + max(trials, default=0),
         _REPEAT_SEED_OFFSET + max(seeds, default=0),

@@ -106,9 +106,9 @@ _GLUE_TASKS = ("mrpc", "rte")
 
 # Where each split lives in the BabyLM releases: 2024/2025 `text_data/` (train_10M,
 # train_100M, dev, test) and 2023 `babylm_data/` (babylm_10M, babylm_100M, babylm_dev,
-# babylm_test).
+# babylm_test); last, a corpus already in the trainers' layout (train, dev, test).
 _RELEASE_FOLDERS = {
-    "train": ("train_{size}", "babylm_{size}"),
+    "train": ("train_{size}", "babylm_{size}", "train"),
     "dev": ("dev", "babylm_dev"),
     "test": ("test", "babylm_test"),
 }
@@ -250,14 +250,21 @@ def _check_glue(folder: Path, report: DataReport) -> None:
             report.lines.append(f"glue {task}: {', '.join(rows)} rows")
 
 
-def prepare_babylm(source: Path, target: Path, *, size: str = "10M") -> dict[str, int]:
+def prepare_babylm(
+    source: Path, target: Path, *, size: str = "10M", clean: bool = False
+) -> dict[str, int]:
     """Copy a BabyLM release's train_<size>/, dev/ and test/ into the trainers' layout.
 
     `source` is the release folder (the one holding train_10M/, dev/, test/, or its parent
-    `text_data/`; the 2023 names babylm_10M/, babylm_dev/, babylm_test/ work too). Files keep
-    their names (`<source>.<split>`). Built in a temporary sibling folder and renamed, so an
-    error leaves no half-made `target`. Returns the words per split.
+    `text_data/`; the 2023 names babylm_10M/, babylm_dev/, babylm_test/ work too, and so does
+    a corpus already in the trainers' train/, dev/, test/ layout). Files keep their names
+    (`<source>.<split>`). `clean`: each file goes through BabyLlama-2's cleaner for its source
+    (`trainers.cleaning`, the reference's mrclean step) and the corpus is marked clean, so
+    `data.pipeline: babyllama2` does not clean it again. Built in a temporary sibling folder
+    and renamed, so an error leaves no half-made `target`. Returns the words per split.
     """
+    from trainers.cleaning import CLEANED_MARKER, clean_text, cleaning_stamp
+
     source, target = Path(source), Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SweepError(f"{target}: exists and is not empty; give a new folder")
@@ -274,8 +281,14 @@ def prepare_babylm(source: Path, target: Path, *, size: str = "10M") -> dict[str
                 raise SweepError(f"{folder}: holds no *.{split} files; is it a BabyLM release?")
             (staging / split).mkdir()
             for path in files:
-                shutil.copyfile(path, staging / split / path.name)
-            words[split] = sum(_words(p) for p in files)
+                if clean:  # read and written as the reference's notebook does
+                    text = clean_text(path.stem, path.read_text(encoding="utf-8"))
+                    (staging / split / path.name).write_text(text, encoding="utf-8")
+                else:
+                    shutil.copyfile(path, staging / split / path.name)
+            words[split] = sum(_words(staging / split / p.name) for p in files)
+        if clean:
+            (staging / CLEANED_MARKER).write_text(json.dumps(cleaning_stamp()) + "\n")
         if target.exists():
             target.rmdir()
         staging.rename(target)

@@ -23,13 +23,14 @@ from typing import Any
 
 from rich.console import Console
 
-from sweep.config import StageKind, StudentsStage, SweepConfig
+from sweep.config import SeededStage, StageKind, StudentsStage, SweepConfig
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.progress import Board
 from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
 from sweep.search import OBJECTIVE
 from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
+from sweep.stages.rounds import next_round
 from sweep.store import StageStatus, Store, SweepStatus, TrialStatus
 from sweep.tracking import tracker_callbacks
 from trainers.errors import TrainerError
@@ -150,7 +151,11 @@ def _run_leased(
                     elif name not in {o.name for o in result.outcomes}:
                         result.outcomes.append(_select(ctx, name, board))
                     continue
-                outcome = _run_trials(ctx, name, board, console, running)
+                declared = config.stages[name]
+                if isinstance(declared, SeededStage) and declared.sequential:
+                    outcome = _run_rounds(ctx, name, board, console, running)
+                else:
+                    outcome = _run_trials(ctx, name, board, console, running)
                 if outcome is None:
                     result.skipped.append(name)
                 else:
@@ -254,8 +259,77 @@ def _ensemble_text(ctx: PlanContext, name: str, stage_id: int) -> str:
     return f"{teachers_stage} " + ", ".join(picks)
 
 
-def _run_trials(
+def _run_rounds(
     ctx: PlanContext, name: str, board: Board, console: Console, running: dict[str, int]
+) -> StageOutcome | None:
+    """A seeds: auto stage: rounds of seeds until its comparisons are decided or max_seeds
+    (sweep.stages.rounds); None when the store already held every round it needs."""
+    declared = ctx.config.stages[name]
+    assert isinstance(declared, SeededStage)
+    ran: list[StageOutcome] = []
+    last = -1
+    while True:
+        held, finished = _seeds_held(ctx.store, ctx.sweep_id, name)
+        cap = _repeat_seeds_held(ctx) if declared.kind == StageKind.REFERENCE else None
+        step = next_round(declared, held, finished, lambda: _look(ctx, name), cap=cap)
+        board.note(name, step.why)
+        if step.seeds is None or step.seeds <= last:  # never the same round twice
+            break
+        last = ctx.round_seeds[name] = step.seeds
+        outcome = _run_trials(
+            ctx, name, board, console, running, label=f"{name} (to {step.seeds} seeds)"
+        )
+        if outcome is not None:
+            ran.append(outcome)
+    if not ran:
+        return None
+    counts: dict[TrialStatus, int] = {}
+    for outcome in ran:
+        for status, n in outcome.counts.items():
+            counts[status] = counts.get(status, 0) + n
+    return StageOutcome(name, counts, sum(o.ran for o in ran))
+
+
+def _seeds_held(store: Store, sweep_id: int, name: str) -> tuple[int, bool]:
+    """Distinct seeds a stage's trials hold, and whether its last round finished."""
+    row = store.get_stage(sweep_id, name)
+    if row is None:
+        return 0, True
+    trials = store.trials(row.id)
+    finished = row.status == StageStatus.COMPLETE and all(
+        t.status != TrialStatus.RUNNING for t in trials
+    )
+    return len({t.seed for t in trials}), finished
+
+
+def _repeat_seeds_held(ctx: PlanContext) -> int | None:
+    """Seeds the repeats stages hold (a reference seed pairs only with those); None: none ran."""
+    held = [
+        _seeds_held(ctx.store, ctx.sweep_id, n)[0] for n in ctx.config.stages_of(StageKind.REPEATS)
+    ]
+    return max(held) if any(held) else None
+
+
+def _look(ctx: PlanContext, name: str) -> tuple[bool, str]:
+    """Read the store as the report does: are the comparisons this stage's seeds feed settled?"""
+    from analysis.load import load_frames
+    from analysis.sequential import stage_look
+
+    look = stage_look(load_frames(ctx.store, ctx.config.name), name)
+    said = "; ".join(look.decided) or "nothing decided"
+    if look.open:
+        said += f"; open: {'; '.join(look.open)}"
+    return look.settled, said
+
+
+def _run_trials(
+    ctx: PlanContext,
+    name: str,
+    board: Board,
+    console: Console,
+    running: dict[str, int],
+    *,
+    label: str | None = None,
 ) -> StageOutcome | None:
     """Plan and run a trial stage; None when the store already holds all its trials."""
     config, store, sweep_id = ctx.config, ctx.store, ctx.sweep_id
@@ -289,7 +363,7 @@ def _run_trials(
         store=store,
         stage_id=stage_id,
         storage_path=_storage_path(config),
-        progress=board.add(name, spec.total, spec.context.epochs),
+        progress=board.add(label or name, spec.total, spec.context.epochs),
         on_change=board.refresh,
         callbacks=[
             StopNotice(board.stop_requested),

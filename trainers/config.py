@@ -62,11 +62,20 @@ class DataConfig(_Strict):
     """Dir of BLiMP paradigm .jsonl files, under root."""
     glue: Path = Path("glue")
     """Dir of GLUE tasks (MRPC/, RTE/ with train.tsv, dev.tsv), under root."""
+    pipeline: Literal["babysweep", "babyllama2"] = "babysweep"
+    """How text becomes training windows. babysweep: each line a document, `<s> tokens`,
+    newlines dropped, a tokenizer with all 256 bytes trained on the raw train split, one
+    window grid per epoch. babyllama2: the reference's (JLTastet/BabyLlama-2): each file
+    cleaned by its source's rules, trained on and encoded whole (newlines kept, no `<s>`),
+    a tokenizer whose alphabet is the corpus's bytes, and each window at a fresh random
+    offset with N // L - 1 windows per epoch (trainers/data.py, trainers/cleaning.py)."""
     vocab_size: int = Field(2000, ge=260)
     """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
     add_prefix_space: bool = False
     """Byte-level pre-tokenizer adds a space before each document, so a document's first word
-    gets the same token as mid-sentence (BabyLlama-2's tokenizer: true)."""
+    gets the same token as mid-sentence (BabyLlama-2's tokenizer: true). Under the babyllama2
+    pipeline it applies while the tokenizer trains; the streams and checkpoints encode
+    without it, as the reference's GPT2TokenizerFast does."""
     min_frequency: int = Field(0, ge=0)
     """BPE merges need a pair seen at least this often (BabyLlama-2's tokenizer: 2)."""
     seq_length: int = Field(64, ge=8)

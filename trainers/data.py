@@ -9,12 +9,19 @@ place under a file lock, so two processes building at once never see a half-writ
 
 Each document is encoded as `<s> tokens...` (no newline): `<s>` separates documents in the
 stream and is the prefix BLiMP scoring conditions on, so the model has learnt its meaning.
+
+`data.pipeline: babyllama2` is the reference's (JLTastet/BabyLlama-2, `babylm_dataset.py` and
+the cleaning notebook) instead: every split is cleaned per source (`trainers.cleaning`; the
+cleaned copies live in the cache), the tokenizer learns only the bytes the cleaned train
+files hold, each file is encoded whole (newlines are tokens, no `<s>` anywhere) and
+`RandomChunkWindows` cuts the training windows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from filelock import FileLock
 
+from trainers.cleaning import (
+    CLEANING_VERSION,
+    clean_text,
+    is_cleaned_corpus,
+    uncleaned_sources,
+)
 from trainers.config import DataConfig
 from trainers.errors import TrainerError
 
@@ -40,6 +53,7 @@ __all__ = [
     "PAD_TOKEN",
     "SPLITS",
     "PreparedCorpus",
+    "RandomChunkWindows",
     "TrainWindows",
     "corpus_files",
     "eval_windows",
@@ -47,7 +61,10 @@ __all__ = [
     "prepare_corpus",
     "split_tokens",
     "tokenizer_fingerprint",
+    "train_windows",
 ]
+
+log = logging.getLogger(__name__)
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
 SPLITS = ("train", "dev", "test")
@@ -141,12 +158,20 @@ def split_tokens(data: DataConfig, split: str, tokenizer_dir: Path | None = None
     return np.concatenate(pieces)
 
 
+def train_windows(data: DataConfig, tokens: np.ndarray, seed: int) -> TrainWindows:
+    """The training windows of `data.pipeline`: babysweep's grid or the reference's chunks."""
+    if data.pipeline == "babyllama2":
+        return RandomChunkWindows(tokens, data.seq_length, seed)
+    return TrainWindows(tokens, data.seq_length, seed)
+
+
 class TrainWindows:
     """Training windows of `seq_length` tokens, cut at a fresh random offset each epoch.
 
-    As in BabyLlama-2, every epoch shifts the window grid by a random offset in
-    [0, seq_length), so the model sees other boundaries each time; window order is
-    shuffled too. Both depend only on (seed, epoch), so a resumed run sees the same data.
+    Every epoch shifts the whole window grid by one random offset in [0, seq_length), so
+    the model sees other boundaries each time; window order is shuffled too. Both depend
+    only on (seed, epoch), so a resumed run sees the same data. (BabyLlama-2 draws an offset
+    per window instead: `RandomChunkWindows`.)
     """
 
     def __init__(self, tokens: np.ndarray, seq_length: int, seed: int) -> None:
@@ -174,6 +199,41 @@ class TrainWindows:
         for start in range(0, n, batch_size):
             rows = grid[order[start : start + batch_size]]  # (B, L)
             yield torch.from_numpy(rows.astype(np.int64))
+
+
+class RandomChunkWindows(TrainWindows):
+    """BabyLlama-2's training windows (`BabylmDataset(random_chunk=True)`).
+
+    An epoch has N // L - 1 windows; window i is fetched once per epoch, in shuffled order,
+    as tokens[i*L + o : (i+1)*L + o] with a fresh offset o in [0, L) at every fetch. The
+    reference draws order and offsets from the global RNG; here they depend only on
+    (seed, epoch), so a resumed run sees the same data.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_length: int, seed: int) -> None:
+        self.tokens, self.seq_length, self.seed = tokens, seq_length, seed
+        self.num_windows = len(tokens) // seq_length - 1
+        if self.num_windows < 1:
+            raise TrainerError(
+                f"data.max_train_tokens: {len(tokens)} training tokens do not fill two "
+                f"windows of data.seq_length={seq_length}; raise the cap or lower seq_length"
+            )
+
+    def window_starts(self, epoch: int) -> np.ndarray:
+        """Where each window of epoch `epoch` (1-based) starts, in the order they are fetched."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(self.num_windows)
+        offsets = rng.integers(0, self.seq_length, size=self.num_windows)  # one per fetch
+        return order * self.seq_length + offsets
+
+    def epoch_batches(self, epoch: int, batch_size: int) -> Iterator[torch.Tensor]:
+        import torch
+
+        starts = self.window_starts(epoch)
+        columns = np.arange(self.seq_length)
+        for first in range(0, self.num_windows, batch_size):
+            rows = np.asarray(self.tokens)[starts[first : first + batch_size, None] + columns]
+            yield torch.from_numpy(rows.astype(np.int64))  # (B, L)
 
 
 def eval_windows(tokens: np.ndarray, seq_length: int) -> np.ndarray:
@@ -217,12 +277,48 @@ def _sha(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _text_files(data: DataConfig, split: str, built: list[str]) -> list[Path]:
+    """The files a split's tokenizer and stream read: the corpus's own, or (babyllama2)
+    their cleaned copies in the cache; a corpus `sweep data prepare --clean` wrote is
+    already clean and is read as it is."""
+    files = corpus_files(data, split)
+    if data.pipeline != "babyllama2" or is_cleaned_corpus(Path(data.corpus)):
+        return files
+    key = f"{split}-{_files_hash(files)}-clean{CLEANING_VERSION}"
+    root = _cache_dir(data) / "cleaned"
+    root.mkdir(exist_ok=True)
+    final = root / key
+    if final.is_dir():
+        return [final / p.name for p in files]
+    with FileLock(str(root / f"{key}.lock")):
+        if not final.is_dir():
+            left = uncleaned_sources(p.stem for p in files)
+            if left:
+                log.warning(
+                    "data.pipeline babyllama2: the reference has no cleaner for %s; left as it is",
+                    ", ".join(left),
+                )
+            staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+            try:
+                for path in files:
+                    # read_text/write_text as the reference's notebook: universal newlines
+                    text = clean_text(path.stem, path.read_text(encoding="utf-8"))
+                    (staging / path.name).write_text(text, encoding="utf-8")
+                os.replace(staging, final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            built.append(f"cleaned {split}")
+    return [final / p.name for p in files]
+
+
 def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
-    files = corpus_files(data, "train")
+    files = _text_files(data, "train", built)
     # Every tokenizer option is in the key (defaults keep the keys caches already hold).
     options = ("-prefix" if data.add_prefix_space else "") + (
         f"-minf{data.min_frequency}" if data.min_frequency else ""
     )
+    if data.pipeline == "babyllama2":  # the hash is of the cleaned text it trains on
+        options += "-babyllama2"
     key = f"bpe{data.vocab_size}{options}-{_files_hash(files)}-v{_CACHE_FORMAT}"
     root = _cache_dir(data) / "tokenizers"
     root.mkdir(exist_ok=True)
@@ -239,6 +335,7 @@ def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
                 data.vocab_size,
                 add_prefix_space=data.add_prefix_space,
                 min_frequency=data.min_frequency,
+                reference=data.pipeline == "babyllama2",
             )
             tokenizer.save_pretrained(str(staging))
             os.replace(staging, final)
@@ -249,24 +346,39 @@ def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
 
 
 def _train_tokenizer(
-    files: list[Path], vocab_size: int, *, add_prefix_space: bool, min_frequency: int
+    files: list[Path],
+    vocab_size: int,
+    *,
+    add_prefix_space: bool,
+    min_frequency: int,
+    reference: bool = False,
 ) -> PreTrainedTokenizerBase:
-    """Byte-level BPE as BabyLlama-2 trains it (NFKC, specials <pad> <s> </s> = ids 0 1 2)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """Byte-level BPE as BabyLlama-2 trains it (NFKC, specials <pad> <s> </s> = ids 0 1 2).
+
+    `reference`: the reference notebook's trainer exactly: no initial alphabet (only the
+    bytes the files hold), and the pre-tokenizer's prefix space switched off after training,
+    as the reference's GPT2TokenizerFast(tokenizer_file=...) does before it encodes and saves.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import trainers as bpe_trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
     tokenizer.decoder = decoders.ByteLevel()
-    bpe_trainer = trainers.BpeTrainer(
+    alphabet = [] if reference else pre_tokenizers.ByteLevel.alphabet()
+    bpe_trainer = bpe_trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=[PAD_TOKEN, BOS_TOKEN, EOS_TOKEN],  # ids 0, 1, 2
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        initial_alphabet=alphabet,
         show_progress=False,
     )
     tokenizer.train([str(p) for p in files], bpe_trainer)
+    if reference:
+        tokenizer.post_processor = processors.ByteLevel(trim_offsets=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN
     )
@@ -284,8 +396,11 @@ def _backend_tokenizer(tokenizer_dir: Path) -> Tokenizer:
 def _cached_token_file(
     data: DataConfig, split: str, tokenizer: Tokenizer, built: list[str]
 ) -> Path:
-    files = corpus_files(data, split)
-    key = f"{split}-{_files_hash(files)}-{tokenizer_fingerprint(tokenizer)}-v{_CACHE_FORMAT}"
+    files = _text_files(data, split, built)
+    whole = data.pipeline == "babyllama2"
+    layout = "whole-" if whole else ""  # files encoded whole (babyllama2) or line by line
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    key = f"{split}-{layout}{_files_hash(files)}-{fingerprint}-v{_CACHE_FORMAT}"
     root = _cache_dir(data) / "tokens"
     root.mkdir(exist_ok=True)
     final = root / f"{key}.npy"
@@ -295,13 +410,17 @@ def _cached_token_file(
         if final.is_file():
             return final
         bos = tokenizer.token_to_id(BOS_TOKEN)
-        if bos is None:
+        if bos is None and not whole:
             raise TrainerError(
                 f"tokenizer: has no {BOS_TOKEN} token, so it was not trained by trainers; "
                 f"delete the tokenizer folder under {_cache_dir(data)} to train it again"
             )
         dtype = np.uint16 if tokenizer.get_vocab_size() <= np.iinfo(np.uint16).max else np.uint32
-        pieces = [_encode_documents(path, tokenizer, bos, dtype) for path in files]
+        if whole:
+            pieces = [_encode_whole_file(path, tokenizer, dtype) for path in files]
+        else:
+            assert bos is not None  # refused above
+            pieces = [_encode_documents(path, tokenizer, bos, dtype) for path in files]
         fd, staging = tempfile.mkstemp(prefix=f"{key}.", suffix=".npy", dir=root)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -327,3 +446,9 @@ def _encode_documents(path: Path, tokenizer: Tokenizer, bos: int, dtype: type) -
             ids.append(bos)
             ids.extend(encoding.ids)
     return np.asarray(ids, dtype=dtype)
+
+
+def _encode_whole_file(path: Path, tokenizer: Tokenizer, dtype: type) -> np.ndarray:
+    """The reference's stream: the file's text in one piece, newlines kept, no `<s>`."""
+    encoding = tokenizer.encode(path.read_text(encoding="utf-8"), add_special_tokens=False)
+    return np.asarray(encoding.ids, dtype=dtype)

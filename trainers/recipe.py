@@ -44,7 +44,7 @@ from transformers import (
 )
 
 from trainers.config import RecipeConfig
-from trainers.data import TrainWindows, eval_windows, load_tokenizer, prepare_corpus, split_tokens
+from trainers.data import eval_windows, load_tokenizer, prepare_corpus, split_tokens, train_windows
 from trainers.errors import NonFiniteLossError, TrainerError
 from trainers.evaluate.loss import mean_token_loss
 from trainers.losses import DistillationLoss, chunked_distillation_loss, distillation_loss
@@ -187,10 +187,8 @@ class TrainingRecipe:
         corpus = prepare_corpus(data, splits=("train", "dev", "test"))
         self.tokenizer_dir = corpus.tokenizer_dir
         self.tokenizer = load_tokenizer(corpus.tokenizer_dir)
-        self.train_windows = TrainWindows(
-            split_tokens(data, "train", corpus.tokenizer_dir),
-            data.seq_length,
-            self.config.training.seed,
+        self.train_windows = train_windows(
+            data, split_tokens(data, "train", corpus.tokenizer_dir), self.config.training.seed
         )
         self.dev_windows = eval_windows(
             split_tokens(data, "dev", corpus.tokenizer_dir), data.seq_length

@@ -8,6 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from analysis.data_pipeline import data_pipeline_text
 from analysis.headline import reported_metrics
 from analysis.load import SELECTION_METRIC, Frames
 from analysis.sections._format import Block, Section
@@ -49,6 +50,7 @@ def methods_section(frames: Frames) -> Section:
         ("seeds used", html.escape(", ".join(str(s) for s in seeds) or "—")),
         ("BLiMP scoring", html.escape(scoring["blimp_convention_text"])),
         ("checkpoint handed on", html.escape(scoring["checkpoint_text"])),
+        ("data pipeline", html.escape(data_pipeline_text(frames.config))),
         ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     facts_html = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"

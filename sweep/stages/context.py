@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.config import StudentsStage, SweepConfig, TeachersStage, TrialStage
+from sweep.config import SeededStage, StudentsStage, SweepConfig, TeachersStage, TrialStage
 from sweep.errors import SweepError
 from sweep.runner import StageSpec
 from sweep.search import PlannedTrial
@@ -36,10 +36,18 @@ class PlanContext:
     store: Store
     sweep_id: int
     _data_tokens: dict[str, int] = field(default_factory=dict)
+    round_seeds: dict[str, int] = field(default_factory=dict)
+    """seeds: auto stages: the seed count of the round the driver runs now (sweep.stages.rounds)."""
 
     def seed(self, name: str) -> int:
         """A stage's base seed: sampled trial n gets seed + n."""
         return self.config.seed + 1000 * self.config.stage_index(name)
+
+    def seed_count(self, name: str, stage: SeededStage) -> int:
+        """Seeds a re-seeding stage runs now: its count, or (seeds: auto) the current round's."""
+        if stage.seeds == "auto":
+            return self.round_seeds.get(name, min(stage.first_look, stage.most_seeds))
+        return stage.seeds
 
     def repeat_seeds(self, seeds: int) -> list[int]:
         """The seeds every re-seeding stage uses (repeats and reference pair by them)."""

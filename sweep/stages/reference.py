@@ -18,7 +18,7 @@ def plan(ctx: PlanContext, name: str, stage: ReferenceStage) -> StageSpec:
     assert stage.teachers is not None  # the loader names it
     plans = [
         PlannedTrial(alpha1(best.params), seed, TrialRole.TEACHER, best.id)
-        for seed in ctx.repeat_seeds(stage.seeds)
+        for seed in ctx.repeat_seeds(ctx.seed_count(name, stage))
         for best in ctx.picks(name, stage.teachers, 1)
     ]
     return ctx.fixed_spec(name, stage, plans, data=scaled_data(ctx, name, stage))

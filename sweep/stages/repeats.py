@@ -36,7 +36,7 @@ def plan(ctx: PlanContext, name: str, stage: RepeatsStage) -> StageSpec:
     # seed-major: more seeds append plans, so the slots that ran keep their meaning
     plans = [
         PlannedTrial(c.params, seed, c.role, c.source_trial_id, c.teachers, c.ensemble_stage)
-        for seed in ctx.repeat_seeds(stage.seeds)
+        for seed in ctx.repeat_seeds(ctx.seed_count(name, stage))
         for c in configs
     ]
     return ctx.fixed_spec(name, stage, plans)

@@ -131,3 +131,43 @@ def test_check_names_each_problem_on_one_line(
     )
     assert any(str(rte) in p and "line 141" in p for p in problems)
     assert "blimp: 66/67 paradigms, 66,000 minimal pairs" in done.output
+
+
+def test_prepare_clean_applies_the_reference_cleaners_once(tmp_path: Path) -> None:
+    """--clean: BabyLlama-2's per-source cleaning (its mrclean step), and the corpus is marked
+    so the babyllama2 pipeline reads it as it is; a corpus in the trainers' layout works too."""
+    from trainers.data import prepare_corpus
+
+    source = tmp_path / "mycorpus"  # train/, dev/, test/: the trainers' own layout
+    raw = {
+        "childes": "you  want it ?\nyes .\n",
+        "simple_wiki": "Title\n\nText  one .\n",
+        "fairy_tales": "The  end .\n\n",
+    }
+    for split in ("train", "dev", "test"):
+        (source / split).mkdir(parents=True)
+        for name, text in raw.items():
+            (source / split / f"{name}.{split}").write_text(text * 20)
+    target = tmp_path / "clean"
+    done = run("data", "prepare", str(source), str(target), "--clean")
+    assert done.exit_code == 0, done.output
+    assert "fairy_tales: no reference cleaner, left as is" in flat(done.output)
+    for split in ("train", "dev", "test"):
+        folder = target / split
+        assert (folder / f"childes.{split}").read_text() == "you want it?\nyes.\n" * 20
+        # "\n\n" removed: the reference replaces it by its empty padding and start strings
+        assert (folder / f"simple_wiki.{split}").read_text() == "TitleText  one .\n" * 20
+        assert (folder / f"fairy_tales.{split}").read_text() == "The  end .\n\n" * 20
+    data = DataConfig(
+        root=tmp_path,
+        corpus=target,
+        pipeline="babyllama2",
+        vocab_size=300,
+        cache_dir=tmp_path / "c",
+    )
+    built = prepare_corpus(data).built
+    assert built and not [step for step in built if step.startswith("cleaned")]
+    plain = run("data", "prepare", str(source), str(tmp_path / "plain"))
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "plain" / "train" / "childes.train").read_text() == raw["childes"] * 20
+    assert not (tmp_path / "plain" / "cleaning.json").exists()
