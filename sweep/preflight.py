@@ -140,10 +140,17 @@ def _trials(stage: TrialStage, before: list[str], kinds: dict) -> int:
     if isinstance(stage, RepeatsStage):
         sources = stage.sources or [n for n in before if kinds[n] in ("teachers", "students")]
         # a students source repeats its alpha=1 control too
-        return stage.seeds * sum(2 if kinds.get(s) == "students" else 1 for s in sources)
+        return _seeds(stage) * sum(2 if kinds.get(s) == "students" else 1 for s in sources)
     if isinstance(stage, ReferenceStage):
-        return stage.seeds
+        return _seeds(stage)
     return 0
+
+
+def _seeds(stage: RepeatsStage | ReferenceStage) -> int:
+    """Seeds a stage runs; under `seeds: auto`, the most it may run (max_seeds)."""
+    if isinstance(stage.seeds, int):
+        return stage.seeds
+    return int(getattr(stage, "max_seeds", None) or 0)
 
 
 def _parameters(config: SweepConfig) -> int:

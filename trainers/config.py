@@ -397,7 +397,7 @@ def _models_at(model: type[BaseModel] | None, loc: tuple) -> list[type[BaseModel
             elif origin is list and isinstance(part, int):
                 step += members(typing.get_args(tp)[0])
         if isinstance(part, str) and _is_union_tag(part):
-            tagged = [(tp, tag) for tp, tag in nodes if tag == part]
+            tagged: list[tuple[Any, str | None]] = [(tp, tag) for tp, tag in nodes if tag == part]
             step = tagged or nodes  # a tag names a union member; any other marker keeps all
         nodes = step
     return [tp for tp, _ in nodes if isinstance(tp, type) and issubclass(tp, BaseModel)]
