@@ -273,7 +273,8 @@ def best(
         str | None, typer.Option("--sweep", help="Sweep name in the store.")
     ] = None,
     stage: Annotated[
-        str | None, typer.Option("--stage", help="Only this stage's trials (default: all).")
+        str | None,
+        typer.Option("--stage", help="Only this stage's trials (default: every students stage)."),
     ] = None,
     by: Annotated[
         str,
