@@ -31,7 +31,7 @@ from scipy import stats
 
 from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
 from analysis.stats import matched_budget_test
-from analysis.verdict import ALPHA, Decision, decide
+from analysis.verdict import ALPHA, Decision, blimp_at_chance, decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
 __all__ = ["Scenario", "calibrate", "default_scenarios", "main", "simulate", "synthetic_frames"]
@@ -45,6 +45,8 @@ BLIMP_NOISE = 0.003
 LOSS_PER_BLIMP = 5.0
 """Test loss falls 0.05 nats/token per BLiMP point of skill."""
 LOSS_NOISE = 0.005
+FULL_BLIMP = 67_000
+"""Pairs of the full BLiMP (67 paradigms of 1,000)."""
 FIRST_LOOK = 4
 """Seeds at a sequential scenario's first look (sweep.yaml's default first_look)."""
 
@@ -61,7 +63,16 @@ class Scenario:
     effect: float = 0.0
     """Planted student advantage in BLiMP fraction (0.02 = +2 pp); 0 = the null."""
     kind: str = "teachers"
-    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies."""
+    """The comparison kind simulated (analysis.comparisons.COMPARISON_KINDS): its guard applies.
+    "reference": the other side is one fixed config whose true BLiMP is the student's chosen
+    config's minus `effect` (no search on that side)."""
+    epochs: tuple[int, int] = (2, 2)
+    """Epochs the teachers and the students trained; the side with more gains `epoch_gain`."""
+    epoch_gain: float = 0.01
+    level: float = 0.6
+    """True BLiMP of an average config (0.5: chance)."""
+    blimp_pairs: int | None = None
+    """BLiMP pairs scored: binomial measurement noise and the at-chance rule (None: 67,000)."""
     sequential: bool = False
     """seeds: auto with max_seeds = `seeds`: rounds of one seed from FIRST_LOOK on."""
 
@@ -78,6 +89,8 @@ class Outcome:
     """Fraction "student better" had the verdict rested on the seed pairs alone."""
     mean_seeds: float = float("nan")
     """Seeds a sweep ran before it stopped (sequential scenarios; fixed: `seeds`)."""
+    student_worse: float = 0.0
+    """Fraction of sweeps with "student worse" on either metric."""
 
 
 def default_scenarios() -> list[Scenario]:
@@ -93,6 +106,19 @@ def default_scenarios() -> list[Scenario]:
         Scenario("ASHA + unequal 16v32, 3 seeds", 16, 32, 3, 0.01, asha=True),
         Scenario("equal 8v8, 8 seeds, noise 1 pp", 8, 8, 8, 0.01),
     ]
+    null += [  # the three defects of issue 23, each kept fixed by its own scenario
+        Scenario("unequal epochs (teachers 1, students 2), 5 seeds", 8, 8, 5, 0.01, epochs=(1, 2)),
+        Scenario("reference, same truth as the student, 5 seeds", 8, 8, 5, 0.01, kind="reference"),
+        Scenario(
+            "both sides at chance (1,340 pairs), 5 seeds",
+            8,
+            8,
+            5,
+            0.01,
+            level=0.5,
+            blimp_pairs=1340,
+        ),
+    ]
     planted = [
         Scenario(f"planted +2 pp, {s} seeds, noise 1 pp", 8, 8, s, 0.01, effect=0.02)
         for s in (2, 3, 5, 8)
@@ -100,6 +126,9 @@ def default_scenarios() -> list[Scenario]:
     planted += [
         Scenario("planted +2 pp, 16v16, 5 seeds, noise 1 pp", 16, 16, 5, 0.01, effect=0.02),
         Scenario("planted +2 pp, ASHA 16v32, 5 seeds", 16, 32, 5, 0.01, asha=True, effect=0.02),
+        Scenario(
+            "reference truly 3 pp better, 5 seeds", 8, 8, 5, 0.01, kind="reference", effect=-0.03
+        ),
     ]
     sequential = [
         Scenario("seeds: auto, null 8v8, max 12, noise 1 pp", 8, 8, 12, 0.01, sequential=True),
@@ -117,7 +146,12 @@ def default_scenarios() -> list[Scenario]:
 
 
 def sequential_decision(
-    diffs: np.ndarray, guard_p: np.ndarray, guard_favours: np.ndarray, *, first_look: int
+    diffs: np.ndarray,
+    guard_p: np.ndarray,
+    guard_favours: np.ndarray,
+    *,
+    first_look: int,
+    eligible: np.ndarray | None = None,
 ) -> tuple[Decision, np.ndarray]:
     """Looks at first_look, first_look + 1, ... seeds; each sweep keeps the decision of the
     look where it stopped (every metric decided, or its guard says seeds cannot decide it).
@@ -133,6 +167,7 @@ def sequential_decision(
     for look in looks:
         d = decide(
             diffs[..., :look],
+            eligible=eligible,
             guard_p=guard_p,
             guard_favours=guard_favours,
             sequential=np.ones(guard_p.shape, bool),
@@ -174,6 +209,7 @@ class _Sweeps:
     truth_p_better: np.ndarray  # (S,) true P(student better on a seed), BLiMP
     guard_p: np.ndarray  # (S, 2) the pools' matched-budget permutation p
     guard_favours: np.ndarray  # (S, 2)
+    eligible: np.ndarray  # (S, 2) False where both sides' BLiMP is at chance
     pools: dict[str, np.ndarray]  # per-trial arrays for synthetic_frames
 
 
@@ -183,8 +219,13 @@ def simulate(
     """Draw `sweeps` synthetic sweeps of one scenario (vectorised)."""
     S = sweeps
     seed_sd = sc.noise
-    q_t = rng.normal(0, CONFIG_SPREAD, (S, sc.teachers))
-    q_s = rng.normal(0, CONFIG_SPREAD, (S, sc.students)) + sc.effect
+    reference = sc.kind == "reference"
+    pairs = sc.blimp_pairs or FULL_BLIMP
+    blimp_noise = max(BLIMP_NOISE, float(np.sqrt(sc.level * (1 - sc.level) / pairs)))
+    gain_t = sc.epoch_gain * max(0, sc.epochs[0] - sc.epochs[1])  # the longer-trained side's
+    gain_s = sc.epoch_gain * max(0, sc.epochs[1] - sc.epochs[0])
+    q_t = rng.normal(0, CONFIG_SPREAD, (S, sc.teachers)) + gain_t
+    q_s = rng.normal(0, CONFIG_SPREAD, (S, sc.students)) + gain_s + (0 if reference else sc.effect)
     skill_t = q_t + rng.normal(0, seed_sd, q_t.shape)
     skill_s = q_s + rng.normal(0, seed_sd, q_s.shape)
     dev_t = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
@@ -199,28 +240,37 @@ def simulate(
     best_s = np.argmin(np.where(complete_s, dev_s, np.inf), axis=1)
     qb_t = np.take_along_axis(q_t, best_t[:, None], 1)[:, 0]
     qb_s = np.take_along_axis(q_s, best_s[:, None], 1)[:, 0]
+    if reference:  # one fixed config, no search: its truth is set against the student's choice
+        qb_t = qb_s - sc.effect
     # the repeats: same seeds on both sides share part of their seed effect
     m = sc.seeds
     shared = rng.normal(0, seed_sd * np.sqrt(SHARED_SEED), (S, m))
     own_sd = seed_sd * np.sqrt(1 - SHARED_SEED)
     z_t = qb_t[:, None] + shared + rng.normal(0, own_sd, (S, m))
     z_s = qb_s[:, None] + shared + rng.normal(0, own_sd, (S, m))
-    blimp_t = 0.6 + z_t + rng.normal(0, BLIMP_NOISE, (S, m))
-    blimp_s = 0.6 + z_s + rng.normal(0, BLIMP_NOISE, (S, m))
+    blimp_t = sc.level + z_t + rng.normal(0, blimp_noise, (S, m))
+    blimp_s = sc.level + z_s + rng.normal(0, blimp_noise, (S, m))
     loss_t = 4.0 - LOSS_PER_BLIMP * z_t + rng.normal(0, LOSS_NOISE, (S, m))
     loss_s = 4.0 - LOSS_PER_BLIMP * z_s + rng.normal(0, LOSS_NOISE, (S, m))
     diffs = np.stack([blimp_s - blimp_t, loss_t - loss_s], axis=1)
     truth = qb_s - qb_t
-    sd = np.sqrt(2 * own_sd**2 + 2 * BLIMP_NOISE**2)
+    sd = np.sqrt(2 * own_sd**2 + 2 * blimp_noise**2)
     truth_p = stats.norm.cdf(truth / sd)
     # the held-out values of every trial of the two searches
-    t_blimp = 0.6 + skill_t + rng.normal(0, BLIMP_NOISE, q_t.shape)
-    s_blimp = 0.6 + skill_s + rng.normal(0, BLIMP_NOISE, q_s.shape)
+    t_blimp = sc.level + skill_t + rng.normal(0, blimp_noise, q_t.shape)
+    s_blimp = sc.level + skill_s + rng.normal(0, blimp_noise, q_s.shape)
     t_loss = 4.0 - LOSS_PER_BLIMP * skill_t + rng.normal(0, LOSS_NOISE, q_t.shape)
     s_loss = 4.0 - LOSS_PER_BLIMP * skill_s + rng.normal(0, LOSS_NOISE, q_s.shape)
     guard_p = np.full((S, 2), np.nan)
     favours = np.full((S, 2), np.nan)
-    if sc.asha:  # one comparison for both metrics: every trial's epoch-1 dev loss
+    # BLiMP at chance on both sides leaves the family, as in the report
+    eligible = np.ones((S, 2), bool)
+    eligible[:, 0] = ~(
+        blimp_at_chance(blimp_s.mean(axis=1), pairs) & blimp_at_chance(blimp_t.mean(axis=1), pairs)
+    )
+    if sc.epochs[0] != sc.epochs[1]:  # no epoch count in common: the guard refuses to vouch
+        guard_p[:], favours[:] = 1.0, 0.0
+    elif sc.asha:  # one comparison for both metrics: every trial's epoch-1 dev loss
         diff, p, _ = matched_budget_test(
             early_s, early_t, higher=False, n_permutations=n_permutations, rng=rng
         )
@@ -239,7 +289,7 @@ def simulate(
         "s_complete": complete_s, "best_t": best_t, "best_s": best_s,
         "rep_t_blimp": blimp_t, "rep_s_blimp": blimp_s, "rep_t_loss": loss_t, "rep_s_loss": loss_s,
     }  # fmt: skip
-    return _Sweeps(diffs, truth, truth_p, guard_p, favours, pools)
+    return _Sweeps(diffs, truth, truth_p, guard_p, favours, eligible, pools)
 
 
 def calibrate(
@@ -255,17 +305,27 @@ def calibrate(
         guard_p = sim.guard_p if guarded else no_guard
         if sc.sequential:
             d, used = sequential_decision(
-                sim.diffs, guard_p, sim.guard_favours, first_look=FIRST_LOOK
+                sim.diffs, guard_p, sim.guard_favours, first_look=FIRST_LOOK, eligible=sim.eligible
             )
             alone_code = sequential_decision(
-                sim.diffs, no_guard, sim.guard_favours, first_look=FIRST_LOOK
+                sim.diffs,
+                no_guard,
+                sim.guard_favours,
+                first_look=FIRST_LOOK,
+                eligible=sim.eligible,
             )[0].code
         else:
-            d = decide(sim.diffs, guard_p=guard_p, guard_favours=sim.guard_favours)
+            d = decide(
+                sim.diffs,
+                eligible=sim.eligible,
+                guard_p=guard_p,
+                guard_favours=sim.guard_favours,
+            )
             used = np.full(sweeps, sc.seeds)
-            alone_code = decide(sim.diffs).code
+            alone_code = decide(sim.diffs, eligible=sim.eligible).code
         alone = np.any(alone_code == 1, axis=1)
         better = np.any(d.code == 1, axis=1)
+        worse = np.any(d.code == -1, axis=1)
         ev = d.evidence
         covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
         covered_p = (ev.p_win_low[:, 0] <= sim.truth_p_better) & (
@@ -280,6 +340,7 @@ def calibrate(
                 float(covered_p.mean()),
                 float(alone.mean()),
                 float(used.mean()),
+                float(worse.mean()),
             )
         )
     return out
@@ -294,7 +355,10 @@ def table(outcomes: list[Outcome]) -> pd.DataFrame:
                 "scenario": o.scenario.name,
                 "sweeps": o.sweeps,
                 "FPR 'student better'": None if planted else o.student_better,
-                "power": o.student_better if planted else None,
+                "FPR 'worse'": None if planted else o.student_worse,
+                "power": (o.student_better if o.scenario.effect > 0 else o.student_worse)
+                if planted
+                else None,
                 "coverage mean diff": o.coverage_difference,
                 "coverage P(student better)": o.coverage_p_better,
                 "seed pairs alone": o.seed_pairs_alone,

@@ -20,6 +20,8 @@ __all__ = [
     "METRIC_LABELS",
     "STAGE_COLOURS",
     "expected_best_figure",
+    "forest_figure",
+    "forest_points",
     "importance_figure",
     "learning_curves_figure",
     "paradigm_heatmap",
@@ -394,4 +396,73 @@ def timeline_figure(spans: pd.DataFrame) -> go.Figure:
         xaxis_title="seconds since the sweep's first trial started",
     )
     fig.update_yaxes(type="category", categoryorder="category descending")
+    return fig
+
+
+VERDICT_COLOURS = {"better": "#176f2c", "worse": "#b1191d", "inconclusive": "#6b6b6b"}
+FOREST_UNITS = {"blimp_overall": "BLiMP, pp", "test_loss": "test loss, nats/token"}
+
+
+def forest_points(rows: list[dict[str, Any]], metric: str) -> dict[str, list[Any]]:
+    """One metric's points of the forest plot: label, difference and interval per comparison,
+    in the units the plot shows (BLiMP in pp), None where a comparison has no difference."""
+    scale = _SCALE.get(metric, 1.0)
+    out: dict[str, list[Any]] = {"label": [], "x": [], "low": [], "high": [], "verdict": []}
+    for r in rows:
+        cell = r["metrics"].get(metric) or {}
+        d, lo, hi = cell.get("difference"), cell.get("low"), cell.get("high")
+        out["label"].append(r["short_label"])
+        out["x"].append(None if d is None else d * scale)
+        out["low"].append(None if lo is None else lo * scale)
+        out["high"].append(None if hi is None else hi * scale)
+        out["verdict"].append(cell.get("verdict", "inconclusive"))
+    return out
+
+
+def forest_figure(rows: list[dict[str, Any]], metrics: list[str]) -> go.Figure:
+    """Every comparison's seed-paired difference (student minus other) with its 95% interval,
+    one panel per metric side by side, and the zero line. A loss is drawn as it is: negative
+    means the student's loss is lower (better)."""
+    fig = make_subplots(
+        rows=1,
+        cols=len(metrics),
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=[FOREST_UNITS.get(m, METRIC_LABELS.get(m, m)) for m in metrics],
+    )
+    for j, m in enumerate(metrics, start=1):
+        pts = forest_points(rows, m)
+        plus = [
+            None if x is None or h is None else h - x
+            for x, h in zip(pts["x"], pts["high"], strict=True)
+        ]
+        minus = [
+            None if x is None or lo is None else x - lo
+            for x, lo in zip(pts["x"], pts["low"], strict=True)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=pts["x"],
+                y=pts["label"],
+                mode="markers",
+                name=FOREST_UNITS.get(m, m),
+                marker={"size": 10, "color": [VERDICT_COLOURS[v] for v in pts["verdict"]]},
+                error_x={"type": "data", "array": plus, "arrayminus": minus, "thickness": 1.5},
+                customdata=list(zip(pts["low"], pts["high"], pts["verdict"], strict=True)),
+                hovertemplate="%{y}<br>%{x:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+                "<br>%{customdata[2]}<extra></extra>",
+                meta=m,
+                showlegend=False,
+            ),
+            row=1,
+            col=j,
+        )
+        fig.add_vline(x=0, line={"color": "#333", "width": 1, "dash": "dot"}, row=1, col=j)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_layout(
+        meta="forest",
+        height=140 + 40 * max(len(rows), 1),
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+        template="plotly_white",
+    )
     return fig

@@ -103,7 +103,8 @@ def headline_table(frames: Frames) -> pd.DataFrame:
             "configs": int(config_key(done).nunique()) if len(done) else 0,
             "seeds": _seeds(done),
         }
-        chosen = best_trial(done)
+        # among seed re-runs of one config, "chosen on dev" would pick the luckiest seed
+        chosen = None if ":" in key else best_trial(done)  # keys with ":" are seed re-runs
         for metric in metrics:
             v = _metric(done, metric)
             est = iqm_estimate(v)
@@ -161,20 +162,46 @@ def baseline_pairs(frames: Frames, metrics: dict[str, bool] | None = None) -> Ba
     return BaselinePairs(pd.DataFrame(rows, columns=columns))
 
 
+def trained_epochs(trials: pd.DataFrame) -> list[int]:
+    """The epoch counts the completed trials of a pool trained (empty: no per-epoch record)."""
+    done = finished(trials)
+    return sorted(set(pd.to_numeric(done["epochs_trained"], errors="coerce").dropna().astype(int)))
+
+
 def same_epochs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
     """The completed trials of both pools that trained for the same number of epochs.
 
     That number is the most epochs that trials on both sides reached; a trial stopped at
     another length (ASHA, a different epochs setting) is left out of like-for-like comparisons.
+    Pools that record their epochs but share no count (teachers 1 epoch, students 2) have no
+    like-for-like trials: both come back empty (`epochs_mismatch` says so in words).
     """
     a, b = finished(a), finished(b)
-    ea = set(pd.to_numeric(a["epochs_trained"], errors="coerce").dropna().astype(int))
-    eb = set(pd.to_numeric(b["epochs_trained"], errors="coerce").dropna().astype(int))
+    ea, eb = set(trained_epochs(a)), set(trained_epochs(b))
     common = ea & eb
-    if not common:  # no per-epoch record (a hand-made store): take them as they are
-        return a, b, None
+    if not common:
+        if ea and eb:  # nothing alike to compare: refuse rather than compare 1 with 2 epochs
+            return a.iloc[0:0], b.iloc[0:0], None
+        return a, b, None  # no per-epoch record (a hand-made store): take them as they are
     e = max(common)
     return a[a["epochs_trained"] == e], b[b["epochs_trained"] == e], e
+
+
+def epochs_mismatch(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> str | None:
+    """Why two pools have no like-for-like trials (no epoch count in common), or None."""
+    ea, eb = trained_epochs(a), trained_epochs(b)
+    if not ea or not eb or set(ea) & set(eb):
+        return None
+    return (
+        f"the completed trials of {names[0]} trained {_counts(ea)} and those of {names[1]} "
+        f"{_counts(eb)}: no epoch count in common, so no like-for-like comparison of the two "
+        "searches exists"
+    )
+
+
+def _counts(epochs: list[int]) -> str:
+    text = " or ".join(str(e) for e in epochs)
+    return f"{text} epoch" + ("" if epochs == [1] else "s")
 
 
 @dataclass(frozen=True)

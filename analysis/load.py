@@ -133,7 +133,11 @@ class Frames:
             for role in rows["role"].dropna().unique():
                 of_role = rows[rows["role"] == role]
                 sources = [s for s in of_role["source_stage"].dropna().unique()]
-                if len(sources) <= 1:
+                if kind == "reference":  # the teachers' chosen config re-trained on more data
+                    src = f" ({sources[0]}' chosen config)" if len(sources) == 1 else ""
+                    name = "" if stage == "reference" else f" {stage}"  # no "reference reference"
+                    out.append((f"{stage}:{role}", f"data-scale reference{name}{src}"))
+                elif len(sources) <= 1:
                     src = f" of {sources[0]}" if sources else ""
                     out.append((f"{stage}:{role}", f"{role} {stage}{src}"))
                 else:
@@ -170,7 +174,8 @@ def with_contract_columns(
     stage_kind from the stage name, ensemble_size from the teachers each trial distilled from,
     source_stage from source_trial_id, role `baseline` for a baselines stage; plus the two
     columns the analysis derives itself: `epochs_trained` (last iteration with a dev loss) and
-    `blimp_pairs` (BLiMP pairs scored, for the chance interval).
+    `blimp_pairs` (BLiMP pairs scored, for the chance interval: the overall row's count, else
+    the sum of the per-paradigm rows' counts).
     """
     t = trials.copy()
     derived_kind = "stage_kind" not in t.columns
@@ -210,10 +215,17 @@ def with_contract_columns(
     if "blimp_pairs" not in t.columns:
         pairs: dict[Any, float] = {}
         if evaluations is not None and not evaluations.empty and "trial_id" in t.columns:
-            overall = evaluations[
-                (evaluations["suite"] == "blimp") & (evaluations["task"] == "overall")
+            blimp = evaluations[
+                (evaluations["suite"] == "blimp") & (evaluations["metric"] == "accuracy")
             ]
-            pairs = overall.groupby("trial_id")["n"].max().to_dict()
+            n = pd.to_numeric(blimp["n"], errors="coerce")
+            is_overall = blimp["task"] == "overall"
+            # the trainable writes the overall row without a count: its paradigms carry them
+            per_paradigm = (
+                n[~is_overall].groupby(blimp.loc[~is_overall, "trial_id"]).sum(min_count=1)
+            )
+            overall = n[is_overall].groupby(blimp.loc[is_overall, "trial_id"]).max()
+            pairs = overall.combine_first(per_paradigm).dropna().to_dict()
         t["blimp_pairs"] = [pairs.get(i, np.nan) for i in t.get("trial_id", [])]
     return t
 

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import numpy as np
@@ -33,7 +33,15 @@ from analysis.sections import SECTIONS, Block, Section, glue_table
 if TYPE_CHECKING:
     from sweep.store import Store
 
-__all__ = ["Block", "Section", "build_sections", "glue_table", "render_report", "write_report"]
+__all__ = [
+    "Block",
+    "Section",
+    "build_sections",
+    "glue_table",
+    "render_report",
+    "write_report",
+    "write_tables",
+]
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("analysis", "templates"),
@@ -104,6 +112,7 @@ def render_report(frames: Frames) -> str:
         verdicts=summary.get("verdicts", []),
         warnings=summary.get("warnings", []),
         verdict_basis=summary.get("verdict_basis", ""),
+        first_screen=next((s["blocks"] for s in rendered if s["key"] == "verdict"), []),
         sections=[s for s in rendered if s["key"] != "verdict"],
         data=Markup(data),
     )
@@ -114,8 +123,19 @@ def write_report(store: Store | str, out: Path, *, sweep: str | None = None) -> 
 
     Raises StoreError for an empty store or an unknown sweep name.
     """
-    frames = load_frames(store, sweep)
-    page = render_report(frames)
+    return _write_whole(out, render_report(load_frames(store, sweep)))
+
+
+def write_tables(
+    store: Store | str, out: Path, *, fmt: Literal["markdown", "latex"], sweep: str | None = None
+) -> Path:
+    """The headline and verdict tables for a paper (analysis.paper), written whole or not at all."""
+    from analysis.paper import paper_tables
+
+    return _write_whole(out, paper_tables(load_frames(store, sweep), fmt))
+
+
+def _write_whole(out: Path, page: str) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

@@ -169,6 +169,14 @@ def probability_of_improvement(a: npt.ArrayLike, b: npt.ArrayLike, *, higher: bo
     n = min(va.size, vb.size)
     if n < MIN_FOR_TEST:
         return Estimate(point, n=n, note=f"{va.size} vs {vb.size} values, too few for an interval")
+    if point in (0.0, 1.0):  # every resample gives the same value: a "[1.00, 1.00]" says nothing
+        side = "every" if point == 1.0 else "no"
+        return Estimate(
+            point,
+            n=n,
+            note=f"{side} value of one side beats every value of the other: a bootstrap "
+            "interval would be a point",
+        )
     low, high = bootstrap_ci([va, vb], _prob_improvement_axis)
     return Estimate(point, low, high, n=n)
 

@@ -16,7 +16,8 @@ on synthetic null sweeps to measure its false-positive rate and coverage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.comparisons import ComparisonPlan, plan_comparisons
-from analysis.headline import reported_metrics, same_epochs
+from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
 from analysis.load import SELECTION_METRIC, Frames, finished
+from analysis.power import MAX_SEEDS, detectable_effect, seeds_needed, target_effects
 from analysis.sequential import anytime_p, confidence_sequence, sequential_stages
 from analysis.stats import (
     PairedEvidence,
@@ -42,9 +44,14 @@ __all__ = [
     "ComparisonVerdict",
     "Decision",
     "Verdict",
+    "blimp_at_chance",
     "decide",
+    "every_verdict_decided",
+    "headline",
     "pool_asymmetries",
+    "status_lines",
     "verdicts",
+    "what_would_decide",
 ]
 
 ALPHA = 0.05
@@ -142,6 +149,16 @@ class Verdict:
     reason: str | None
     pairing: str
     guard: dict[str, Any] | None = None
+    sd: float | None = None
+    """sd of the paired differences (the metric's units)."""
+    alpha_first: float | None = None
+    """The Holm level this test faces first: ALPHA / the family's size."""
+    detectable: float | None = None
+    """Smallest true difference the seed-pair test finds with 80% power at these pairs."""
+    target: float | None = None
+    """report.target_effect for this metric (the store's units)."""
+    seeds_needed: int | None = None
+    """Seed pairs that find `target` with 80% power (None: unknown, or over MAX_SEEDS)."""
     sequential: bool = False
     """Judged by the anytime-valid test (a seeds:auto stage chose how many pairs): p is its p,
     low/high its confidence sequence (analysis.sequential)."""
@@ -157,6 +174,8 @@ class ComparisonVerdict:
     verdict: str
     line: str
     metrics: list[Verdict] = field(default_factory=list)
+    headline: str = ""
+    """The verdict in words that name the metric ("better on BLiMP; test loss inconclusive")."""
 
 
 def _paired(plan: ComparisonPlan, metric: str) -> pd.DataFrame:
@@ -172,13 +191,20 @@ def _paired(plan: ComparisonPlan, metric: str) -> pd.DataFrame:
     return both.dropna()
 
 
+def blimp_at_chance(accuracy: npt.ArrayLike, pairs: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether a BLiMP accuracy on `pairs` scored pairs lies inside the 95% Clopper-Pearson
+    interval of chance (50%): such a model is not above chance."""
+    acc, n = np.asarray(accuracy, float), np.asarray(pairs, float)
+    low, high = clopper_pearson(np.round(acc * n), n)
+    return np.asarray((low <= 0.5) & (high >= 0.5), bool)
+
+
 def _at_chance(rows: pd.DataFrame, value: float) -> tuple[bool, int]:
     pairs = pd.to_numeric(rows.get("blimp_pairs"), errors="coerce").dropna()
     if pairs.empty or not np.isfinite(value):
         return False, 0
     n = int(pairs.median())
-    low, high = clopper_pearson(round(value * n), n)
-    return bool(low <= 0.5 <= high), n
+    return bool(blimp_at_chance(value, n)), n
 
 
 def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
@@ -196,8 +222,8 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
     pa, pb = frames.stage(a), frames.stage(b)
     ran_a = pa[pa["status"].isin(["COMPLETE", "PRUNED"])]
     ran_b = pb[pb["status"].isin(["COMPLETE", "PRUNED"])]
-    if len(ran_a) != len(ran_b):
-        out.append(f"{a} ran {len(ran_a)} trials and {b} {len(ran_b)}")
+    if len(ran_a) != len(ran_b) and (len(ran_a), len(ran_b)) != (ca["trials"], cb["trials"]):
+        out.append(f"{a} ran {len(ran_a)} trials and {b} {len(ran_b)}")  # not what the config said
     pr_a, pr_b = int((pa["status"] == "PRUNED").sum()), int((pb["status"] == "PRUNED").sum())
     if (pr_a > 0) != (pr_b > 0):
         out.append(
@@ -206,7 +232,7 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
         )
     ea = sorted({int(e) for e in finished(pa)["epochs_trained"].dropna()})
     eb = sorted({int(e) for e in finished(pb)["epochs_trained"].dropna()})
-    if ea and eb and ea != eb:
+    if ea and eb and ea != eb and (ea, eb) != ([ca["epochs"]], [cb["epochs"]]):
         out.append(f"completed trials trained {ea} epoch(s) in {a} and {eb} in {b}")
     return out
 
@@ -214,12 +240,18 @@ def pool_asymmetries(frames: Frames, a: str, b: str) -> list[str]:
 def _guard_values(
     frames: Frames, a: str, b: str, metric: str, higher: bool
 ) -> tuple[np.ndarray, np.ndarray, str, bool]:
-    """The two pools' values for the matched-budget comparison and what they are."""
+    """The two pools' values for the matched-budget comparison and what they are.
+
+    Pools with no epoch count in common give no values: the guard then refuses to vouch.
+    """
     pa, pb = frames.stage(a), frames.stage(b)
     pruned = (pa["status"] == "PRUNED").any() or (pb["status"] == "PRUNED").any()
+    mismatch = epochs_mismatch(pa, pb, (a, b))
+    if mismatch is not None:
+        return np.array([]), np.array([]), mismatch, higher
     if not pruned:
         sa, sb, epochs = same_epochs(pa, pb)
-        basis = f"held-out {metric} of completed trials" + (
+        basis = f"held-out {METRIC_NAMES.get(metric, metric)} of completed trials" + (
             f" that trained {epochs} epoch(s)" if epochs is not None else ""
         )
         va = pd.to_numeric(sa[metric], errors="coerce").dropna().to_numpy(float)
@@ -291,6 +323,9 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 "metric": metric if "held-out" in basis else SELECTION_METRIC,
             }
             guard_p[i], guard_favours[i] = 1.0, 0.0
+            guard["refused"] = epochs_mismatch(
+                frames.stage(plan.pools[0]), frames.stage(plan.pools[1]), plan.pools
+            )
             if va.size and vb.size:
                 diff, p, k = matched_budget_test(va, vb, higher=g_higher)
                 guard_p[i] = float(p)
@@ -305,6 +340,11 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
         sequential=sequential,
     )
     ev = decision.evidence
+    targets = target_effects(frames.config)
+    family_size = int(decision.in_family.sum())
+    with warnings.catch_warnings():  # rows of fewer than 2 pairs have no sd
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sds = np.nanstd(diffs, axis=1, ddof=1)
     out: list[ComparisonVerdict] = []
     per_plan: dict[str, list[Verdict]] = {}
     for i, (plan, metric) in enumerate(cells):
@@ -319,6 +359,9 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
         if low is not None and high is not None and sign < 0:
             low, high = -high, -low
         mean = _f(ev.mean[i])
+        sd = _f(sds[i]) if n >= 2 else None
+        alpha_first = ALPHA / max(family_size + (0 if decision.in_family[i] else 1), 1)
+        target = targets.get(metric)
         per_plan.setdefault(plan.key, []).append(
             Verdict(
                 comparison=plan.key,
@@ -340,10 +383,17 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 reason=reason,
                 pairing=plan.pairing,
                 guard=guards.get(i),
+                sd=sd,
+                alpha_first=alpha_first,
+                detectable=None if sd is None else detectable_effect(sd, n, alpha_first),
+                target=target,
+                seeds_needed=None
+                if sd is None or target is None
+                else seeds_needed(sd, target, alpha_first, at_least=MIN_PAIRS),
                 sequential=bool(sequential[i]),
             )
         )
-    family = int(decision.in_family.sum())
+    family = family_size
     for plan in plans:
         vs = per_plan[plan.key]
         words = {v.verdict for v in vs}
@@ -357,10 +407,35 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
             word = "inconclusive"
         out.append(
             ComparisonVerdict(
-                plan.key, plan.label, plan.kind.name, word, _line(plan, word, vs, family), vs
+                plan.key,
+                plan.label,
+                plan.kind.name,
+                word,
+                _line(plan, word, vs, family),
+                vs,
+                headline(word, vs),
             )
         )
     return out
+
+
+def headline(word: str, vs: list[Verdict]) -> str:
+    """A comparison's verdict in words that say which metric decided it."""
+    decided = [v for v in vs if v.verdict != "inconclusive"]
+    if not decided:
+        return "inconclusive"
+    if word == "inconclusive":  # the metrics disagree
+        return "; ".join(f"{v.verdict} on {METRIC_NAMES.get(v.metric, v.metric)}" for v in decided)
+    undecided = [METRIC_NAMES.get(v.metric, v.metric) for v in vs if v.verdict == "inconclusive"]
+    on = " and ".join(METRIC_NAMES.get(v.metric, v.metric) for v in decided)
+    return f"{word} on {on}" + (f"; {' and '.join(undecided)} inconclusive" if undecided else "")
+
+
+def every_verdict_decided(frames: Frames) -> bool:
+    """Whether every comparison of the study has a verdict ("better" or "worse" on some metric,
+    none of them contradicting another): what a study growing its seeds asks after each round."""
+    found = verdicts(frames)
+    return bool(found) and all(cv.verdict != "inconclusive" for cv in found)
 
 
 def _f(x: Any) -> float | None:
@@ -393,6 +468,12 @@ def _reason(
     ev = decision.evidence
     if np.isnan(ev.p[i]):
         return "every pair differs by the same amount: no variance to test"
+    if decision.blocked[i] and guard is not None and guard.get("refused"):
+        return (
+            f"the seed pairs differ (Holm p {_p(decision.p_holm[i])}), but {guard['refused']}: "
+            "nothing vouches that the difference is distillation rather than the luck of the "
+            "chosen configs or the unequal training, so no verdict is drawn"
+        )
     if decision.blocked[i] and guard is not None:
         gp = guard["p"]
         unequal = (
@@ -401,17 +482,24 @@ def _reason(
             else ""
         )
         return (
-            f"the seed pairs differ (Holm p = {decision.p_holm[i]:.3f}), but they compare one "
+            f"the seed pairs differ (Holm p {_p(decision.p_holm[i])}), but they compare one "
             f"chosen config per side{unequal}; at matched budget (expected best of k = "
-            f"{guard['k']} trials, {guard['basis']}) the two searches "
+            f"{guard['k']} trials, {guard['basis']}) the two searches, "
+            f"{guard['pools'][0]} and {guard['pools'][1]}, "
             + ("do not differ" if gp is None or gp >= ALPHA else "point the other way")
-            + (f" (permutation p = {gp:.3f})" if gp is not None else "")
+            + (f" (permutation p {_p(gp)})" if gp is not None else "")
             + ", so the difference may be the luck of the chosen configs, not distillation"
         )
     return (
-        f"p = {(ev.p if decision.p is None else decision.p)[i]:.3f}, Holm-adjusted over the {int(decision.in_family.sum())} tests in "
+        f"p {_p((ev.p if decision.p is None else decision.p)[i])}, Holm-adjusted over the "
+        f"{int(decision.in_family.sum())} tests in "
         f"the family {decision.p_holm[i]:.3f} ≥ {ALPHA:g}"
     )
+
+
+def _p(p: float) -> str:
+    """'= 0.064', or '< 0.001' where three decimals would print 0.000."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def _fmt(metric: str, value: float | None, *, unit: bool = True) -> str:
@@ -435,15 +523,57 @@ def _line(plan: ComparisonPlan, word: str, vs: list[Verdict], family: int) -> st
             continue
         text = f"{name} {v.verdict}: {_fmt(v.metric, v.difference)}"
         if v.low is not None and v.high is not None:
+            unadjusted = v.verdict == "inconclusive" and (v.low > 0 or v.high < 0)
             ci = "anytime-valid 95% CI" if v.sequential else "95% CI"
-            text += f" ({ci} {_fmt(v.metric, v.low, unit=False)} to {_fmt(v.metric, v.high, unit=False)})"
+            text += (
+                f" ({ci} {_fmt(v.metric, v.low, unit=False)} to "
+                f"{_fmt(v.metric, v.high, unit=False)}"
+                + (", unadjusted for the family" if unadjusted else "")
+                + ")"
+            )
         if v.p is not None:
             test = "anytime-valid sequential p" if v.sequential else "paired t p"
-            text += f", {test} = {v.p:.3g}" + (
-                f", Holm {v.p_holm:.3g}" if v.p_holm is not None else ""
+            text += f", {test} {_p(v.p)}" + (
+                f", Holm p {_p(v.p_holm)}" if v.p_holm is not None else ""
             )
         text += f", {v.n_pairs} {'seed' if v.pairing == 'seed' else 'config'} pair(s)"
         if v.reason:
             text += f"; why: {v.reason}"
         parts.append(text)
-    return f"{plan.label}: {word.upper()}. Student minus other, " + ". ".join(parts) + "."
+    return f"{plan.label}: {headline(word, vs)}. Student minus other, " + ". ".join(parts) + "."
+
+
+def what_would_decide(metric: str, cell: dict[str, Any]) -> str:
+    """The smallest detectable difference now and the seed pairs the target effect needs."""
+    target = cell.get("target")
+    target_text = _fmt(metric, target).lstrip("+") if target is not None else "the target"
+    if cell.get("detectable") is None:
+        return "detectable: needs 2+ pairs with variance"
+    text = f"detectable now: {_fmt(metric, cell['detectable']).lstrip('+')}"
+    needed = cell.get("seeds_needed")
+    if target is not None:
+        text += (
+            f"; {target_text} needs {needed} pairs"
+            if needed is not None
+            else f"; {target_text} needs more than {MAX_SEEDS} pairs"
+        )
+    return text
+
+
+def status_lines(frames: Frames) -> list[str]:
+    """One line per comparison for `sweep status`: its verdict and what would decide it."""
+    lines = []
+    for cv in verdicts(frames):
+        unit = "seed" if cv.metrics and cv.metrics[0].pairing == "seed" else "config"
+        pairs = max((v.n_pairs for v in cv.metrics), default=0)
+        parts = [
+            f"{METRIC_NAMES.get(v.metric, v.metric)} {_fmt(v.metric, v.difference)}, "
+            + what_would_decide(v.metric, asdict(v))
+            for v in cv.metrics
+            if v.difference is not None
+        ]
+        lines.append(
+            f"{cv.comparison}: {cv.headline} ({pairs} {unit} pairs)"
+            + ("; " + "; ".join(parts) if parts else "")
+        )
+    return lines

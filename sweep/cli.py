@@ -7,6 +7,7 @@ message naming the field or path, exits 2, and shows no traceback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import signal
 import sys
@@ -139,6 +140,10 @@ def validate(
     resolved = cfg.resolved_json()
     resolved["storage"] = mask_url(cfg.storage or "")
     console.print(f"# {config}: valid (config hash {cfg.config_hash()[:12]})", highlight=False)
+    from sweep.cluster_fit import local_resource_problems
+
+    for line in local_resource_problems(cfg):  # a cluster may have it; this machine has not
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved, sort_keys=False), highlight=False, markup=False)
     from sweep.preflight import summary_lines, warnings
 
@@ -221,6 +226,12 @@ def status(
         store.dispose()
 
 
+class ReportFormat(enum.StrEnum):
+    html = "html"
+    markdown = "markdown"
+    latex = "latex"
+
+
 @app.command()
 @user_errors
 def report(
@@ -229,13 +240,27 @@ def report(
     sweep_name: Annotated[
         str | None, typer.Option("--sweep", help="Sweep name in the store.")
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default report.html/.md/.tex).")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", help="html: the report; markdown, latex: tables for a paper."),
+    ] = ReportFormat.html,
 ) -> None:
-    """Write the robustness report (one self-contained HTML file) from the store."""
+    """Write the robustness report (one self-contained HTML file), or its headline and verdict
+    tables as markdown or LaTeX (booktabs), from the store."""
     from analysis import write_report
+    from analysis.report import write_tables
 
     url, name = _store_target(config, storage, sweep_name)
-    path = write_report(url, out, sweep=name)
+    out = out or Path("report." + {"html": "html", "markdown": "md", "latex": "tex"}[fmt.value])
+    if fmt is ReportFormat.html:
+        path = write_report(url, out, sweep=name)
+    else:
+        path = write_tables(
+            url, out, fmt="latex" if fmt is ReportFormat.latex else "markdown", sweep=name
+        )
     console.print(f"report: {path.resolve()}", highlight=False)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -48,8 +49,10 @@ __all__ = [
     "Categorical",
     "EnsembleStage",
     "IntRange",
+    "LogNormal",
     "LogUniform",
     "OneMinusLogUniform",
+    "QLogNormal",
     "ReferenceStage",
     "RepeatsStage",
     "Resources",
@@ -90,7 +93,9 @@ class LogUniform(_Strict):
 
 
 class Uniform(_Strict):
-    """Sampled uniformly in [low, high], on a grid of `step` when given."""
+    """Sampled uniformly in [low, high), as W&B's `uniform`; on a grid of `step` (high
+    included) when given. high itself is never drawn, so `attention_dropout: {dist: uniform,
+    low: 0, high: 1}` is the reference's prior on a parameter that must stay below 1."""
 
     dist: Literal["uniform"]
     low: float
@@ -121,6 +126,39 @@ class OneMinusLogUniform(_Strict):
     high: float
 
 
+class LogNormal(_Strict):
+    """log x ~ N(mu, sigma), W&B's `log_normal` (the reference sweep's lr, eps, weight decay).
+
+    Optuna searches the prior's quantile `quantile_<name>` (start-up draws follow the prior
+    exactly; TPE models it on the prior's probability scale); the trial, the store and the
+    Optuna trial's user attribute `<name>` get the value. `low`/`high` truncate the prior
+    (the draw is conditioned on low <= x <= high). See sweep.priors.
+    """
+
+    dist: Literal["lognormal"]
+    mu: float
+    sigma: float = Field(gt=0)
+    low: float | None = Field(None, gt=0)
+    high: float | None = Field(None, gt=0)
+
+
+class QLogNormal(_Strict):
+    """round(x / q) * q with log x ~ N(mu, sigma), W&B's `q_log_normal` (batch size, epochs,
+    warmup steps in the reference sweep); an integer q gives integers.
+
+    `low`/`high` bound the rounded value (the prior conditioned on low <= value <= high):
+    `batch_size: {dist: q_lognormal, mu: 5, sigma: 1.5, low: 1}` keeps the prior's tiny mass
+    that rounds to a batch of 0 out. Sampled through its quantile as `lognormal` is.
+    """
+
+    dist: Literal["q_lognormal"]
+    mu: float
+    sigma: float = Field(gt=0)
+    q: StrictInt | StrictFloat = Field(1, gt=0)
+    low: float | None = Field(None, ge=0)
+    high: float | None = Field(None, gt=0)
+
+
 class Categorical(_Strict):
     """One of `choices` (batch sizes, schedules)."""
 
@@ -129,7 +167,7 @@ class Categorical(_Strict):
 
 
 Distribution = Annotated[
-    LogUniform | Uniform | IntRange | Categorical | OneMinusLogUniform,
+    LogUniform | Uniform | IntRange | Categorical | OneMinusLogUniform | LogNormal | QLogNormal,
     Field(discriminator="dist"),
 ]
 # A parameter is a distribution or a fixed value.
@@ -375,6 +413,22 @@ class TrackingConfig(_Strict):
     """TensorBoard event files; e.g. {} for the default folder."""
 
 
+class TargetEffect(_Strict):
+    """The smallest effect worth finding: the report says how many seed pairs would find it."""
+
+    blimp_pp: float = Field(1.0, gt=0, le=50)
+    """BLiMP, in percentage points."""
+    loss: float = Field(0.02, gt=0, le=10)
+    """Test (or dev) loss, in nats per token."""
+
+
+class ReportConfig(_Strict):
+    """How `sweep report` and `sweep status` read the study (not part of what it trains)."""
+
+    target_effect: TargetEffect = TargetEffect()
+    """E.g. {blimp_pp: 1.0, loss: 0.02}: each verdict says the seed pairs that find it (80% power)."""
+
+
 class SweepConfig(_Strict):
     """A whole study: `sweep run sweep.yaml`."""
 
@@ -402,6 +456,8 @@ class SweepConfig(_Strict):
     """Downstream evaluation."""
     tracking: TrackingConfig = TrackingConfig()
     """Experiment trackers (W&B, MLflow, TensorBoard) and the train-loss logging interval."""
+    report: ReportConfig = ReportConfig()
+    """What the report asks of the verdicts (report.target_effect)."""
     source: Path | None = Field(None, exclude=True)
     """The yaml this came from (set by the loader)."""
 
@@ -412,6 +468,17 @@ class SweepConfig(_Strict):
         if isinstance(value, list):
             if not all(isinstance(v, dict) and "name" in v for v in value):
                 raise ValueError("a list of stages needs a `name:` in every entry")
+            names = [v["name"] for v in value]
+            twice = sorted({str(n) for n in names if names.count(n) > 1})
+            if twice:  # the mapping form refuses it as a duplicate key
+                from pydantic_core import PydanticCustomError
+
+                raise PydanticCustomError(
+                    "duplicate_stage",
+                    "stage name '{name}' is declared more than once; give each stage its own "
+                    "name (the mapping form refuses it as a duplicate key)",
+                    {"name": twice[0]},
+                )
             value = {v["name"]: {k: x for k, x in v.items() if k != "name"} for v in value}
         if not isinstance(value, dict):
             return value
@@ -451,10 +518,10 @@ class SweepConfig(_Strict):
 
         Where it runs is left out (storage, Ray address, checkpoint and cache paths, the data
         root, the trackers it logs to), so the same sweep resumes on a laptop or a cluster
-        with other paths.
+        with other paths; so is how it is reported (`report`).
         """
         data = self.model_dump(
-            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking"}
+            mode="json", exclude={"storage", "ray_address", "output_dir", "tracking", "report"}
         )
         # a stage's size is not its meaning: raising trials or seeds extends the same study
         data["stages"] = {
@@ -755,6 +822,10 @@ def max_trial_epochs(space: dict[str, Param], default: int) -> int:
     param = space.get("epochs", default)
     if isinstance(param, IntRange):
         return param.high
+    if isinstance(param, LogNormal | QLogNormal):
+        from sweep.priors import prior_support
+
+        return math.ceil(prior_support(param)[1])
     if isinstance(param, Categorical):
         return max(int(c) for c in param.choices if isinstance(c, int | float))
     return int(param) if isinstance(param, int | float) else default
@@ -775,7 +846,15 @@ def _storage_problems(url: str) -> Iterator[str]:
             f"storage: unknown database dialect {backend!r}; babysweep supports sqlite "
             "(sqlite:///sweep.db) and postgresql (postgresql+psycopg://user@host/db)"
         )
-    elif backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+    elif backend == "sqlite" and (
+        not parsed.database or ":memory:" in parsed.database or parsed.query.get("mode") == "memory"
+    ):
+        # an in-memory database vanishes with the driver: every result would be lost
+        yield (
+            "storage: an in-memory SQLite database keeps nothing after the run; name a file "
+            "(sqlite:///sweep.db) or a PostgreSQL database"
+        )
+    elif backend == "sqlite" and parsed.database:
         database = Path(parsed.database)
         parent = database.parent
         if not _is_dir(parent):
@@ -804,29 +883,28 @@ def _ray_address_problems(address: str | None) -> Iterator[str]:
 
 
 def _output_dir_problems(out: str) -> Iterator[str]:
-    """Checkpoints go here: a local path must be (or become) a writable directory."""
+    """Checkpoints go here: a writable local directory, or a URI whose store answers."""
+    from sweep.locations import shown_path, uri_problem
+
     if "://" in out:
         scheme = out.split("://", 1)[0]
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-            yield f"output_dir: {out!r} is not a path or a URI (scheme://bucket/path)"
-        return
-    problem = _unwritable_dir(Path(out))
+            yield f"output_dir: {shown_path(out)!r} is not a path or a URI (scheme://bucket/path)"
+            return
+        problem = (
+            _unwritable_dir(Path(out.split("://", 1)[1])) if scheme == "file" else uri_problem(out)
+        )
+    else:
+        problem = _unwritable_dir(Path(out))
     if problem:
         yield f"output_dir: {problem}; choose another with --output-dir"
 
 
 def _unwritable_dir(path: Path) -> str | None:
     """Why `path` cannot be (or become) a directory this process writes in, or None."""
-    existing = path
-    while not _exists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if existing != path and not _is_dir(existing):
-        return f"{existing} is a file, so {path} cannot be created"
-    if not _is_dir(existing):
-        return f"{path} is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
+    from sweep.locations import local_dir_problem
+
+    return local_dir_problem(path)
 
 
 def _tracking_problems(config: SweepConfig) -> Iterator[str]:
@@ -845,6 +923,12 @@ def _tracking_problems(config: SweepConfig) -> Iterator[str]:
                 "pip install 'babysweep[tracking]' or remove the section"
             )
     mlflow = tracking.mlflow
+    if mlflow is not None and mlflow.tracking_uri:
+        from sweep.locations import mlflow_uri_problem
+
+        problem = mlflow_uri_problem(mlflow.tracking_uri)
+        if problem:
+            yield f"tracking.mlflow.tracking_uri: {problem}"
     if mlflow is not None and mlflow.tracking_uri == config.storage:
         # Optuna and MLflow would both keep their Alembic version in `alembic_version`.
         yield (
@@ -869,9 +953,18 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
                 yield str(exc)
             except OSError as exc:
                 yield f"data.corpus: cannot read the {split} split ({exc.strerror or exc})"
+    from sweep.data_content import blimp_file_problem, corpus_content_problems
+
+    if _is_dir(corpus):  # what `sweep data check` finds inside the files
+        yield from (f"data.corpus: {p}" for p in corpus_content_problems(corpus))
     blimp = Path(data.blimp)
     if not _is_dir(blimp) or not any(blimp.glob("*.jsonl")):
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
+    else:
+        for path in sorted(blimp.glob("*.jsonl")):
+            problem = blimp_file_problem(path)
+            if problem:
+                yield f"data.blimp: {problem}"
     problem = _unwritable_dir(Path(data.cache_dir)) if data.cache_dir else None
     if problem:
         yield f"data.cache_dir: {problem} (tokenizers and token caches go there); choose another"
@@ -897,6 +990,9 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
                     f"data.glue: {task_dir / f'{split}.tsv'} is missing; {task_dir} needs "
                     "train.tsv and dev.tsv (or drop the task from evaluation.glue.tasks)"
                 )
+    from sweep.data_content import glue_content_problems
+
+    yield from (f"data.glue: {p}" for p in glue_content_problems(root, glue.tasks))
 
 
 # Trials add to the base seed: 1000 per stage, the trial number, and the repeat offset.
@@ -942,6 +1038,9 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
     `sweep validate` accepts is a value the trainers accept, and the reverse.
     """
     values: list[tuple[str, Any]]
+    if isinstance(param, LogNormal | QLogNormal):
+        yield from _prior_problems(field, name, param, base)
+        return
     if isinstance(param, LogUniform | Uniform | IntRange | OneMinusLogUniform):
         if param.low > param.high:
             yield f"{field}.high: must be >= low ({param.low}); swap them"
@@ -952,11 +1051,18 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
         if log and param.low <= 0:
             yield f"{field}.low: a log-scale distribution needs low > 0 (got {param.low})"
             return
+        step_problem = _step_problem(param)
+        if step_problem:
+            yield f"{field}.step: {step_problem}"
+            return
         if not isinstance(param, IntRange) and _is_int_field(name):
             yield f"{field}: {name} is an integer; use dist: int (or categorical)"
             return
         if isinstance(param, OneMinusLogUniform):
             values = [("low", 1.0 - param.low), ("high", 1.0 - param.high)]
+        elif isinstance(param, Uniform) and param.step is None and param.high > param.low:
+            # high is never drawn ([low, high)): the largest value is the float below it
+            values = [("low", param.low), ("high", math.nextafter(param.high, param.low))]
         else:
             values = [("low", param.low), ("high", param.high)]
     elif isinstance(param, Categorical):
@@ -977,6 +1083,63 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
 
 def _a(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
+
+
+def _step_problem(param: Any) -> str | None:
+    """Optuna's own rules for a grid (it raises ValueError mid-run otherwise)."""
+    step = getattr(param, "step", None)
+    if step is None:
+        return None
+    if step <= 0:
+        return f"must be > 0 (got {step}); give the grid's spacing, or leave it out"
+    if isinstance(param, IntRange) and param.log and step != 1:
+        return f"a log-spaced int range takes only step 1 (got {step}); drop step or log"
+    return None
+
+
+_MAX_VALUE = 2**63 - 1  # the largest integer torch, NumPy and a SQL BIGINT hold
+
+
+def _prior_problems(
+    field: str, name: str, param: LogNormal | QLogNormal, base: TrainingConfig
+) -> Iterator[str]:
+    """A log-normal prior's bounds, then its smallest and largest value, checked by
+    TrainingConfig (the prior reaches 1e-12 of its mass into each tail; see sweep.priors)."""
+    from sweep.priors import prior_support, quantile_range
+
+    if param.low is not None and param.high is not None and param.low > param.high:
+        yield f"{field}.high: must be >= low ({param.low}); swap them"
+        return
+    if _is_int_field(name) and not (isinstance(param, QLogNormal) and isinstance(param.q, int)):
+        yield f"{field}: {name} is an integer; use dist: q_lognormal with an integer q"
+        return
+    u_low, u_high = quantile_range(param)
+    if u_low >= u_high:
+        yield (
+            f"{field}: low..high holds none of the prior's mass (mu {param.mu}, sigma "
+            f"{param.sigma}); widen them or move mu"
+        )
+        return
+    smallest, largest = prior_support(param)
+    if not abs(largest) <= _MAX_VALUE:
+        yield (
+            f"{field}: mu {param.mu} and sigma {param.sigma} reach {name} = {largest:.3g}, "
+            f"beyond what a trial can train with (at most {_MAX_VALUE}); lower them or set high"
+        )
+        return
+    for end, value in (("low", smallest), ("high", largest)):
+        problem = _training_field_problem(base, name, value)
+        if problem:
+            bound = getattr(param, end)
+            hint = (
+                f"set {end}: to truncate the prior"
+                if bound is None
+                else f"change {end}: the prior reaches {value!r} at it"
+            )
+            yield (
+                f"{field}.{end}: {problem} (the prior gives {name} = {value!r}, which "
+                f"training.{name} refuses); {hint}"
+            )
 
 
 def _training_field_problem(base: TrainingConfig, name: str, value: Any) -> str | None:

@@ -173,6 +173,9 @@ def _check_corpus(corpus: Path, report: DataReport) -> None:
             if n == 0 and total:
                 report.problems.append(f"{folder / f'{name}.{split}'}: empty")
         counts.append(f"{split} {total:,} words ({len(files)} sources)")
+    from sweep.data_content import corpus_content_problems
+
+    report.problems += corpus_content_problems(corpus, blank=False)  # bytes that are not UTF-8
     if counts:
         report.lines.append(f"corpus {corpus.name}: {'; '.join(counts)}")
 
@@ -211,21 +214,9 @@ def _check_blimp(folder: Path, report: DataReport) -> None:
 
 
 def _blimp_pairs(path: Path) -> tuple[int, str | None]:
-    n = 0
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                row["sentence_good"], row["sentence_bad"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                return n, (
-                    f"{path}, line {number}: not a BLiMP pair (needs sentence_good, "
-                    f"sentence_bad): {exc}"
-                )
-            n += 1
-    return n, None if n else f"{path}: no minimal pairs"
+    from sweep.data_content import blimp_pairs
+
+    return blimp_pairs(path)
 
 
 def _check_glue(folder: Path, report: DataReport) -> None:

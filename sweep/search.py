@@ -38,7 +38,17 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from sweep import optuna_compat
-from sweep.config import Categorical, IntRange, LogUniform, OneMinusLogUniform, Param, Uniform
+from sweep.config import (
+    Categorical,
+    IntRange,
+    LogNormal,
+    LogUniform,
+    OneMinusLogUniform,
+    Param,
+    QLogNormal,
+    Uniform,
+)
+from sweep.priors import QUANTILE, prior_value, quantile_range
 from sweep.store import Store, TrialStatus, retry_while_disconnected
 
 __all__ = [
@@ -114,16 +124,23 @@ def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
     """sweep.yaml distributions as Optuna distributions; fixed values become 1-choice.
 
     A one_minus_loguniform `beta2` is Optuna's log-scale `one_minus_beta2`, so TPE models
-    1 - beta2 on the scale it is sampled on; `training_params` maps it back.
+    1 - beta2 on the scale it is sampled on; a (q_)lognormal `lr` is Optuna's uniform
+    `quantile_lr`, the prior's quantile (sweep.priors); `training_params` maps both back.
+    A continuous uniform's high is never drawn ([low, high), as W&B's `uniform`).
     """
     out: dict[str, BaseDistribution] = {}
     for name, param in space.items():
         if isinstance(param, OneMinusLogUniform):
             out[ONE_MINUS + name] = FloatDistribution(param.low, param.high, log=True)
+        elif isinstance(param, LogNormal | QLogNormal):
+            out[QUANTILE + name] = FloatDistribution(*quantile_range(param))
         elif isinstance(param, LogUniform):
             out[name] = FloatDistribution(param.low, param.high, log=True)
         elif isinstance(param, Uniform):
-            out[name] = FloatDistribution(param.low, param.high, step=param.step)
+            high = param.high
+            if param.step is None and high > param.low:
+                high = math.nextafter(high, param.low)  # samplers may return their high end
+            out[name] = FloatDistribution(param.low, high, step=param.step)
         elif isinstance(param, IntRange):
             out[name] = IntDistribution(param.low, param.high, step=param.step, log=param.log)
         elif isinstance(param, Categorical):
@@ -134,11 +151,14 @@ def to_distributions(space: Mapping[str, Param]) -> dict[str, BaseDistribution]:
 
 
 def training_params(space: Mapping[str, Param], sampled: Mapping[str, Any]) -> dict[str, Any]:
-    """An Optuna trial's params as TrainingConfig values (one_minus_x -> x = 1 - value)."""
+    """An Optuna trial's params as TrainingConfig values (one_minus_x -> x = 1 - value;
+    quantile_x -> the prior's value at that quantile)."""
     out = dict(sampled)
     for name, param in space.items():
         if isinstance(param, OneMinusLogUniform) and ONE_MINUS + name in out:
             out[name] = 1.0 - float(out.pop(ONE_MINUS + name))
+        elif isinstance(param, LogNormal | QLogNormal) and QUANTILE + name in out:
+            out[name] = prior_value(param, float(out.pop(QUANTILE + name)))
     return out
 
 
@@ -310,10 +330,15 @@ class StageSearcher(Searcher):
         for name, distribution in distributions.items():
             _suggest(trial, name, distribution)
         optuna_compat.set_system_attr(self.study, trial_id, _ATTR_META, meta)
+        params = training_params(self.space, trial.params) if slot is None else trial.params
+        for name in params.keys() - trial.params.keys():
+            # a value Optuna sampled on another scale: the one the trial trains with, for
+            # optuna-dashboard and anyone reading the study alone
+            trial.set_user_attr(name, params[name])
         return Suggestion(
             number=trial.number,
             optuna_trial_id=trial_id,
-            params=training_params(self.space, trial.params) if slot is None else trial.params,
+            params=params,
             seed=int(meta["seed"]),
             role=str(meta["role"]),
             source_trial_id=meta["source_trial_id"],

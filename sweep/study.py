@@ -23,10 +23,12 @@ from typing import Any
 
 from rich.console import Console
 
+from sweep.cluster_fit import cluster_resource_problems, local_resource_problems
 from sweep.config import SeededStage, StageKind, StudentsStage, SweepConfig
 from sweep.errors import LeaseLost, SweepError
 from sweep.lease import LEASE_TIMEOUT_S, SweepLease
 from sweep.progress import Board
+from sweep.ray_probe import wait_for_ray_head
 from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, run_stage
 from sweep.search import OBJECTIVE
 from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
@@ -77,6 +79,13 @@ def run_study(
     if rerun and stage is None:
         raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
+    # a local Ray is this machine: a trial it can never place would wait forever
+    unplaceable = list(local_resource_problems(config))
+    if unplaceable:
+        raise SweepError("\n".join(unplaceable))
+    if config.ray_address and config.ray_address != "local":
+        # before any write: a head that never answers is refused, in bounded time
+        wait_for_ray_head(config.ray_address, say=lambda line: console.print(line, highlight=False))
     store = Store(config.storage or "")
     lease = SweepLease(store, config.name, timeout_s=lease_timeout_s)
     try:
@@ -139,6 +148,7 @@ def _run_leased(
                 check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
         with _ray(config, console), board.live():
+            _check_nodes_fit(config, to_run, console)
             for name in to_run:
                 for needed in _ensembles_needed(config, name):
                     if not _stage_complete(store, sweep_id, needed):
@@ -181,6 +191,20 @@ def _run_leased(
     done = all(_stage_complete(store, sweep_id, n) for n in names)
     store.set_sweep_status(sweep_id, SweepStatus.COMPLETE if done else SweepStatus.PARTIAL)
     return result
+
+
+def _check_nodes_fit(config: SweepConfig, to_run: list[str], console: Console) -> None:
+    """Trials no node can place: refused on a local Ray (it never grows), said at once on
+    a cluster (an autoscaler may add a node that fits)."""
+    import ray
+
+    lines = cluster_resource_problems(config, to_run, ray.nodes())
+    if not lines:
+        return
+    if not config.ray_address or config.ray_address == "local":
+        raise SweepError("\n".join(lines))
+    for line in lines:
+        console.print(f"warning: {line}; its trials wait until such a node joins", highlight=False)
 
 
 def _check_prerequisites(
@@ -371,7 +395,27 @@ def _run_trials(
         ],
     )
     running.pop("stage_id")
+    failed = outcome.counts.get(TrialStatus.FAILED, 0)
+    if failed and failed == sum(outcome.counts.values()):
+        # the cause, not what a later stage would blame ("only 0 teacher trials ...")
+        raise SweepError(
+            f"stage {name}: all {failed} trials failed; {_first_error(store, stage_id)}"
+        )
     return outcome
+
+
+def _first_error(store: Store, stage_id: int) -> str:
+    """The first failed trial's stored error, as one line."""
+    failed = sorted(
+        (t for t in store.trials(stage_id) if t.status == TrialStatus.FAILED),
+        key=lambda t: t.number,
+    )
+    if not failed:
+        return "no error was recorded"
+    first = failed[0]
+    # the recorder stores the root error's line first, then the traceback
+    shown = next((ln.strip() for ln in (first.error or "").splitlines() if ln.strip()), None)
+    return f"the first (#{first.number}) says: {shown or 'no error text'}"
 
 
 def _select(ctx: PlanContext, name: str, board: Board) -> StageOutcome:
@@ -448,7 +492,9 @@ def _prepare_data(config: SweepConfig, console: Console) -> None:
     from trainers.data import prepare_corpus
 
     with console.status("preparing tokenizer and token caches"):
-        prepare_corpus(config.data)
+        prepared = prepare_corpus(config.data)
+    for line in prepared.repaired:  # a damaged cache entry, found and rebuilt
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _storage_path(config: SweepConfig) -> str:
@@ -486,6 +532,7 @@ def _ray(config: SweepConfig, console: Console) -> Iterator[None]:
                 "/tmp/ray/session_latest/logs"
             ) from None
     elif owned:
+        wait_for_ray_head(config.ray_address or "")  # Ray's own join would retry forever
         try:
             ray.init(
                 address=config.ray_address,

@@ -51,6 +51,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+MAX_VOCAB_SIZE = 2**20
+"""Largest BPE vocabulary a config may ask for (2**20 = 1,048,576; BabyLlama-2 uses 16,000)."""
+
+
 class DataConfig(_Strict):
     """Where the corpus and evaluation data live, and how much of it a run uses."""
 
@@ -69,8 +73,9 @@ class DataConfig(_Strict):
     cleaned by its source's rules, trained on and encoded whole (newlines kept, no `<s>`),
     a tokenizer whose alphabet is the corpus's bytes, and each window at a fresh random
     offset with N // L - 1 windows per epoch (trainers/data.py, trainers/cleaning.py)."""
-    vocab_size: int = Field(2000, ge=260)
-    """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least)."""
+    vocab_size: int = Field(2000, ge=260, le=MAX_VOCAB_SIZE)
+    """Byte-level BPE vocabulary size, special tokens included (256 bytes + 3 specials at least;
+    at most MAX_VOCAB_SIZE: the tokenizers library panics on sizes near 2**62)."""
     add_prefix_space: bool = False
     """Byte-level pre-tokenizer adds a space before each document, so a document's first word
     gets the same token as mid-sentence (BabyLlama-2's tokenizer: true). Under the babyllama2
@@ -257,6 +262,11 @@ class TrainingConfig(_Strict):
     checkpoint: Literal["best", "last"] = "last"
     """Which epoch's model is evaluated (test loss, BLiMP, GLUE) and handed on (ensemble,
     final/): best: lowest dev loss, as the reference's load_best_model_at_end; last."""
+    checkpoint_metric: Literal["dev_loss", "dev_distillation_loss"] = "dev_loss"
+    """What `checkpoint: best` selects a student's epoch on: dev_loss: the dev CE;
+    dev_distillation_loss: the training objective on dev, alpha CE + (1 - alpha) T^2 KL
+    under kl_reduction, as the reference's eval_loss (its DistillationTrainer's loss). A run
+    without teachers has no KL: both are its dev CE."""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds Python, NumPy and torch, and the per-epoch window offsets."""
     alpha: float = Field(1.0, ge=0, le=1)
@@ -283,7 +293,9 @@ class TrainingConfig(_Strict):
 # hyperparameters of a search space.
 RUNTIME_FIELDS = frozenset({"seed", "micro_batch_size", "device", "compile", "threads"})
 # Fields that only matter when a student distils from teachers.
-DISTILLATION_FIELDS = frozenset({"alpha", "temperature", "ensemble", "kl_reduction"})
+DISTILLATION_FIELDS = frozenset(
+    {"alpha", "temperature", "ensemble", "kl_reduction", "checkpoint_metric"}
+)
 HYPERPARAMETERS = tuple(n for n in TrainingConfig.model_fields if n not in RUNTIME_FIELDS)
 """Every TrainingConfig field a sweep may search, in declaration order."""
 
@@ -433,6 +445,8 @@ def _is_union_tag(part: object) -> bool:
         in {
             "loguniform",
             "one_minus_loguniform",
+            "lognormal",
+            "q_lognormal",
             "uniform",
             "int",
             "categorical",
@@ -494,6 +508,13 @@ _MAX_INT = 2**63 - 1  # what torch, NumPy and a SQL BIGINT hold
 def parse_yaml_bytes(text: bytes, name: str) -> object:
     """yaml.safe_load after a streaming pre-pass that refuses, with the key path, what the
     recursive loader would crash on (depth, alias bombs) or silently accept (duplicate keys)."""
+    head = text[:64]
+    if len(head) >= 4 and (not any(head[0::2]) or not any(head[1::2])):
+        # every other byte NUL: UTF-16 without the byte-order mark YAML needs to read it
+        raise TrainerError(
+            f"{name}: holds NUL bytes, as UTF-16 or UTF-32 text without a byte-order mark "
+            "does; save it as UTF-8"
+        )
     try:
         _check_yaml_events(text, name)
         return yaml.safe_load(text)
@@ -563,6 +584,12 @@ def _check_yaml_events(text: bytes, name: str) -> None:
                 anchors[frame[5]] = frame[4]
             value_done(frame[4])
         elif isinstance(event, yaml.AliasEvent):
+            if any(frame[5] == event.anchor for frame in stack):
+                # `x: &x [1, *x]`: the value would contain itself, and every walk of it loops
+                raise TrainerError(
+                    f"{name}: {where()}: the alias *{event.anchor} is inside the value it "
+                    f"names (&{event.anchor}), so that value would contain itself; write it out"
+                )
             if stack and stack[-1][0] and stack[-1][1]:
                 stack[-1][1], stack[-1][2] = False, f"*{event.anchor}"
                 continue

@@ -19,6 +19,8 @@ files hold, each file is encoded whole (newlines are tokens, no `<s>` anywhere) 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -70,6 +72,7 @@ PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
 SPLITS = ("train", "dev", "test")
 _CACHE_FORMAT = 1  # bump when the tokenizer recipe or stream layout changes
 _ENCODE_CHUNK_LINES = 50_000
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class PreparedCorpus:
     """Split name -> .npy token stream (documents as `<s> tokens...`, concatenated)."""
     built: tuple[str, ...]
     """What this call had to build ("tokenizer", "train", ...); empty when all was cached."""
+    repaired: tuple[str, ...] = ()
+    """One line per damaged cache entry this call found and rebuilt (for the console)."""
 
 
 def corpus_files(data: DataConfig, split: str) -> list[Path]:
@@ -108,10 +113,13 @@ def prepare_corpus(data: DataConfig, *, splits: tuple[str, ...] = SPLITS) -> Pre
     """
     data = data.resolved()
     built: list[str] = []
-    tokenizer_dir = _cached_tokenizer_dir(data, built)
+    repaired: list[str] = []
+    tokenizer_dir = _cached_tokenizer_dir(data, built, repaired)
     backend = _backend_tokenizer(tokenizer_dir)
-    token_files = {split: _cached_token_file(data, split, backend, built) for split in splits}
-    return PreparedCorpus(tokenizer_dir, token_files, tuple(built))
+    token_files = {
+        split: _cached_token_file(data, split, backend, built, repaired) for split in splits
+    }
+    return PreparedCorpus(tokenizer_dir, token_files, tuple(built), tuple(repaired))
 
 
 def load_tokenizer(tokenizer_dir: Path) -> PreTrainedTokenizerBase:
@@ -141,10 +149,13 @@ def split_tokens(data: DataConfig, split: str, tokenizer_dir: Path | None = None
     """
     data = data.resolved()
     built: list[str] = []
+    repaired: list[str] = []
     if tokenizer_dir is None:
-        tokenizer_dir = _cached_tokenizer_dir(data, built)
+        tokenizer_dir = _cached_tokenizer_dir(data, built, repaired)
     backend = _backend_tokenizer(tokenizer_dir)
-    path = _cached_token_file(data, split, backend, built)
+    path = _cached_token_file(data, split, backend, built, repaired)
+    for line in repaired:  # a trial found it (the driver's prepare_corpus says so too)
+        _log.warning(line)
     tokens = np.load(path, mmap_mode="r")
     cap = data.max_train_tokens if split == "train" else data.max_eval_tokens
     if cap is None or cap >= len(tokens):
@@ -311,7 +322,7 @@ def _text_files(data: DataConfig, split: str, built: list[str]) -> list[Path]:
     return [final / p.name for p in files]
 
 
-def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
+def _cached_tokenizer_dir(data: DataConfig, built: list[str], repaired: list[str]) -> Path:
     files = _text_files(data, "train", built)
     # Every tokenizer option is in the key (defaults keep the keys caches already hold).
     options = ("-prefix" if data.add_prefix_space else "") + (
@@ -323,11 +334,15 @@ def _cached_tokenizer_dir(data: DataConfig, built: list[str]) -> Path:
     root = _cache_dir(data) / "tokenizers"
     root.mkdir(exist_ok=True)
     final = root / key
-    if (final / "tokenizer.json").is_file():
+    if _tokenizer_problem(final) is None:
         return final
     with FileLock(str(root / f"{key}.lock")):
-        if (final / "tokenizer.json").is_file():  # another process built it meanwhile
+        problem = _tokenizer_problem(final)
+        if problem is None:  # another process built it meanwhile
             return final
+        if final.exists():  # damaged: set aside, so the rebuilt one can take its place
+            repaired.append(f"cache: {final}: {problem}; rebuilt it")
+            shutil.rmtree(final, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
         try:
             tokenizer = _train_tokenizer(
@@ -394,7 +409,7 @@ def _backend_tokenizer(tokenizer_dir: Path) -> Tokenizer:
 
 
 def _cached_token_file(
-    data: DataConfig, split: str, tokenizer: Tokenizer, built: list[str]
+    data: DataConfig, split: str, tokenizer: Tokenizer, built: list[str], repaired: list[str]
 ) -> Path:
     files = _text_files(data, split, built)
     whole = data.pipeline == "babyllama2"
@@ -404,11 +419,14 @@ def _cached_token_file(
     root = _cache_dir(data) / "tokens"
     root.mkdir(exist_ok=True)
     final = root / f"{key}.npy"
-    if final.is_file():
+    if _token_file_problem(final) is None:
         return final
     with FileLock(str(root / f"{key}.lock")):
-        if final.is_file():
+        problem = _token_file_problem(final)
+        if problem is None:
             return final
+        if final.exists() or final.with_suffix(".json").exists():
+            repaired.append(f"cache: {final}: {problem}; rebuilt it")
         bos = tokenizer.token_to_id(BOS_TOKEN)
         if bos is None and not whole:
             raise TrainerError(
@@ -425,8 +443,13 @@ def _cached_token_file(
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, np.concatenate(pieces))
-            sidecar = {"files": [p.name for p in files], "source_tokens": [len(p) for p in pieces]}
-            final.with_suffix(".json").write_text(json.dumps(sidecar))
+            sidecar = {
+                "files": [p.name for p in files],
+                "source_tokens": [len(p) for p in pieces],
+                "bytes": os.path.getsize(staging),
+                "sha256": _file_sha256(Path(staging)),
+            }
+            _write_atomically(final.with_suffix(".json"), json.dumps(sidecar))
             os.replace(staging, final)  # the .npy appears last: its presence means complete
         finally:
             if os.path.exists(staging):
@@ -452,3 +475,98 @@ def _encode_whole_file(path: Path, tokenizer: Tokenizer, dtype: type) -> np.ndar
     """The reference's stream: the file's text in one piece, newlines kept, no `<s>`."""
     encoding = tokenizer.encode(path.read_text(encoding="utf-8"), add_special_tokens=False)
     return np.asarray(encoding.ids, dtype=dtype)
+
+
+# --- verifying cache entries ---------------------------------------------------------
+# A cache entry can be damaged after it was written (a full disk, a sync that cut a file,
+# someone tidying the folder): each is checked when found and rebuilt when damaged.
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """Why a cached tokenizer folder is unusable, or None (loading it is the check)."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return "tokenizer.json is missing" if folder.exists() else "not built yet"
+    return _tokenizer_load_problem(str(path), *_stamp(path))
+
+
+@functools.lru_cache(maxsize=64)
+def _tokenizer_load_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_file(path)
+    except Exception as exc:  # the Rust reader raises plain Exception on a cut-off file
+        return f"tokenizer.json does not load ({' '.join(str(exc).split())[:120]})"
+    return None
+
+
+def _token_file_problem(path: Path) -> str | None:
+    """Why a cached token stream is unusable (missing, cut off, changed, no sidecar), or None."""
+    sidecar_path = path.with_suffix(".json")
+    if not path.is_file():
+        missing = "its sidecar is there but the .npy is missing"
+        return missing if sidecar_path.exists() else "not built yet"
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        if not isinstance(sidecar, dict):
+            raise TypeError("not a mapping")
+        sources = [int(n) for n in sidecar["source_tokens"]]
+    except FileNotFoundError:
+        return f"its sidecar {sidecar_path.name} is missing"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
+        return f"its sidecar {sidecar_path.name} is unreadable ({type(exc).__name__})"
+    size = path.stat().st_size
+    if "bytes" not in sidecar or "sha256" not in sidecar:  # written before checksums
+        return _upgrade_sidecar(path, sidecar_path, sidecar, sum(sources))
+    if not isinstance(sidecar["bytes"], int) or not isinstance(sidecar["sha256"], str):
+        return f"its sidecar {sidecar_path.name} is unreadable (size or checksum not recorded)"
+    if size != sidecar["bytes"]:
+        return f"{size:,} bytes where its sidecar says {sidecar['bytes']:,} (cut off?)"
+    if _cached_sha256(str(path), *_stamp(path)) != sidecar["sha256"]:
+        return "its checksum differs from its sidecar's"
+    if len(np.load(path, mmap_mode="r")) != sum(sources):  # caps read the per-source counts
+        return "its sidecar's token counts differ from the .npy's"
+    return None
+
+
+def _upgrade_sidecar(path: Path, sidecar_path: Path, sidecar: dict, tokens: int) -> str | None:
+    """An entry from before checksums: kept if it loads whole, and its sidecar completed."""
+    try:
+        if len(np.load(path, mmap_mode="r")) != tokens:
+            return "its token count differs from its sidecar's"
+    except (OSError, ValueError) as exc:
+        return f"the .npy does not load ({' '.join(str(exc).split())[:120]})"
+    sidecar.update(bytes=path.stat().st_size, sha256=_file_sha256(path))
+    with contextlib.suppress(OSError):  # a read-only cache is still usable as it is
+        _write_atomically(sidecar_path, json.dumps(sidecar))
+    return None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _file_sha256(Path(path))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)

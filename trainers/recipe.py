@@ -6,7 +6,8 @@ epochs of (train, evaluate, save, report), and `save_final()` writes the HF mode
 
 After the last epoch the run hands on one model (`training.checkpoint`): the last epoch's,
 or the epoch with the lowest dev loss (as HF Trainer's load_best_model_at_end, which the
-reference uses). That model is scored on the test split, and is what the last report's
+reference uses): the dev CE, or for a student `training.checkpoint_metric:
+dev_distillation_loss`, the distillation objective on dev (the reference's eval_loss). That model is scored on the test split, and is what the last report's
 checkpoint, final/ and every later evaluation hold.
 
 Example::
@@ -288,6 +289,8 @@ class TrainingRecipe:
                 "lr": float(self.scheduler.get_last_lr()[0]),
                 "tokens_seen": float(self.tokens_seen),
             }
+            if self.teachers is not None and training.checkpoint_metric != "dev_loss":
+                metrics["dev_distillation_loss"] = self.evaluate_distillation()
             self.history.append(metrics)
             if training.checkpoint == "best" and self._best_epoch() == epoch < epochs:
                 self._keep_best()
@@ -426,9 +429,45 @@ class TrainingRecipe:
             autocast=self.autocast(),
         )
 
+    @torch.no_grad()
+    def evaluate_distillation(self) -> float:
+        """The training objective on dev: alpha CE + (1 - alpha) T^2 KL to the teachers, each
+        window weighted equally (the reference's eval_loss, a mean over its eval batches)."""
+        assert self.teachers is not None, "a run without teachers has only its dev CE"
+        training = self.config.training
+        was_training = self.student.training
+        self.student.eval()
+        total, windows = 0.0, 0
+        for start in range(0, len(self.dev_windows), self.micro_batch_size):
+            input_ids = torch.from_numpy(self.dev_windows[start : start + self.micro_batch_size])
+            input_ids = input_ids.to(self.device)  # (b, L)
+            teachers = self.teachers.hidden_states(input_ids)
+            with self.autocast():
+                hidden = self.student.model(input_ids=input_ids).last_hidden_state  # (b, L, H)
+                loss = chunked_distillation_loss(
+                    hidden,
+                    self.student.lm_head.weight.detach(),  # no gradient is computed
+                    input_ids,
+                    teachers,
+                    alpha=training.alpha,
+                    temperature=training.temperature,
+                    ensemble=training.ensemble,
+                    kl_reduction=training.kl_reduction,
+                ).loss
+            total += loss.item() * len(input_ids)
+            windows += len(input_ids)
+        self.student.train(was_training)
+        return total / windows
+
+    def _selection_metric(self) -> str:
+        """The dev figure checkpoint: best ranks epochs by (the dev CE without teachers)."""
+        metric = self.config.training.checkpoint_metric
+        return metric if all(metric in m for m in self.history) else "dev_loss"
+
     def _best_epoch(self) -> int:
         """The epoch with the lowest dev loss so far; the earliest on a tie (as HF Trainer)."""
-        best = min(self.history, key=lambda m: (m["dev_loss"], m["epoch"]))
+        metric = self._selection_metric()
+        best = min(self.history, key=lambda m: (m[metric], m["epoch"]))
         return int(best["epoch"])
 
     def _hand_on(self) -> dict[str, float]:
@@ -440,7 +479,9 @@ class TrainingRecipe:
             if chosen is not self.history[-1]:
                 best = load_model(self.best_dir, what="best checkpoint")
                 self.student.load_state_dict(best.state_dict())
-                log.info("handing on epoch %d (lowest dev loss)", int(chosen["epoch"]))
+                log.info(
+                    "handing on epoch %d (lowest %s)", chosen["epoch"], self._selection_metric()
+                )
         self.handed_on = True
         return {
             "checkpoint_epoch": chosen["epoch"],

@@ -23,7 +23,9 @@ from analysis.verdict import ALPHA, MIN_PAIRS, verdicts
 def comparison_section(frames: Frames) -> Section:
     section = Section("comparison", "2. The evidence behind the verdicts")
     found = verdicts(frames)
-    # the family: one paired t-test per comparison and metric, on seed pairs
+    # the family: one paired t-test per comparison and metric, on seed pairs; each reason
+    # for an undecided verdict is written once under the table and marked in its rows
+    why: dict[str, int] = {}
     rows = []
     for cv in found:
         for v in cv.metrics:
@@ -48,7 +50,7 @@ def comparison_section(frames: Frames) -> Section:
                     fmt_p(v.p_holm),
                     "yes" if v.in_family else "no (descriptive)",
                     f"<b>{v.verdict}</b>"
-                    + (f" <span class='note'>({html.escape(v.reason)})</span>" if v.reason else ""),
+                    + (f"<sup>{why.setdefault(v.reason, len(why) + 1)}</sup>" if v.reason else ""),
                 ]
             )
     in_family = sum(v.in_family for cv in found for v in cv.metrics)
@@ -60,6 +62,10 @@ def comparison_section(frames: Frames) -> Section:
         "negative means the student is better); P(student better) is the share of seeds the "
         "student wins, with an exact Clopper-Pearson interval."
     )
+    if why:
+        reading += " Why undecided: " + " ".join(
+            f"({i}) {reason}." for reason, i in sorted(why.items(), key=lambda x: x[1])
+        )
     section.blocks.append(
         Block(
             reading,

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from analysis import figures
-from analysis.headline import reported_metrics, same_epochs
-from analysis.load import Frames
+from analysis.headline import epochs_mismatch, reported_metrics, same_epochs
+from analysis.load import Frames, finished
 from analysis.sections._format import Block, Section, fmt, fmt_diff, fmt_p, metric_label
 from analysis.stats import MIN_FOR_CI, ExpectedBest, expected_best_curve, matched_budget_test
 
@@ -28,6 +28,21 @@ def expected_best_section(frames: Frames) -> Section:
         s_pool, t_pool, epochs = same_epochs(
             frames.stage(s_stage), frames.stage(t_stage) if t_stage else frames.trials.iloc[0:0]
         )
+        mismatch = (
+            epochs_mismatch(frames.stage(s_stage), frames.stage(t_stage), (s_stage, t_stage))
+            if t_stage
+            else None
+        )
+        if mismatch is not None and t_stage is not None:
+            for m, higher in metrics.items():
+                for stage in (s_stage, t_stage):
+                    values = pd.to_numeric(finished(frames.stage(stage))[m], errors="coerce")
+                    curves[m][stage] = expected_best_curve(values.dropna(), higher=higher)
+            sentences.append(
+                f"{s_stage} against {t_stage}: {mismatch}. Each search's curve is drawn alone; "
+                "they are not compared."
+            )
+            continue
         for m, higher in metrics.items():
             sv = pd.to_numeric(s_pool[m], errors="coerce").dropna().to_numpy(float)
             tv = pd.to_numeric(t_pool[m], errors="coerce").dropna().to_numpy(float)

@@ -171,6 +171,11 @@ def blimp_scoring(config: dict[str, Any]) -> dict[str, str]:
         "checkpoint_text": (
             "the epoch with the best dev loss (checkpoint: best)"
             if checkpoint == "best"
+            and (training or {}).get("checkpoint_metric", "dev_loss") == "dev_loss"
+            else "the epoch with the best dev loss for teachers and the lowest distillation "
+            "objective on dev (alpha CE + (1 - alpha) T^2 KL, the reference's eval loss) for "
+            "students (checkpoint: best, checkpoint_metric: dev_distillation_loss)"
+            if checkpoint == "best"
             else "the last epoch's (checkpoint: last)"
         ),
     }

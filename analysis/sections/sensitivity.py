@@ -43,13 +43,16 @@ def sensitivity_section(frames: Frames) -> Section:
     known = {p: r for p, r in rhos.items() if r is not None}
     if known:
         top = max(known, key=lambda p: abs(known[p]))
+        others = [f"{figures.PARAM_LABELS[p]} ρ = {r:+.2f}" for p, r in known.items() if p != top]
         reading = (
             f"Among {len(students)} completed student trials, BLiMP tracks "
-            f"{figures.PARAM_LABELS[top]} most closely (Spearman ρ = {known[top]:+.2f}); "
-            + ", ".join(
-                f"{figures.PARAM_LABELS[p]} ρ = {r:+.2f}" for p, r in known.items() if p != top
+            f"{figures.PARAM_LABELS[top]} most closely (Spearman ρ = {known[top]:+.2f})"
+            + (
+                "; " + ", ".join(others) + "."
+                if others
+                else ". It is the only hyperparameter with a rank correlation: the others did "
+                "not vary enough."
             )
-            + ("." if len(known) > 1 else "that is the only parameter that varied.")
         )
     else:
         reading = (

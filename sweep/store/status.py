@@ -84,7 +84,7 @@ def render_status(
         ):
             members.setdefault(stage_id, []).append(number)
         leases = {
-            lease.sweep_name: (lease.host, lease.pid, lease.heartbeat_at)
+            lease.sweep_name: (lease.host, lease.pid, lease.heartbeat_at, lease.pid_started)
             for lease in session.scalars(
                 sa.select(SweepLease).where(SweepLease.sweep_name.in_([s.name for s in sweeps]))
             )
@@ -133,8 +133,21 @@ def render_status(
             parts.append(Text("  no stages yet", style="dim"))
         else:
             parts.append(table)
+        parts.extend(_verdicts(store, sw.name))
         parts.append(Text(""))
     return Group(*parts[:-1])
+
+
+def _verdicts(store: Store | str, name: str) -> list[RenderableType]:
+    """Each comparison's verdict and what would decide it (analysis.verdict.status_lines)."""
+    from analysis.load import load_frames
+    from analysis.verdict import status_lines
+
+    lines = status_lines(load_frames(store, name))
+    if not lines:
+        return []
+    out: list[RenderableType] = [Text("  verdicts (what would decide them):", style="bold")]
+    return out + [Text(f"    {line}") for line in lines]
 
 
 def _best_trial(session: Session, stage: StageModel) -> Trial | None:
@@ -169,12 +182,15 @@ def _header(sw: Sweep, masked: str, narrow: bool = False) -> Text:
     return text
 
 
-def _driver_line(sw: Sweep, lease: tuple[str, int, datetime] | None) -> Text:
+def _driver_line(sw: Sweep, lease: tuple[str, int, datetime, float | None] | None) -> Text:
     """Who runs the sweep now (its lease), and why it FAILED when it did."""
     if lease is not None:
-        host, pid, beat = lease
+        host, pid, beat, pid_started = lease
         ago = (utcnow() - beat).total_seconds()
         line = f"  driver: host {host}, pid {pid}, last heartbeat {ago:.0f} s ago"
+        if _driver_gone(sw.name, host, pid, pid_started, beat):
+            # killed (kill -9, a crash): its lease outlives it until the next run takes it
+            line += " (gone: that process no longer runs; `sweep run --resume` continues it)"
     elif sw.status == SweepStatus.RUNNING:
         line = "  driver: none (stopped without a trace; continue with `sweep run --resume`)"
     else:
@@ -182,6 +198,17 @@ def _driver_line(sw: Sweep, lease: tuple[str, int, datetime] | None) -> Text:
     if sw.status == SweepStatus.FAILED and sw.error:
         line += f"\n  failed: {sw.error.splitlines()[0]}"
     return Text(line)
+
+
+def _driver_gone(
+    sweep: str, host: str, pid: int, pid_started: float | None, beat: datetime
+) -> bool:
+    """The lease holder ran on this host and its process is no longer there."""
+    from sweep.lease import process_gone
+    from sweep.store.rows import LeaseRow
+
+    holder = LeaseRow(sweep, "", host, pid, pid_started, beat, beat)
+    return process_gone(holder)
 
 
 def _styled(status: str) -> Text:

@@ -62,7 +62,12 @@ def test_planted_effect_is_found_at_five_seeds_not_at_two() -> None:
     assert "smallest p a Wilcoxon or sign-flip test can reach at 2 pairs is 0.50" in first.line
     # the same verdict opens the rendered report
     page = render_report(big)  # type: ignore[arg-type]
-    assert "ensemble student (students_k2, 2 teachers) vs teachers (teachers): BETTER" in page
+    decided = verdicts(big)[0]  # type: ignore[arg-type]
+    assert decided.headline.startswith("better on ")  # the word names the metric(s)
+    row = page[page.index("data-comparison='students_k2 vs teachers'") :]
+    row = row[: row.index("</tr>")]
+    assert "ensemble student (students_k2, 2 teachers) vs teachers (teachers)" in row
+    assert f"<b class='verdict-word verdict-better'>{decided.headline}</b>" in row
 
 
 def test_calibration_runs_as_a_module() -> None:
@@ -82,3 +87,24 @@ def test_calibration_runs_as_a_module() -> None:
 def test_too_few_pairs_never_decide(n: int) -> None:
     d = decide(np.full((1, 1, n), 5.0) + np.arange(n))
     assert d.code[0, 0] == 0 and not d.in_family[0, 0]
+
+
+def test_the_three_defects_of_issue_23_stay_fixed() -> None:
+    """Unequal epochs under the null, a reference with the student's truth, both sides at
+    chance: each within the error budget; a truly better reference is found "worse"."""
+    nulls = [
+        Scenario("unequal epochs", 8, 8, 5, 0.01, epochs=(1, 2)),
+        Scenario("reference null", 8, 8, 5, 0.01, kind="reference"),
+        Scenario("at chance", 8, 8, 5, 0.01, level=0.5, blimp_pairs=1340),
+    ]
+    outcomes = calibrate(nulls, SWEEPS, seed=3, n_permutations=99)
+    slack = 2.33 * np.sqrt(0.05 * 0.95 / SWEEPS)
+    for o in outcomes:
+        assert o.student_better <= 0.05 + slack, (o.scenario.name, o.student_better)
+        assert o.student_worse <= 0.05 + slack, (o.scenario.name, o.student_worse)
+    assert (
+        outcomes[0].seed_pairs_alone > 0.2
+    )  # the extra epoch reads as an effect without the guard
+    better_reference = Scenario("reference +3 pp", 8, 8, 5, 0.01, kind="reference", effect=-0.03)
+    (found,) = calibrate([better_reference], SWEEPS, seed=4, n_permutations=99)
+    assert found.student_worse >= 0.8, found.student_worse

@@ -126,9 +126,12 @@ def test_every_comparison_the_stages_allow() -> None:
 def test_the_report_renders_declared_stages() -> None:
     frames, _ = declared_frames()
     page = render_report(frames)
-    assert "ensemble student (students_k4, 4 teachers) vs its alpha=1 baseline: BETTER" in page
+    row = page[page.index("data-comparison='students_k4 vs alpha=1'") :]
+    row = row[: row.index("</tr>")]
+    assert "ensemble student (students_k4, 4 teachers) vs its alpha=1 baseline" in row
+    assert "<b class='verdict-word verdict-better'>better on BLiMP and test loss</b>" in row
     for group in ("student repeats of students_k4", "baseline repeats of students_k1",
-                  "teacher reference_x4 of teachers"):  # fmt: skip
+                  "data-scale reference reference_x4 (teachers' chosen config)"):  # fmt: skip
         assert group in page
 
 

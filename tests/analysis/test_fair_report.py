@@ -131,6 +131,12 @@ def report_data_json(path: Path) -> str:
             "best",
             "lm-evaluation-harness's convention",
         ),
+        (
+            {"training": {"checkpoint": "best", "checkpoint_metric": "dev_distillation_loss"}},
+            "no_space",
+            "best",
+            "lowest distillation objective on dev (alpha CE + (1 - alpha) T^2 KL",
+        ),
     ],
 )
 def test_methods_say_how_blimp_was_scored_and_which_checkpoint(
@@ -148,4 +154,6 @@ def test_methods_say_how_blimp_was_scored_and_which_checkpoint(
     text = " ".join(visible_text(report).split())
     assert f"BLiMP scoring {convention}:" in text
     assert words in text
-    assert ("best dev loss (checkpoint: best)" in text) == (checkpoint == "best")
+    assert ("(checkpoint: best" in text) == (checkpoint == "best")
+    distilled = "checkpoint_metric" in config.get("training", {})
+    assert ("best dev loss (checkpoint: best)" in text) == (checkpoint == "best" and not distilled)

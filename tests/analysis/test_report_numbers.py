@@ -76,12 +76,16 @@ def test_headline_table_matches_ground_truth(demo_sweep: Any, demo_report: Path)
         assert row["configs"] == len({json.dumps(t.params, sort_keys=True) for t in done})
         assert row["seeds"] == sorted({t.seed for t in done})
         # "best" is the held-out value of the trial dev loss picks: select on dev, report on test
+        # (seed re-runs of one config have nothing to choose: dev would pick the luckiest seed)
         chosen = min(done, key=lambda t: (t.dev_loss, t.number)) if done else None
         for metric, values, attr in (
             ("blimp_overall", [t.blimp for t in done], "blimp"),
             ("test_loss", [t.test_loss for t in done], "test_loss"),
         ):
-            assert row[f"{metric}_best"] == pytest.approx(getattr(chosen, attr))
+            if ":" in key:
+                assert row[f"{metric}_best"] is None
+            else:
+                assert row[f"{metric}_best"] == pytest.approx(getattr(chosen, attr))
             assert row[f"{metric}_mean"] == pytest.approx(np.mean(values))
             assert row[f"{metric}_iqm"] == pytest.approx(iqm(values))  # type: ignore[arg-type]
             if len(values) >= 3:

@@ -82,7 +82,10 @@ def test_config_hash_tracks_the_study_not_where_it_runs(tmp_path: Path) -> None:
     assert a.config_hash() != b.config_hash()
     # another store, cluster, checkpoint dir or cache is the same study (resume on a cluster)
     elsewhere = load_sweep_config(
-        write_variant(tmp_path, {"data.cache_dir": "/tmp/elsewhere", "output_dir": "s3://b/r"}),
+        # (a file:// URI: an s3:// bucket is now probed, and this machine has no network)
+        write_variant(
+            tmp_path, {"data.cache_dir": "/tmp/elsewhere", "output_dir": "file:///tmp/else/r"}
+        ),
         storage="postgresql+psycopg://u:pw@db/s",
         ray_address="head:6379",
     )
@@ -178,8 +181,13 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "stages.teachers.space.batch_size",
     ),
     (
-        "beta2 reaching 1",
-        {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.99, "high": 1.0}},
+        "beta2 beyond 1",
+        {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.99, "high": 1.01}},
+        "stages.teachers.space.beta2.high",
+    ),
+    (
+        "beta2 reaching 1 on a grid",
+        {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.9, "high": 1.0, "step": 0.05}},
         "stages.teachers.space.beta2.high",
     ),
     (
@@ -214,7 +222,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
 def test_a_space_the_trainers_would_refuse_is_refused_by_their_own_validator(
     tmp_path: Path,
 ) -> None:
-    """beta2 = 1.0 is reachable: `sweep validate` says so with TrainingConfig's own words."""
+    """beta2 >= 1 is reachable: `sweep validate` says so with TrainingConfig's own words; a
+    continuous uniform up to 1.0 never draws 1.0 ([low, high)), so it is accepted."""
     from pydantic import ValidationError
 
     from trainers.config import TrainingConfig
@@ -225,8 +234,11 @@ def test_a_space_the_trainers_would_refuse_is_refused_by_their_own_validator(
     space = {"dist": "one_minus_loguniform", "low": 0.0001, "high": 0.01}
     path = write_variant(tmp_path, {"stages.teachers.space.beta2": space})
     assert load_sweep_config(path).stages["teachers"].space["beta2"].model_dump() == space
+    up_to_one = {"dist": "uniform", "low": 0.9, "high": 1.0}
+    path = write_variant(tmp_path, {"stages.teachers.space.beta2": up_to_one})
+    assert load_sweep_config(path).stages["teachers"].space["beta2"].high == 1.0
     path = write_variant(
-        tmp_path, {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.9, "high": 1.0}}
+        tmp_path, {"stages.teachers.space.beta2": {"dist": "uniform", "low": 0.9, "high": 1.5}}
     )
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
@@ -251,6 +263,10 @@ def test_every_training_field_but_runtime_ones_is_searchable(tmp_path: Path) -> 
         "grad_clip": {"dist": "loguniform", "low": 0.1, "high": 10.0},
         "attention_dropout": {"dist": "uniform", "low": 0.0, "high": 0.2},
         "checkpoint": {"dist": "categorical", "choices": ["best", "last"]},
+        "checkpoint_metric": {
+            "dist": "categorical",
+            "choices": ["dev_loss", "dev_distillation_loss"],
+        },
         "alpha": {"dist": "uniform", "low": 0.0, "high": 1.0},
         "temperature": {"dist": "loguniform", "low": 0.5, "high": 4.0},
         "ensemble": {"dist": "categorical", "choices": ["logits", "probs"]},

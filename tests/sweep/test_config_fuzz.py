@@ -5,7 +5,10 @@ agree with each other, and write nothing for an invalid file.
 Each example mutates the default sweep.yaml 1 to 3 times: a value replaced (ints of any
 size, NaN/inf, booleans, None, unicode text, lists, mappings), a key deleted, an unknown
 key added, a value nested up to 3,000 levels, a key duplicated, unicode spliced into the
-text, or the whole file replaced by random bytes. `run` is the real command in-process;
+text, or the whole file replaced by random bytes; or one of the shapes `validate` once
+passed and `run` hung or crashed on (issues 27 item 10, 28): search-space steps and log,
+output_dir schemes and lengths, storage that keeps nothing, a Ray address where nothing
+listens, resources beyond this machine, an alias cycle, an unusable cache_dir. `run` is the real command in-process;
 its store is replaced by a stop sign, so a valid file ends there instead of starting Ray.
 Run with --hypothesis-show-statistics for the outcome classes.
 """
@@ -66,7 +69,73 @@ VALUES = st.one_of(
 )
 NEST_MARK = "__nest_here__"
 
+TRIAL_STAGES = [
+    name for name, stage in DEFAULT["stages"].items() if stage.get("kind", name) != "ensemble"
+]
+SEARCH_STAGES = [
+    name
+    for name, stage in DEFAULT["stages"].items()
+    if stage.get("kind", name) in ("teachers", "students")
+]
+# issues 27 (item 10) and 28: shapes `validate` once passed and `run` hung or crashed on
+SHAPES = st.one_of(
+    st.tuples(  # a search space's grid: steps Optuna refuses, log with a step
+        st.just("space"),
+        st.sampled_from(SEARCH_STAGES),
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "dist": st.just("int"),
+                    "low": st.integers(1, 3),
+                    "high": st.integers(3, 6),
+                    "step": st.integers(-2, 3),
+                    "log": st.booleans(),
+                }
+            ),
+            st.fixed_dictionaries(
+                {
+                    "dist": st.just("uniform"),
+                    "low": st.just(0.0),
+                    "high": st.just(0.1),
+                    "step": st.one_of(st.just(0.0), st.floats(-0.1, 0.1, allow_nan=False)),
+                }
+            ),
+        ),
+    ),
+    st.tuples(  # output_dir schemes and lengths
+        st.just("top"),
+        st.just("output_dir"),
+        st.one_of(
+            st.sampled_from(
+                ["/proc/x", "/sys/x/y", "file:///proc/x", "nosuch://bucket/runs", "a:b://x"]
+            ),
+            st.integers(300, 100_000).map(lambda n: "/tmp/" + "a" * n),
+            st.integers(300, 2_000).map(lambda n: "/tmp/" + "/".join(["abcdefgh"] * n)),
+        ),
+    ),
+    st.tuples(  # storage URLs that keep nothing
+        st.just("top"),
+        st.just("storage"),
+        st.sampled_from(["sqlite:///:memory:", "sqlite://", "sqlite:///file::memory:"]),
+    ),
+    st.tuples(  # addresses where nothing listens (run waits RAY_CONNECT_TIMEOUT_S for them)
+        st.just("top"),
+        st.just("ray_address"),
+        st.sampled_from(["127.0.0.1:1", "127.0.0.1:9", "[::1]:1"]),
+    ),
+    st.tuples(  # resources beyond this machine's local Ray
+        st.just("resources"),
+        st.sampled_from(TRIAL_STAGES),
+        st.fixed_dictionaries(
+            {"cpu": st.sampled_from([64, 4096, 1.5, 1]), "gpu": st.sampled_from([0, 1, 0.25])}
+        ),
+    ),
+    st.tuples(st.just("alias-cycle"), st.sampled_from(["[1, *c]", "{a: *c}", "[[*c]]"])),
+    st.tuples(st.just("cache-dir"), st.sampled_from(["/proc/x", "/sys/x"])),
+)
+
 MUTATIONS = st.one_of(
+    SHAPES,
     st.tuples(st.just("set"), st.sampled_from(PATHS), VALUES),
     st.tuples(st.just("delete"), st.sampled_from(PATHS)),
     st.tuples(
@@ -98,6 +167,22 @@ def _render(mutations: list[tuple[Any, ...]]) -> bytes:
                     parent[key], nest_depth = NEST_MARK, args[1]
             except (KeyError, IndexError, TypeError):
                 continue  # an earlier mutation removed or replaced that path
+        elif kind in ("space", "resources"):
+            stage = doc.get("stages", {}).get(args[0]) if isinstance(doc, dict) else None
+            if not isinstance(stage, dict):
+                continue
+            if kind == "space":
+                stage.setdefault("space", {})
+                if isinstance(stage["space"], dict):
+                    stage["space"]["epochs" if args[1]["dist"] == "int" else "weight_decay"] = args[
+                        1
+                    ]
+            else:
+                stage["resources"] = args[1]
+        elif kind == "top" and isinstance(doc, dict):
+            doc[args[0]] = args[1]
+        elif kind == "cache-dir" and isinstance(doc.get("data"), dict):
+            doc["data"]["cache_dir"] = args[0]
         elif kind == "unknown-key":
             try:
                 target = _get(doc, args[0])
@@ -121,6 +206,8 @@ def _render(mutations: list[tuple[Any, ...]]) -> bytes:
         elif kind == "splice-text":
             at = args[0] % (len(text) + 1)
             text = text[:at] + args[1] + text[at:]
+        elif kind == "alias-cycle":
+            text += f"cycle: &c {args[0]}\n"
         elif kind == "random-bytes":
             return bytes(args[0])
     return text.encode("utf-8", errors="surrogatepass")
@@ -149,6 +236,11 @@ def _classify(output: str) -> str:
         ("unknown key", "refused: unknown key"),
         ("required; add it", "refused: missing key"),
         ("top level must be a mapping", "refused: not a mapping"),
+        ("inside the value it names", "refused: alias cycle"),
+        (".step:", "refused: search-space step"),
+        ("output_dir:", "refused: output_dir"),
+        ("in-memory", "refused: storage keeps nothing"),
+        ("cache_dir:", "refused: cache_dir"),
     ]:
         if needle in text:
             return label
@@ -157,8 +249,22 @@ def _classify(output: str) -> str:
 
 @pytest.fixture(scope="module")
 def stop_at_the_store():
-    with mock.patch("sweep.study.Store", _stop_at_the_store):
+    # a head where nothing listens is refused after this long (30 s by default)
+    with (
+        mock.patch("sweep.study.Store", _stop_at_the_store),
+        mock.patch("sweep.ray_probe.RAY_CONNECT_TIMEOUT_S", 1.0),
+    ):
         yield
+
+
+# What `run` may refuse in a file `validate` accepts: what only the machine it runs on can
+# tell (this machine's CPUs and GPUs for a local Ray, whether the Ray head answers); before
+# anything is written, as validate's own refusals.
+RUN_ONLY = {
+    "resources.cpu:": "valid: run refused resources beyond the local Ray",
+    "resources.gpu:": "valid: run refused resources beyond the local Ray",
+    "ray_address: nothing answers": "valid: run refused an unreachable ray_address",
+}
 
 
 @settings(
@@ -181,8 +287,14 @@ def test_any_sweep_yaml_is_valid_or_one_clean_refusal(
         assert checked.exit_code in (0, 2), (checked.output, checked.exception)
         assert "Traceback" not in checked.output + ran.output
         if checked.exit_code == 0:
-            event("valid: run reached the store")
-            assert isinstance(ran.exception, _ReachedTheStore), (ran.output, ran.exception)
+            label = next((v for k, v in RUN_ONLY.items() if k in ran.output), None)
+            if label is None:
+                event("valid: run reached the store")
+                assert isinstance(ran.exception, _ReachedTheStore), (ran.output, ran.exception)
+            else:
+                event(label)
+                assert ran.exit_code == 2, (ran.output, ran.exception)
+                assert sorted(p.name for p in work.iterdir()) == ["sweep.yaml"]
         else:
             event(_classify(checked.output))
             assert ran.exit_code == 2, (ran.output, ran.exception)

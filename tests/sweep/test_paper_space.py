@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from sweep.config import load_sweep_config
+from sweep.priors import QUANTILE, prior_value
 from sweep.store import Store
 from sweep.study import run_study
 from tests.conftest import MICRO_MODEL
@@ -42,11 +43,12 @@ def tiny_paper_sweep(directory: Path, data_root: Path, cache_dir: Path) -> Path:
     doc["training"].update(device="cpu", compile=False, micro_batch_size=None)
     teachers = doc["stages"]["teachers"]
     teachers.update(trials=4, resources={"cpu": 1, "gpu": 0}, max_failures=0)
+    # the priors' kinds as shipped, scaled to a micro model and a few steps
     teachers["space"].update(
         batch_size=16,
         epochs={"dist": "int", "low": 1, "high": 3},
-        lr={"dist": "loguniform", "low": 1.0e-3, "high": 1.0e-2},
-        warmup_steps={"dist": "int", "low": 0, "high": 4},
+        lr={"dist": "lognormal", "mu": -5.5, "sigma": 0.7},
+        warmup_steps={"dist": "q_lognormal", "mu": 0.5, "sigma": 1.0, "high": 4},
     )
     doc["evaluation"]["glue"]["stages"] = []
     directory.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,15 @@ def test_paper_teacher_space_samples_every_field_and_each_trial_keeps_its_epochs
 ) -> None:
     config = load_sweep_config(tiny_paper_sweep(tmp_path, data_root, sweep_cache_dir))
     shipped = load_sweep_config(REPO / "examples" / "babyllama2-sweep.yaml").stages["teachers"]
-    for name in ("beta1", "beta2", "eps", "schedule", "attention_dropout", "grad_clip"):
+    for name in (
+        "beta1",
+        "beta2",
+        "eps",
+        "schedule",
+        "weight_decay",
+        "attention_dropout",
+        "grad_clip",
+    ):
         assert config.stages["teachers"].space[name] == shipped.space[name]
     run_study(config, stage="teachers")
 
@@ -72,23 +82,40 @@ def test_paper_teacher_space_samples_every_field_and_each_trial_keeps_its_epochs
     trials = store.trials(stage.id)
     assert len(trials) == 4
     params = [t.params for t in trials]
-    for name in ("epochs", "beta1", "beta2", "schedule", "attention_dropout", "eps"):
+    for name in ("epochs", "beta1", "beta2", "schedule", "attention_dropout", "eps", "lr"):
         assert len({p[name] for p in params}) > 1, f"{name} does not vary: {params}"
+    assert all(isinstance(p["warmup_steps"], int) and 0 <= p["warmup_steps"] <= 4 for p in params)
     assert all(0.99 <= p["beta2"] <= 0.9999 for p in params)
     assert all(0.0 <= p["beta1"] <= 0.99 for p in params)
 
-    # Optuna samples 1 - beta on a log scale; the store and the trainers get beta itself
+    # Optuna samples 1 - beta on a log scale and a log-normal prior's quantile; the store and
+    # the trainers get the value itself, and so do the Optuna trial's user attributes
     study = optuna.load_study(study_name=f"{config.name}/teachers", storage=config.storage)
     by_number = {t.number: t for t in study.get_trials()}
+    space = config.stages["teachers"].space
     for trial in trials:
         sampled = by_number[trial.number].params
         assert trial.params["beta2"] == pytest.approx(1 - sampled["one_minus_beta2"], abs=1e-15)
         assert trial.params["beta1"] == pytest.approx(1 - sampled["one_minus_beta1"], abs=1e-15)
-        for name in ("epochs", "schedule", "attention_dropout", "eps", "lr"):
+        for name in ("epochs", "schedule", "attention_dropout"):
             assert trial.params[name] == sampled[name]
+        for name in ("eps", "lr", "weight_decay", "grad_clip", "warmup_steps"):
+            assert trial.params[name] == prior_value(space[name], sampled[QUANTILE + name])
+            assert by_number[trial.number].user_attrs[name] == trial.params[name]
         # the trial's resolved config is what it trained with: its own epochs, betas, dropout
         training = (trial.config or {})["training"]
-        for name in ("epochs", "beta1", "beta2", "schedule", "attention_dropout"):
+        for name in (
+            "epochs",
+            "beta1",
+            "beta2",
+            "schedule",
+            "attention_dropout",
+            "eps",
+            "lr",
+            "weight_decay",
+            "grad_clip",
+            "warmup_steps",
+        ):
             assert training[name] == trial.params[name]
         assert training["checkpoint"] == "best"
 

@@ -174,3 +174,45 @@ def test_a_student_trained_with_either_loss_reaches_the_same_weights(
     for name, want in reference.items():
         assert (want - start[name]).abs().max() > 1e-4, f"{name} did not train"
         assert torch.allclose(chunked[name], want, rtol=0, atol=1e-10), name
+
+
+def test_the_kl_keeps_fp32_accuracy_with_peaked_teachers():
+    """Teachers whose lm_head is scaled x20 (peaked) and a fresh student (near uniform): the
+    KL is the small difference of two large row sums. In fp32 the chunked loss stays within
+    1e-6 of fp64, as the full-logit loss does (a bmm row dot left it 1.6e-5 off at B=32,
+    L=128; this smaller case 2.7e-6 before that fix, 3e-8 after)."""
+    config = LlamaConfig(
+        vocab_size=16000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    student = LlamaForCausalLM(config).requires_grad_(False)
+    teachers = [LlamaForCausalLM(config).requires_grad_(False) for _ in range(2)]
+    for teacher in teachers:
+        teacher.lm_head.weight.mul_(20.0)
+    input_ids = torch.randint(0, 16000, (4, 64))
+    hidden = student.model(input_ids=input_ids).last_hidden_state  # (B, L, H) fp32
+    teacher_hidden = [
+        TeacherHidden(t.model(input_ids=input_ids).last_hidden_state, t.lm_head.weight)
+        for t in teachers
+    ]
+    options = dict(alpha=0.5, temperature=1.0, kl_reduction="babyllama2")
+
+    got = chunked_distillation_loss(
+        hidden, student.lm_head.weight, input_ids, teacher_hidden, **options
+    )
+    exact = distillation_loss(
+        hidden.double() @ student.lm_head.weight.double().T,
+        input_ids,
+        [t.hidden.double() @ t.lm_head_weight.double().T for t in teacher_hidden],
+        **options,
+    )
+    assert exact.kl is not None and got.kl is not None
+    assert got.kl.dtype == torch.float32
+    assert abs(got.kl.item() / exact.kl.item() - 1) < 1e-6, (got.kl.item(), exact.kl.item())
+    assert abs(got.loss.item() / exact.loss.item() - 1) < 1e-6

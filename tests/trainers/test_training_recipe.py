@@ -23,6 +23,7 @@ from trainers.data import (
     split_tokens,
 )
 from trainers.errors import NonFiniteLossError, TrainerError
+from trainers.losses import distillation_loss
 from trainers.model import build_model
 from trainers.recipe import TrainingRecipe, TrainResult, train
 
@@ -292,6 +293,7 @@ def test_babyllama2_example_is_the_reference_objective_and_trains(
     assert (training.beta1, training.beta2) == (0.9, 0.999)
     assert training.kl_reduction == "babyllama2" and training.alpha == 0.5
     assert training.checkpoint == "best"
+    assert training.checkpoint_metric == "dev_distillation_loss"
     assert (data.add_prefix_space, data.min_frequency) == (True, 2)
     assert data.pipeline == "babyllama2"
     assert data.blimp_convention == "lm_eval"
@@ -348,6 +350,25 @@ def test_babyllama2_example_is_the_reference_objective_and_trains(
     # it learns: well below a uniform guess over the 400-token vocabulary (ln 400 = 5.99)
     assert student.history[-1]["dev_loss"] < math.log(400) - 0.5
     assert student.metrics["test_loss"] > 0
+    # checkpoint best selects on the distillation objective on dev, the reference's eval loss
+    objective = {int(m["epoch"]): m["dev_distillation_loss"] for m in student.history}
+    assert student.metrics["checkpoint_epoch"] == min(objective, key=lambda e: (objective[e], e))
+    assert objective[1] != student.history[0]["dev_loss"]  # not the CE under another name
+    # ... and is alpha CE + (1 - alpha) KL (babyllama2 reduction) of full logits, per window
+    assert recipe.teachers is not None
+    windows = torch.from_numpy(recipe.dev_windows)
+    recipe.student.eval()
+    with torch.no_grad():
+        oracle = distillation_loss(
+            recipe.student(input_ids=windows).logits,
+            windows,
+            recipe.teachers.logits(windows),
+            alpha=0.5,
+            kl_reduction="babyllama2",
+        ).loss.item()
+    assert recipe.evaluate_distillation() == pytest.approx(oracle, rel=1e-5)
+    handed_on = objective[int(student.metrics["checkpoint_epoch"])]
+    assert recipe.evaluate_distillation() == pytest.approx(handed_on, rel=1e-5)
     assert (
         json.loads((student.final_dir / "recipe_config.json").read_text())["training"][
             "kl_reduction"

@@ -20,6 +20,7 @@ paper does.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,8 +90,8 @@ def read_blimp(blimp_dir: Path, max_pairs_per_paradigm: int | None = None) -> li
     for path in files:
         pairs: list[tuple[str, str]] = []
         group = ""
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
+        with path.open(encoding="utf-8", errors="strict") as handle:
+            for line in _utf8_lines(handle, path):
                 if not line.strip():
                     continue
                 if max_pairs_per_paradigm is not None and len(pairs) >= max_pairs_per_paradigm:
@@ -108,6 +109,14 @@ def read_blimp(blimp_dir: Path, max_pairs_per_paradigm: int | None = None) -> li
             group = _GROUP_ALIASES.get(group, group)
             paradigms.append(_Paradigm(path.stem, group, pairs))
     return paradigms
+
+
+def _utf8_lines(handle: Iterator[str], path: Path) -> Iterator[str]:
+    """The file's lines; a byte that is not UTF-8 is one TrainerError naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError:
+        raise TrainerError(f"data.blimp: {path}: not UTF-8 text; save the file as UTF-8") from None
 
 
 def blimp_accuracy(

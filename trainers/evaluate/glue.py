@@ -96,7 +96,12 @@ def read_glue_task(glue_dir: Path, task: str, split: str) -> list[GlueExample]:
     if not path.is_file():
         raise TrainerError(f"data.glue: {path} is missing; {task_dir} needs train.tsv and dev.tsv")
     # Split on "\n" only: str.splitlines would also break at \x1c, \u2028 etc. inside text.
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except UnicodeDecodeError as exc:
+        raise TrainerError(
+            f"data.glue: {path}: byte {exc.start:,} is not UTF-8 text; save the file as UTF-8"
+        ) from None
     header = lines[0].rstrip("\r").split("\t")
     missing = [c for c in (form.text_a, form.text_b, form.label) if c not in header]
     if missing:
