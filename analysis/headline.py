@@ -370,6 +370,9 @@ def paradigm_differences(frames: Frames) -> tuple[pd.DataFrame, dict[str, Any]]:
         "teacher": None if t_best is None else t_best["trial_id"],
         "student_number": None if s_best is None else int(s_best["number"]),
         "teacher_number": None if t_best is None else int(t_best["number"]),
+        # the stages they were chosen in: the last students stage (the largest ensemble)
+        "student_stage": s_stages[-1] if s_stages else None,
+        "teacher_stage": t_stages[0] if t_stages else None,
     }
     ev = frames.evaluations
     if s_best is None or t_best is None or ev.empty:

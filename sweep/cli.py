@@ -145,6 +145,12 @@ def validate(
     for line in local_resource_problems(cfg):  # a cluster may have it; this machine has not
         err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved, sort_keys=False), highlight=False, markup=False)
+    from sweep.preflight import summary_lines, warnings
+
+    for line in summary_lines(cfg):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in warnings(cfg):  # valid, but not runnable here as it stands: said, not refused
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -215,7 +221,7 @@ def status(
     # Piped into a file or a log, rich would squeeze the table into 80 columns.
     out = console if console.is_terminal else Console(width=160)
     try:
-        out.print(render_status(store, name))
+        out.print(render_status(store, name, width=out.width))
     finally:
         store.dispose()
 
@@ -292,7 +298,8 @@ def best(
         str | None, typer.Option("--sweep", help="Sweep name in the store.")
     ] = None,
     stage: Annotated[
-        str | None, typer.Option("--stage", help="Only this stage's trials (default: all).")
+        str | None,
+        typer.Option("--stage", help="Only this stage's trials (default: every students stage)."),
     ] = None,
     by: Annotated[
         str,

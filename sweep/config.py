@@ -791,8 +791,8 @@ def _stage_problems(config: SweepConfig) -> Iterator[str]:
                     yield f"{field}.{key}: {ref!r} runs after {name!r}; declare it before"
                 elif stages[ref].kind not in kinds:
                     yield (
-                        f"{field}.{key}: {ref!r} is a {stages[ref].kind} stage; name a "
-                        f"{' or '.join(kinds)} stage"
+                        f"{field}.{key}: {ref!r} is a {stages[ref].kind} stage; name "
+                        f"{_a(kinds[0])} {' or '.join(kinds)} stage"
                     )
         if isinstance(stage, EnsembleStage) and stage.teachers in stages:
             teachers = stages[stage.teachers]
@@ -1170,6 +1170,10 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
                 else repr(value)
             )
             yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _step_problem(param: Any) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sweep.errors import SweepError
 from sweep.store import (
+    StageKind,
     Store,
     TrialStatus,
     mask_url,
@@ -97,6 +98,7 @@ class TrialCard:
     blimp_paradigms: int = 0
     glue: dict[str, dict[str, float]] = field(default_factory=dict)
     selected_by: str | None = None
+    selected_from: str = "all stages"
     """The metric this trial is best by, when `find_trial` chose it."""
 
     @property
@@ -127,10 +129,19 @@ def find_trial(
         row = _named_trial(frame, trial)
         chosen_by = None
     else:
-        row = _best_row(frame, stage, by)
+        if stage is None and (frame["stage_kind"] == StageKind.STUDENTS).any():
+            # the product is a student: without --stage, never the 10x-data reference
+            students = frame[frame["stage_kind"] == StageKind.STUDENTS]
+            selected_from = "the students stages " + ", ".join(dict.fromkeys(students["stage"]))
+            row = _best_row(students, None, by)
+        else:
+            selected_from = f"stage {stage}" if stage else "all stages"
+            row = _best_row(frame, stage, by)
         chosen_by = by
     card = _card(url, sweep, row, _selectable(frame))
     card.selected_by = chosen_by
+    if chosen_by:
+        card.selected_from = selected_from
     return card
 
 
@@ -232,7 +243,10 @@ def render_trial(card: TrialCard) -> str:
     lines = []
     if card.selected_by:
         arrow = "higher" if _HIGHER_IS_BETTER.search(card.selected_by) else "lower"
-        lines.append(f"best trial by {card.selected_by} ({arrow} is better) in sweep {card.sweep}:")
+        lines.append(
+            f"best trial by {card.selected_by} ({arrow} is better) among {card.selected_from} "
+            f"of sweep {card.sweep} (--stage NAME for another):"
+        )
     teachers = f", teachers {list(card.teacher_ids)}" if card.teacher_ids else ""
     lines.append(
         f"  trial {card.trial_id}: {card.label}, {card.role}, seed {card.seed}, "
@@ -271,6 +285,7 @@ def export_trial(card: TrialCard, out: Path, *, store_url: str) -> Path:
                 f"checkpoint {card.checkpoint_uri}: no Hugging Face model in it "
                 "(config.json + *.safetensors); was it written by this version of babysweep?"
             )
+        _for_generation(staging)
         (staging / "README.md").write_text(model_card(card, staging, store_url=store_url))
         if out.exists():
             out.rmdir()
@@ -278,6 +293,18 @@ def export_trial(card: TrialCard, out: Path, *, store_url: str) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _for_generation(model_dir: Path) -> None:
+    """Training saves `use_cache: false` (no generation there); an exported model generates,
+    and without the KV cache every new token recomputes the whole prefix."""
+    for name in ("config.json", "generation_config.json"):
+        path = model_dir / name
+        if path.is_file():
+            settings = json.loads(path.read_text())
+            if settings.get("use_cache") is False:
+                settings["use_cache"] = True
+                path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _copy_checkpoint(uri: str, target: Path) -> None:

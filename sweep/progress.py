@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -27,6 +28,8 @@ __all__ = ["Board", "StageProgress", "TrialProgress", "clock"]
 
 # Finished trials shown under a running stage (all running ones always are).
 _FINISHED_SHOWN = 4
+# Terminals narrower than this get the compact table (no borders, no params column).
+NARROW = 100
 
 
 @dataclass
@@ -153,6 +156,7 @@ class Board:
         self.stopping = False
         self._live: Live | None = None
         self._printed: dict[str, tuple[int, int]] = {}
+        self._narrow = False
 
     def add(self, name: str, total: int, epochs: int = 1) -> StageProgress:
         progress = StageProgress(name, total, epochs)
@@ -214,40 +218,51 @@ class Board:
                 )
 
     def render(self) -> RenderableType:
-        table = Table(title="babysweep", title_justify="left")
-        table.add_column("stage / trial", justify="left", no_wrap=True)
+        # Under NARROW columns (an 80-column terminal) the numbers keep their width: the
+        # borders go, the params column goes (`sweep best` shows them), the counts shorten.
+        self._narrow = self.console.width < NARROW
+        table = (
+            Table(title="babysweep", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+            if self._narrow
+            else Table(title="babysweep", title_justify="left")
+        )
+        table.add_column("stage" if self._narrow else "stage / trial", no_wrap=True)
         table.add_column("status", justify="left", no_wrap=True)
-        table.add_column("epoch", justify="right")
-        table.add_column("loss", justify="right")
-        table.add_column("dev_loss", justify="right", no_wrap=True)
-        table.add_column("elapsed", justify="right")
-        table.add_column("ETA", justify="right")
-        table.add_column("params", justify="left", overflow="ellipsis", no_wrap=True)
+        for name, width in (("epoch", 5), ("loss", 6), ("dev_loss", 8), ("elapsed", 7), ("ETA", 7)):
+            table.add_column(name, justify="right", no_wrap=True, min_width=width)
+        if not self._narrow:
+            table.add_column("params", justify="left", overflow="ellipsis", no_wrap=True)
         for name, text in self.notes.items():
             if not any(p.name == name for p in self.stages):
-                table.add_row(f"[bold]{name}[/]", "COMPLETE", "", "", "", "", "", text)
+                cells = [f"[bold]{name}[/]", "COMPLETE", "", "", "", "", ""]
+                table.add_row(*cells, *([] if self._narrow else [text]))  # note() printed it
         for p in self.stages:
             self._stage_rows(table, p)
+        parts: list[RenderableType] = [table]
+        if self._narrow and self._live is not None:  # ensembles chosen, above the table
+            parts[:0] = [Text(f"{k}: {v}", overflow="ellipsis") for k, v in self.notes.items()]
         if self.stopping:
-            return Group(table, Text("stopping... (Ctrl-C again to abort at once)", style="bold"))
-        return table
+            parts.append(Text("stopping... (Ctrl-C again to abort at once)", style="bold"))
+        return parts[0] if len(parts) == 1 else Group(*parts)
 
     def _stage_rows(self, table: Table, p: StageProgress) -> None:
         left = p.total - p.done
         eta = p.eta()
-        counts = f"{p.done}/{p.total} done, {p.running} running"
+        narrow = self._narrow
+        run = "run" if narrow else "running"
+        counts = f"{p.done}/{p.total} done, {p.running} {run}"
         counts += f", {p.pruned} pruned" if p.pruned else ""
         counts += f", {p.failed} failed" if p.failed else ""
-        table.add_row(
+        cells = [
             f"[bold]{p.name}[/]",
             counts,
             "",
             "",
-            f"best {p.best:.4f}" if p.best is not None else "-",
+            (f"{p.best:.4f}" if narrow else f"best {p.best:.4f}") if p.best is not None else "-",
             clock(p.elapsed),
             "done" if not left else (clock(eta) if eta is not None else "-"),
-            self.notes.get(p.name, ""),
-        )
+        ]
+        table.add_row(*cells, *([] if narrow else [self.notes.get(p.name, "")]))
         if not left:
             return
         running = [t for t in p.trials.values() if t.ended is None]
@@ -263,7 +278,7 @@ class Board:
                 f"{t.dev_loss:.4f}" if t.dev_loss is not None else "",
                 clock(t.elapsed),
                 "",
-                format_params(t.params),
+                *([] if narrow else [format_params(t.params)]),
             )
 
 

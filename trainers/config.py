@@ -313,7 +313,9 @@ class RecipeConfig(_Strict):
     """Where the final HF checkpoint and training state are written."""
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+def format_validation_error(
+    err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
     """One line per problem, each naming the dotted field path and what to do.
 
     A value that fails every member of a union (a distribution or a number) is one problem,
@@ -323,6 +325,9 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     lines: list[str] = []
     unions: dict[tuple[object, ...], list] = {}  # loc before the union -> its errors
     for e in err.errors():
+        if e["type"] == "extra_forbidden":  # a misspelt key, inside a union or not
+            lines.append(_unknown_key_line(e, prefix, model))
+            continue
         at = next((i for i, p in enumerate(e["loc"]) if _is_union_tag(p)), None)
         if at is None:
             lines.append(_problem_line(e, prefix))
@@ -349,11 +354,65 @@ def _problem_line(e: Mapping[str, Any], prefix: str) -> str:
         msg = "unknown key; remove it or check its spelling"
     elif e["type"] == "missing":
         msg = "required; add it"
+    elif e["msg"].startswith("kind: required; one of ") and isinstance(
+        (e.get("input") or {}).get("kind") if isinstance(e.get("input"), dict) else None, str
+    ):
+        # a discriminated union whose tag was given but is not one of its kinds
+        kinds = e["msg"].removeprefix("kind: required; one of ")
+        msg = f"kind: {e['input']['kind']!r} is not a kind; use one of {kinds}"
     else:
         msg = e["msg"]
         if "input" in e and not isinstance(e["input"], dict | list):
             msg += f" (got {e['input']!r})"
     return f"{_dotted(e['loc'], prefix)}: {msg}"
+
+
+def _unknown_key_line(e: Mapping[str, Any], prefix: str, model: type[BaseModel] | None) -> str:
+    """`unknown key; did you mean 'trials'?` when the model has a key close to it."""
+    import difflib
+
+    key = str(e["loc"][-1])
+    known = sorted({f for m in _models_at(model, e["loc"][:-1]) for f in m.model_fields})
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
+    return f"{_dotted(e['loc'], prefix)}: unknown key; {hint}"
+
+
+def _models_at(model: type[BaseModel] | None, loc: tuple) -> list[type[BaseModel]]:
+    """The models a location inside `model` can be: through fields, dict values, lists and
+    tagged unions (a `kind[teachers]` part keeps the member tagged so)."""
+    import types
+    import typing
+
+    from pydantic import Tag
+
+    def members(tp: Any, tag: str | None = None) -> list[tuple[Any, str | None]]:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            inner, *meta = typing.get_args(tp)
+            tags = [m.tag for m in meta if isinstance(m, Tag)]
+            return members(inner, tags[0] if tags else tag)
+        if origin in (typing.Union, types.UnionType):
+            return [m for arg in typing.get_args(tp) for m in members(arg, tag)]
+        return [(tp, tag)]
+
+    nodes = members(model) if model is not None else []
+    for part in loc:
+        step: list[tuple[Any, str | None]] = []
+        for tp, _ in nodes:
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                if isinstance(part, str) and part in tp.model_fields:
+                    step += members(tp.model_fields[part].annotation)
+            elif origin is dict and isinstance(part, str):
+                step += members(typing.get_args(tp)[1])
+            elif origin is list and isinstance(part, int):
+                step += members(typing.get_args(tp)[0])
+        if isinstance(part, str) and _is_union_tag(part):
+            tagged: list[tuple[Any, str | None]] = [(tp, tag) for tp, tag in nodes if tag == part]
+            step = tagged or nodes  # a tag names a union member; any other marker keeps all
+        nodes = step
+    return [tp for tp, _ in nodes if isinstance(tp, type) and issubclass(tp, BaseModel)]
 
 
 def _union_line(errors: list[dict], prefix: str) -> str:
@@ -431,7 +490,9 @@ def validate_yaml_file(path: Path, model: type[M]) -> M:
     try:
         config = model.model_validate(raw)
     except ValidationError as exc:
-        raise TrainerError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+        raise TrainerError(
+            f"{path} is invalid:\n{format_validation_error(exc, model=model)}"
+        ) from None
     problems = list(_coerced_booleans(raw, config, ""))
     if problems:
         raise TrainerError(f"{path} is invalid:\n" + "\n".join(problems))

@@ -38,7 +38,9 @@ def methods_section(frames: Frames) -> Section:
         ("sweep", html.escape(frames.sweep)),
         ("status", html.escape(str(info.get("status", "—")))),
         (
-            "config hash (sha256 of the resolved sweep.yaml)",
+            "config hash (sha256 of the resolved sweep.yaml less where it runs: storage, "
+            "Ray address, paths, trackers; and less stage sizes: trials, seeds, top_n, "
+            "which may grow)",
             f"<code>{html.escape(str(info.get('config_hash', '—')))}</code>",
         ),
         ("code version", f"<code>{html.escape(str(info.get('code_version', '—')))}</code>"),
@@ -54,6 +56,21 @@ def methods_section(frames: Frames) -> Section:
         ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     facts_html = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+    # the Optuna studies this sweep searched: one per teachers or students stage it declared
+    searched_stages = (
+        list(
+            dict.fromkeys(trials.loc[trials["stage_kind"].isin(["teachers", "students"]), "stage"])
+        )
+        if {"stage", "stage_kind"} <= set(trials.columns)
+        else []
+    )
+    searched = (
+        ", ".join(
+            f"<code>{html.escape(frames.sweep)}/{html.escape(str(s))}</code>"
+            for s in searched_stages
+        )
+        or "none in this store"
+    )
     methods = f"""
 <ul>
 <li><b>Which split chose what.</b> The dev split (dev loss, nats per token) chose everything:
@@ -104,7 +121,7 @@ equal budget, the gap is not a tuning artefact.</li>
 <li><b>Fraction beating the best teacher</b>: completed student trials better than the single best
 completed teacher, with a Wilson 95% interval (scipy.stats.binomtest).</li>
 <li><b>Hyperparameter importance</b>: Optuna's PED-ANOVA and fANOVA on the stored studies
-(<code>{html.escape(frames.sweep)}/teachers</code>, <code>{html.escape(frames.sweep)}/students</code>),
+({searched}),
 for the objective, dev loss; each study's importances sum to 1. On fewer than {SMALL_SAMPLE} trials they
 are hints only.</li>
 <li><b>Per paradigm</b>: the best student and best teacher are chosen by dev loss (not BLiMP, so the

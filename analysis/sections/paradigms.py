@@ -25,8 +25,10 @@ def paradigm_section(frames: Frames) -> Section:
     grp = table[table["level"] == "group"]
     sig = para[para["significant"]]
     reading = (
-        f"The best student (trial #{chosen['student_number']}) minus the best teacher "
-        f"(#{chosen['teacher_number']}), both chosen by dev loss: the student is ahead on "
+        f"The best student of stage {chosen['student_stage']} (#{chosen['student_number']}, "
+        "the last students stage) minus the best teacher of stage "
+        f"{chosen['teacher_stage']} (#{chosen['teacher_number']}), each the lowest dev loss "
+        "of its stage: the student is ahead on "
         f"{int((para['difference'] > 0).sum())} of {len(para)} paradigms; "
         f"{len(sig)} difference(s) survive Benjamini-Hochberg at q < {ALPHA:g} "
         f"({int((sig['difference'] > 0).sum())} in the student's favour), and "

@@ -37,10 +37,19 @@ _STATUS_STYLE = {
 }
 
 
-def render_status(store: Store | str, sweep: str | None = None) -> RenderableType:
+# Column headers under NARROW_STATUS columns (an 80-column terminal).
+_SHORT = {TrialStatus.RUNNING: "run", TrialStatus.COMPLETE: "done"}
+NARROW_STATUS = 100
+
+
+def render_status(
+    store: Store | str, sweep: str | None = None, width: int | None = None
+) -> RenderableType:
     """A rich renderable: per sweep (all when `sweep` is None), per stage, its status, trial
     counts RUNNING/COMPLETE/PRUNED/FAILED and best COMPLETE trial (number, objective, params).
-    Reads one snapshot in a read-only transaction, so it works while the sweep runs."""
+    Reads one snapshot in a read-only transaction, so it works while the sweep runs. Under
+    NARROW_STATUS columns of `width` the params go and the headers shorten."""
+    narrow = width is not None and width < NARROW_STATUS
     with open_store(store) as opened, opened.session(readonly=True) as session:
         sweep_ids = select_sweeps(session, sweep, opened)
         if not sweep_ids:
@@ -86,16 +95,21 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
 
     parts: list[RenderableType] = []
     for sw in sweeps:
-        parts.append(_header(sw, masked))
+        parts.append(_header(sw, masked, narrow))
         parts.append(_driver_line(sw, leases.get(sw.name)))
         table = Table(show_edge=False, pad_edge=False)
-        for column in ("stage", "status"):
-            table.add_column(column)
+        names = [s.name for s in stages if s.sweep_id == sw.id]
+        table.add_column("stage", no_wrap=True, min_width=max(map(len, names), default=5))
+        table.add_column("status", no_wrap=True, min_width=8)
         for status in TrialStatus:
-            table.add_column(status.lower(), justify="right")
-        for column in ("best trial", "objective", "params"):
-            table.add_column(column, overflow="fold")
-        table.add_column("device-h", justify="right")  # GPU-hours, else CPU core-hours
+            header = _SHORT.get(status, status.lower()) if narrow else status.lower()
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("best" if narrow else "best trial", overflow="fold")
+        table.add_column("objective", overflow="fold")
+        if not narrow:  # `sweep best --stage NAME` prints them in full
+            table.add_column("params", overflow="fold")
+        # GPU-hours, else CPU core-hours
+        table.add_column("dev-h" if narrow else "device-h", justify="right", no_wrap=True)
         for stage in (s for s in stages if s.sweep_id == sw.id):
             by_status = counts.get(stage.id, {})
             row: list[RenderableType] = [stage.name, _styled(stage.status)]
@@ -103,14 +117,21 @@ def render_status(store: Store | str, sweep: str | None = None) -> RenderableTyp
             top = best[stage.id]
             if top is not None:
                 objective = f"{top.objective:.4g}"
-                if stage.objective_name:
+                if stage.objective_name and not narrow:
                     objective = f"{stage.objective_name} {objective} ({_arrow(stage.direction)})"
-                row += [f"#{top.number}", objective, _format_params(top.params)]
+                elif stage.objective_name:
+                    objective = f"{stage.objective_name} {objective}"
+                row += [f"#{top.number}", objective]
+                row += [] if narrow else [_format_params(top.params)]
             elif stage.id in members:
                 picks = ", ".join(f"#{n}" for n in members[stage.id])
-                row += ["", "", f"ensemble of teacher trials {picks}"]
+                row += (
+                    [picks, "teachers"]
+                    if narrow
+                    else ["", "", f"ensemble of teacher trials {picks}"]
+                )
             else:
-                row += ["", "", ""]
+                row += ["", ""] if narrow else ["", "", ""]
             row.append(f"{device_hours.get(stage.id, 0.0):.3g}")
             table.add_row(*row)
         if not table.rows:
@@ -163,7 +184,7 @@ def _best_trial(session: Session, stage: StageModel) -> Trial | None:
     ).first()
 
 
-def _header(sw: Sweep, masked: str) -> Text:
+def _header(sw: Sweep, masked: str, narrow: bool = False) -> Text:
     end = sw.finished_at or utcnow()
     text = Text.assemble(
         ("sweep ", "bold"),
@@ -173,7 +194,10 @@ def _header(sw: Sweep, masked: str) -> Text:
         f"  started {_when(sw.created_at)}",
         f"  {'took' if sw.status != SweepStatus.RUNNING else 'running for'} "
         f"{_duration((end - sw.created_at).total_seconds())}",
-        f"  code {sw.code_version}  store {masked}",
+        "\n  " if narrow else "  ",
+        f"code {sw.code_version}",
+        "\n  " if narrow else "  ",
+        f"store {masked}",
     )
     return text
 

@@ -426,3 +426,33 @@ def test_config_hash_leaves_out_stage_sizes_only(tmp_path: Path) -> None:
         {"stages.students_k1.epochs": 3},
     ):
         assert load_sweep_config(write_variant(tmp_path, other)).config_hash() != base
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # a misspelt stage key reads as a misspelt data key does (issue 27, item 7)
+        (
+            {"stages.teachers.trails": 4, "stages.teachers.trials": None},
+            "stages.teachers.trails: unknown key; did you mean 'trials'?",
+        ),
+        ({"data.vocab_sise": 10}, "data.vocab_sise: unknown key; did you mean 'vocab_size'?"),
+        ({"stages.repeats.zzz": 1}, "stages.repeats.zzz: unknown key; remove it or check"),
+        (
+            {"stages.students_k1.kind": "student"},
+            "stages.students_k1: kind: 'student' is not a kind; use one of teachers, ensemble, "
+            "students, baselines, repeats, reference",
+        ),
+        (
+            {"stages.students_k1.ensemble": "teachers"},
+            "stages.students_k1.ensemble: 'teachers' is a teachers stage; name an ensemble stage",
+        ),
+    ],
+)
+def test_stage_mistakes_get_messages_that_say_what_to_type(
+    tmp_path: Path, changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(write_variant(tmp_path, changes))
+    assert expected in str(info.value), str(info.value)
+    assert "Extra inputs" not in str(info.value) and "kind: required" not in str(info.value)

@@ -41,10 +41,14 @@ def _pair_log_probs(model, tokenizer, good: str, bad: str) -> tuple[float, float
 def test_best_picks_the_lowest_dev_loss_and_the_highest_blimp(tiny_study) -> None:
     trials = read_trials(tiny_study.url, "demo")
     done = trials[trials["status"] == "COMPLETE"]
-    lowest = done.loc[done["dev_loss"].idxmin()]
+    # without --stage: the best student, never a teacher or a 10x-data reference (issue 27)
+    students = done[done["stage_kind"] == "students"]
+    lowest = students.loc[students["dev_loss"].idxmin()]
     result = run("best", str(tiny_study.path))
     assert result.exit_code == 0, result.output
-    assert "best trial by dev_loss (lower is better)" in result.output
+    assert "best trial by dev_loss (lower is better) among the students stages students" in (
+        " ".join(result.output.split())
+    )
     assert f"trial {lowest.trial_id}: {lowest.stage} #{lowest.number}" in result.output
     assert f"dev_loss={lowest.dev_loss:.4g}" in result.output
     assert f"checkpoint: {lowest.checkpoint_uri}" in result.output
@@ -89,6 +93,9 @@ def test_export_loads_with_transformers_and_scores_like_the_trial(
     assert not (out / "train_state.pt").exists()
 
     model = AutoModelForCausalLM.from_pretrained(out)
+    # an exported model generates with its KV cache (training saved use_cache: false)
+    assert model.config.use_cache is True
+    assert model.generation_config.use_cache is not False
     tokenizer = AutoTokenizer.from_pretrained(out)
     original = AutoModelForCausalLM.from_pretrained(student.checkpoint_uri)
     row = json.loads((data_root / "blimp" / "anaphor_gender_agreement.jsonl").open().readline())

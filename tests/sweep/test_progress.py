@@ -117,3 +117,88 @@ def test_dashboard_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], lines
+
+
+_BOARD_80 = """
+from rich.console import Console
+from sweep.progress import Board
+board = Board(Console())
+for name in ("teachers", "students_k2"):
+    stage = board.add(name, 12, epochs=2)
+    for n in range(3):
+        stage.trial_started(n, {"lr": 0.00312345, "batch_size": 16, "temperature": 2.5})
+        stage.trial_reported(n, epoch=1, loss=5.1234, dev_loss=5.3, seconds=3700.0)
+    stage.trial_finished(0, "COMPLETE", 5.3)
+board.console.print(board.render())
+"""
+
+
+def _in_80_columns(*argv: str) -> str:
+    """The text a command prints in a pseudo-terminal of 80 columns (escapes stripped)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        list(argv), stdin=follower, stdout=follower, stderr=follower,
+        env={**env, "TERM": "xterm", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=300) == 0, out.decode(errors="replace")
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.decode()).replace("\r", "")
+    # a store URL is one unbreakable word: its own line, the only one allowed to run on
+    lines = [line for line in text.splitlines() if not line.startswith("  store ")]
+    assert max(len(line) for line in lines) <= 80, text
+    assert "…" not in text, text
+    return text
+
+
+def test_the_live_table_fits_an_80_column_terminal(tmp_path: Path) -> None:
+    """In a pseudo-terminal of 80 columns every column keeps its numbers and every stage its
+    full name (issue 27, item 5): the borders and the params column give way instead."""
+    import sys
+
+    script = tmp_path / "board.py"
+    script.write_text(_BOARD_80)
+    text = _in_80_columns(sys.executable, str(script))
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = next(line for line in lines if "status" in line)
+    for column in ("epoch", "loss", "dev_loss", "elapsed", "ETA"):
+        assert column in header.split(), header
+    stage_row = next(line for line in lines if line.lstrip().startswith("students_k2"))
+    assert re.search(r"1/12 done, 2 run .* 5\.3000 .* \d+:\d\d:\d\d", stage_row), stage_row
+    assert re.search(r"#1 +RUNNING +1/2 +5\.1234 +5\.3000", text), text
+
+
+def test_sweep_status_fits_an_80_column_terminal(tmp_path: Path) -> None:
+    """`sweep status` at 80 columns: whole words and stage names, short headers, no params."""
+    import sys
+
+    from tests.analysis.conftest import make_thin_sweep, write_store
+
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    synth = make_thin_sweep("a_long_sweep_name")
+    write_store(url, synth)
+    sweep = str(Path(sys.executable).parent / "sweep")
+    text = _in_80_columns(sys.executable, sweep, "status", "--storage", url)
+    header = next(line for line in text.splitlines() if "status" in line and "stage" in line)
+    assert header.split("┃")[2:6] == [" run ", " done ", " pruned ", " failed "], header
+    for stage in {t.stage for t in synth.trials}:
+        assert re.search(rf"^{re.escape(stage)} +│ [A-Z]+ +│", text, flags=re.M), (stage, text)
+    assert "params" not in header

@@ -63,7 +63,7 @@ def test_evaluate_test_split_and_bad_input(
         cache=tmp_path / "cache",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[1].startswith("test_loss: ")
+    assert done.stdout.splitlines()[2].startswith("test_loss: ")
     for args, needle in [
         (["--checkpoint", str(tmp_path / "none")], "no such directory"),
         (["--checkpoint", final, "--glue", "cola"], "--glue: unknown task 'cola'"),
@@ -73,3 +73,25 @@ def test_evaluate_test_split_and_bad_input(
         assert bad.returncode == 2, bad.stderr
         assert "Traceback" not in bad.stderr
         assert needle in bad.stderr
+
+
+def test_evaluate_scores_under_the_trials_caps_unless_full(
+    teachers: list[TrainResult], data_config: DataConfig, tmp_path: Path
+):
+    """Without cap flags the loss is the trial's own (its recipe_config.json caps), and a line
+    says so; --full scores the whole split and says that instead (issue 27, item 4)."""
+    final = str(teachers[0].final_dir)
+    root = str(data_config.root)
+    capped = evaluate("--checkpoint", final, "--data-root", root, cache=tmp_path / "cache")
+    assert capped.returncode == 0, capped.stderr
+    caps_line = capped.stdout.splitlines()[1]
+    assert caps_line.startswith(f"caps: max_eval_tokens={data_config.max_eval_tokens}"), caps_line
+    assert "recipe_config.json" in caps_line and "--full" in caps_line
+    loss = float(capped.stdout.splitlines()[2].split()[1])
+    assert math.isclose(loss, teachers[0].metrics["dev_loss"], rel_tol=1e-3)
+    full = evaluate("--checkpoint", final, "--data-root", root, "--full", cache=tmp_path / "cache")
+    assert full.returncode == 0, full.stderr
+    assert full.stdout.splitlines()[1] == (
+        "caps: none (--full: the whole split and every BLiMP pair)"
+    )
+    assert float(full.stdout.splitlines()[2].split()[1]) != loss

@@ -44,8 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--data-root", type=Path, help="folder of corpus, blimp/, glue/")
     parser.add_argument("--corpus", type=Path, help="BabyLM-layout corpus (under the root)")
-    parser.add_argument("--max-eval-tokens", type=int, help="cap on the tokens scored")
-    parser.add_argument("--blimp-pairs", type=int, help="cap on BLiMP pairs per paradigm")
+    parser.add_argument(
+        "--max-eval-tokens", type=int, help="cap on the tokens scored (default: the trial's)"
+    )
+    parser.add_argument(
+        "--blimp-pairs", type=int, help="cap on BLiMP pairs per paradigm (default: the trial's)"
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="score the whole split and every BLiMP pair, not the caps the trial used",
+    )
     parser.add_argument(
         "--blimp-convention",
         choices=["lm_eval", "no_space"],
@@ -58,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # each result line as it comes, piped too
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     try:
         results = evaluate_checkpoint(args)
@@ -97,14 +108,16 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             read_glue_task(root / "glue", task, split)
     model = load_model(checkpoint, what="--checkpoint")  # one clear error before any work
     n_params = sum(p.numel() for p in model.parameters())
+    caps, source = _caps(checkpoint, args)
     data = DataConfig(
         root=args.data_root,
         seq_length=_window(checkpoint, model.config.max_position_embeddings),
-        max_eval_tokens=args.max_eval_tokens,
-        blimp_pairs_per_paradigm=args.blimp_pairs,
+        **caps,
         **({"corpus": args.corpus} if args.corpus else {}),
     ).resolved()
     print(f"checkpoint: {checkpoint} ({n_params:,} parameters)", flush=True)
+    shown = ", ".join(f"{k}={v}" for k, v in caps.items() if v is not None) or "none"
+    print(f"caps: {shown} ({source})", flush=True)
     results: dict = {"checkpoint": str(checkpoint), "parameters": n_params}
 
     loss = evaluate_loss(checkpoint, data, args.split)
@@ -163,6 +176,33 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
         print(f"{suite}: {found.overall:.4f} ({len(found.by_subtask)} subtasks)")
         results[suite] = {"overall": found.overall, "subtasks": found.by_subtask}
     return results
+
+
+_CAPS = {"max_eval_tokens": "max_eval_tokens", "blimp_pairs_per_paradigm": "blimp_pairs"}
+
+
+def _caps(checkpoint: Path, args: argparse.Namespace) -> tuple[dict, str]:
+    """The dev-token and BLiMP caps to score under, and a phrase saying where they came from:
+    the flags, else the trial's own (recipe_config.json), so the numbers match the trial's;
+    --full lifts both."""
+    if args.full:
+        return dict.fromkeys(_CAPS), "--full: the whole split and every BLiMP pair"
+    recipe = checkpoint / "recipe_config.json"
+    trial: dict = {}
+    if recipe.is_file():
+        try:
+            trial = json.loads(recipe.read_text()).get("data", {})
+        except (ValueError, AttributeError):
+            trial = {}
+    caps = {
+        key: getattr(args, flag) if getattr(args, flag) is not None else trial.get(key)
+        for key, flag in _CAPS.items()
+    }
+    if all(getattr(args, flag) is not None for flag in _CAPS.values()):
+        return caps, "from the flags"
+    if trial:
+        return caps, "the trial's, from recipe_config.json; --full scores the whole split"
+    return caps, "no recipe_config.json: the whole split; --max-eval-tokens caps it"
 
 
 def _window(checkpoint: Path, max_positions: int) -> int:

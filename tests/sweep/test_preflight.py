@@ -1,0 +1,46 @@
+"""`sweep validate` warns where a valid file cannot run here, and sizes the study (issue 27, 8)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sweep.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _validate(*args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEP_STORAGE_URL",)}
+    result = CliRunner().invoke(app, ["validate", *args], env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.mark.skipif(
+    shutil.which("nvidia-smi") is not None or Path("/shared").exists(),
+    reason="this machine has a GPU or a /shared: the paper-scale file would run here",
+)
+def test_the_paper_scale_example_validates_with_a_warning_for_each_thing_it_lacks_here() -> None:
+    code, out = _validate(str(REPO / "examples" / "babyllama2-345m.yaml"))
+    assert code == 0, out
+    assert "warning: training.device / resources.gpu: the file asks for a GPU" in out
+    assert "warning: output_dir: /shared/runs is under /shared, which does not exist here" in out
+    assert "warning: data.cache_dir: /shared/cache is under /shared" in out
+    assert "warning: storage: none given, so a SQLite file inside examples/" in out
+    # its corpus is not capped: the compute is given a token, the size in epochs
+    assert "81 trials, 648 epochs of the whole corpus" in out
+    assert "345.36M-parameter model" in out
+
+
+def test_the_default_study_validates_without_warnings_and_with_its_size(tmp_path: Path) -> None:
+    code, out = _validate(str(REPO / "sweep.yaml"), "--storage", f"sqlite:///{tmp_path}/x.db")
+    assert code == 0, out
+    assert "warning:" not in out
+    for stage, trials in [("teachers", 4), ("students_k1", 4), ("students_k2", 4),
+                          ("baselines", 2), ("repeats", 10), ("reference", 2)]:  # fmt: skip
+        assert f"{stage} {stage.split('_')[0]} {trials} trials x" in out, stage
+    assert "# total: 26 trials, 2.04M training tokens" in out
