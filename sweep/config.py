@@ -1164,12 +1164,13 @@ def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> 
         problem = _training_field_problem(base, name, value)
         if problem:
             where = f"{field}.{suffix}" if suffix else field
-            shown = (
-                f"1 - {getattr(param, suffix)} = {value}"
-                if isinstance(param, OneMinusLogUniform)
-                else repr(value)
-            )
-            yield f"{where}: {problem} (gives {name} = {shown}, which training.{name} refuses)"
+            if isinstance(param, OneMinusLogUniform):
+                shown = f"= 1 - {getattr(param, suffix)} = {value}"
+            elif suffix == "high" and isinstance(param, Uniform) and value != param.high:
+                shown = f"values up to {param.high!r}"  # [low, high): high itself is never drawn
+            else:
+                shown = f"= {value!r}"
+            yield f"{where}: {problem} (gives {name} {shown}, which training.{name} refuses)"
 
 
 def _a(word: str) -> str:
