@@ -19,8 +19,10 @@ from trainers.errors import TrainerError
 from trainers.evaluate.tasks import (
     BABYLM_2023_RECIPES,
     FINETUNE_TASKS,
+    majority_baseline,
     matthews_correlation,
     multirc_scores,
+    not_above_majority,
     read_task,
     task_metrics,
 )
@@ -196,3 +198,60 @@ def test_early_stopping_keeps_the_best_dev_epoch(tiny_checkpoint: Path, glue: Pa
     assert (
         selection_score("cola", dev, run.predictions["cola"]) == run.dev_scores[run.best_epoch - 1]
     )
+
+
+def _dev_labels(tsv: Path, column: str) -> list[int]:
+    """A task's gold labels read with the csv module, not trainers' reader."""
+    import csv
+
+    with tsv.open(encoding="utf-8-sig", newline="") as f:
+        return [int(row[column]) for row in csv.DictReader(f, delimiter="\t", quoting=3)]
+
+
+@pytest.mark.parametrize(("first", "accuracy", "f1"), [(100, 0.690, 0.817), (None, 0.684, 0.812)])
+def test_mrpc_majority_baseline_is_always_paraphrase(
+    glue: Path, first: int | None, accuracy: float, f1: float
+):
+    gold = _dev_labels(glue / "MRPC" / "dev.tsv", "Quality")[:first]
+    majority = max((0, 1), key=gold.count)
+    assert majority == 1  # "paraphrase"
+    always = [majority] * len(gold)
+    baseline = majority_baseline("mrpc", read_task(glue, "mrpc", "dev")[:first])
+    assert baseline == {
+        "majority_class": 1.0,
+        "majority_f1": pytest.approx(f1_score(gold, always)),
+        "majority_accuracy": pytest.approx(accuracy_score(gold, always)),
+    }
+    # The demo's first 100 dev pairs, and the whole dev set (279 of 408 paraphrases).
+    assert round(baseline["majority_accuracy"], 3) == accuracy
+    assert round(baseline["majority_f1"], 3) == f1
+
+
+def test_majority_baseline_of_cola_multirc_and_rte(glue: Path):
+    cola = majority_baseline("cola", read_task(glue, "cola", "dev"))
+    assert cola == {"majority_class": 0.0, "majority_mcc": 0.0}  # a 3-3 tie: the lower class
+    multirc = read_task(glue, "multirc", "dev")
+    gold = [e.label for e in multirc]  # 4 right answers of 7 options, no question all right
+    assert majority_baseline("multirc", multirc) == {
+        "majority_class": 1.0,
+        "majority_f1a": pytest.approx(f1_score(gold, [1] * 7)),
+        "majority_em": 0.0,
+    }
+    rte = _dev_labels_words(glue / "RTE" / "dev.tsv")
+    share = max(rte.count("entailment"), rte.count("not_entailment")) / len(rte)
+    assert majority_baseline("rte", read_task(glue, "rte", "dev"))["majority_accuracy"] == (
+        pytest.approx(share)
+    )
+
+
+def _dev_labels_words(tsv: Path) -> list[str]:
+    lines = tsv.read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split("\t")[-1] for line in lines if line.strip()]
+
+
+def test_not_above_majority_names_each_metric_at_or_below_it():
+    demo = {"f1": 0.8166, "accuracy": 0.69, "majority_f1": 0.8166, "majority_accuracy": 0.69}
+    assert not_above_majority(demo) == ["f1", "accuracy"]
+    always_duplicate = {"f1": 0.53, "accuracy": 0.37, "majority_f1": 0.0, "majority_accuracy": 0.63}
+    assert not_above_majority(always_duplicate) == ["accuracy"]
+    assert not_above_majority({"mcc": 0.12, "majority_mcc": 0.0, "majority_class": 0.0}) == []

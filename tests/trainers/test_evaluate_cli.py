@@ -51,6 +51,17 @@ def test_evaluate_prints_loss_blimp_groups_and_glue(
     assert scores["blimp_overall"] == sum(scores["blimp_paradigms"].values()) / 67
     assert scores["glue"]["rte"]["n"] == 8
     assert "glue rte: accuracy=" in done.stdout
+    # The majority class of those 8 dev pairs, counted from the file, printed and stored.
+    words = (data_config.root / "glue" / "RTE" / "dev.tsv").read_text().splitlines()[1:9]
+    labels = [line.split("\t")[-1] == "not_entailment" for line in words]
+    majority = int(labels.count(True) > labels.count(False))
+    rte = scores["glue"]["rte"]
+    assert rte["majority_class"] == majority
+    assert rte["majority_accuracy"] == max(labels.count(True), labels.count(False)) / 8
+    behind = [] if rte["accuracy"] > rte["majority_accuracy"] else ["accuracy"]
+    assert rte["not_above_majority"] == behind
+    line = f"  majority class (always {majority}): accuracy={rte['majority_accuracy']:.4f}; "
+    assert line + ("NOT above it on accuracy" if behind else "beaten") in done.stdout
 
 
 def test_evaluate_test_split_and_bad_input(

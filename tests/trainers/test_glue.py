@@ -51,6 +51,10 @@ def test_mrpc_scores_match_a_count_of_the_predictions(mrpc_run: dict, glue_dir: 
     recall = hits / gold.count(1)
     f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
     assert mrpc_run["f1"] == pytest.approx(f1)
+    # Beside them, always-"paraphrase" on the same 64 dev pairs, counted here.
+    assert gold.count(1) > gold.count(0) and mrpc_run["majority_class"] == 1
+    assert mrpc_run["majority_accuracy"] == pytest.approx(gold.count(1) / 64)
+    assert mrpc_run["majority_f1"] == pytest.approx(2 * gold.count(1) / (gold.count(1) + 64))
 
 
 def test_same_seed_gives_the_same_scores(mrpc_run: dict, tiny_checkpoint: Path, glue_dir: Path):
@@ -65,8 +69,12 @@ def test_default_result_has_the_documented_keys(tiny_checkpoint: Path, glue_dir:
         tiny_checkpoint, glue_dir, max_train_examples=16, max_eval_examples=8, batch_size=8
     )
     assert set(scores) == {"mrpc", "rte"}
-    assert set(scores["mrpc"]) == {"group", "n", "accuracy", "f1"}
-    assert set(scores["rte"]) == {"group", "n", "accuracy"}
+    majority = {"majority_class"}
+    assert (
+        set(scores["mrpc"])
+        == {"group", "n", "accuracy", "f1", "majority_accuracy", "majority_f1"} | majority
+    )
+    assert set(scores["rte"]) == {"group", "n", "accuracy", "majority_accuracy"} | majority
     assert scores["rte"]["n"] == 8 and 0.0 <= scores["rte"]["accuracy"] <= 1.0
 
 

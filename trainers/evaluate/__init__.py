@@ -15,6 +15,8 @@ from trainers.evaluate.tasks import (
     BABYLM_2024_RECIPE,
     FINETUNE_TASKS,
     FinetuneRecipe,
+    majority_baseline,
+    not_above_majority,
     read_task,
     task_metrics,
 )
@@ -35,6 +37,8 @@ __all__ = [
     "evaluate_loss",
     "glue_average",
     "glue_scores",
+    "majority_baseline",
+    "not_above_majority",
     "read_glue_task",
     "read_task",
     "task_metrics",

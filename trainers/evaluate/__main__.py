@@ -82,7 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     from trainers.config import DataConfig
-    from trainers.evaluate import blimp_accuracy, evaluate_loss, glue_scores
+    from trainers.evaluate import (
+        FINETUNE_TASKS,
+        blimp_accuracy,
+        evaluate_loss,
+        glue_scores,
+        not_above_majority,
+    )
     from trainers.evaluate.glue import GLUE_TASKS, glue_average, read_glue_task
     from trainers.evaluate.zeroshot import ZERO_SHOT_SUITES, zero_shot_accuracy
     from trainers.model import load_model
@@ -156,14 +162,30 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             max_eval_examples=args.glue_max_eval,
             device=args.device,
         )
+        results["glue"] = {}
         for task, score in scores.items():
-            shown = " ".join(f"{k}={v:.4f}" for k, v in score.items() if k not in ("group", "n"))
-            print(f"glue {task}: {shown} (n={score['n']} dev examples)")
-        results["glue"] = {
-            t: {k: v for k, v in s.items() if k != "group"} for t, s in scores.items()
-        }
+            metrics = FINETUNE_TASKS[task].metrics
+            behind = not_above_majority(score)
+            print(
+                f"glue {task}: {_scores(score, metrics)} (n={score['n']} dev examples)\n"
+                f"  majority class (always {int(score['majority_class'])}): "
+                f"{_scores(score, metrics, 'majority_')}; "
+                + (f"NOT above it on {', '.join(behind)}" if behind else "beaten")
+            )
+            results["glue"][task] = {k: v for k, v in score.items() if k != "group"}
+            results["glue"][task]["not_above_majority"] = behind
         results["glue_average"] = glue_average(scores)
-        print(f"glue_average: {results['glue_average']:.4f} ({len(scores)} tasks)")
+        majority = glue_average(
+            {
+                t: {FINETUNE_TASKS[t].primary: s[f"majority_{FINETUNE_TASKS[t].primary}"]}
+                for t, s in scores.items()
+            }
+        )
+        results["glue_average_majority"] = majority
+        print(
+            f"glue_average: {results['glue_average']:.4f} ({len(scores)} tasks; "
+            f"majority classes: {majority:.4f})"
+        )
     for suite in suites:
         found = zero_shot_accuracy(
             model,
@@ -203,6 +225,10 @@ def _caps(checkpoint: Path, args: argparse.Namespace) -> tuple[dict, str]:
     if trial:
         return caps, "the trial's, from recipe_config.json; --full scores the whole split"
     return caps, "no recipe_config.json: the whole split; --max-eval-tokens caps it"
+
+
+def _scores(score: dict, metrics: Sequence[str], prefix: str = "") -> str:
+    return " ".join(f"{m}={score[prefix + m]:.4f}" for m in metrics)
 
 
 def _window(checkpoint: Path, max_positions: int) -> int:

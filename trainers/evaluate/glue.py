@@ -38,6 +38,7 @@ from trainers.evaluate.tasks import (
     FinetuneRecipe,
     FinetuneTask,
     TaskExample,
+    majority_baseline,
     read_task,
     selection_score,
     task_metrics,
@@ -122,8 +123,10 @@ def glue_scores(
 
     A task's recipe is recipes[its training task] (default: BabyLM 2024's), with epochs,
     lr and batch_size replaced where given. Returns {task: {"group": None, "n", metric...}}
-    with the task's official metrics; with return_predictions, each also holds the dev
-    "labels" and "predictions" in file order. The caps take the first examples of a split.
+    with the task's official metrics, and beside them the majority-class baseline on the
+    same dev examples ("majority_class", "majority_<metric>": `majority_baseline`); with
+    return_predictions, each also holds the dev "labels" and "predictions" in file order.
+    The caps take the first examples of a split.
     """
     forms = {task: _task_format(task) for task in tasks}  # fail on a bad name before any work
     check_model_dir(Path(model_dir), what="GLUE model")
@@ -160,6 +163,7 @@ def glue_scores(
             predictions = run.predictions[task]
             result: dict[str, Any] = {"group": None, "n": len(dev[task])}
             result.update(task_metrics(task, dev[task], predictions))
+            result.update(majority_baseline(task, dev[task]))
             if return_predictions:
                 result["labels"] = [e.label for e in dev[task]]
                 result["predictions"] = predictions

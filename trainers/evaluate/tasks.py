@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +41,10 @@ __all__ = [
     "FinetuneRecipe",
     "FinetuneTask",
     "TaskExample",
+    "majority_baseline",
     "matthews_correlation",
     "multirc_scores",
+    "not_above_majority",
     "read_task",
     "selection_score",
     "task_metrics",
@@ -205,6 +207,32 @@ def task_metrics(
         questions = [e.question or "" for e in examples]
         available.update(multirc_scores(questions, labels, predictions))
     return {m: available[m] for m in spec.metrics}
+
+
+def majority_baseline(task: str, examples: Sequence[TaskExample]) -> dict[str, float]:
+    """The task's official metrics of always predicting the most frequent gold class of
+    `examples` (ties: the lower class id), e.g. MRPC's always-"paraphrase"; CoLA's MCC is 0.
+
+    Returned as {"majority_class": id, "majority_<metric>": value}, the keys a task's
+    scores carry beside its own metrics (`glue_scores`, the store, the report)."""
+    if not examples:
+        raise ValueError(f"{task}: no examples to take a majority class of")
+    counts: dict[int, int] = {}
+    for e in examples:
+        counts[e.label] = counts.get(e.label, 0) + 1
+    majority = min(counts, key=lambda label: (-counts[label], label))
+    scores = task_metrics(task, examples, [majority] * len(examples))
+    return {"majority_class": float(majority), **{f"majority_{m}": v for m, v in scores.items()}}
+
+
+def not_above_majority(scores: Mapping[str, Any]) -> list[str]:
+    """The metrics of a task's scores that are not above its majority-class baseline
+    (`majority_<metric>` beside them): empty when the fine-tune beats it on every metric."""
+    return [
+        metric
+        for metric, value in scores.items()
+        if f"majority_{metric}" in scores and not value > scores[f"majority_{metric}"] + 1e-9
+    ]
 
 
 def selection_score(
