@@ -18,7 +18,7 @@ from analysis.sections._format import (
     records,
     seeds_text,
 )
-from analysis.sections.tasks import task_block, task_means, zero_shot_table
+from analysis.sections.tasks import glue_columns, task_block, task_means, zero_shot_table
 from analysis.stats import MIN_FOR_CI, Estimate
 
 
@@ -110,5 +110,6 @@ def headline_section(frames: Frames) -> Section:
 
 
 def glue_table(frames: Frames) -> pd.DataFrame:
-    """Mean of each glue_* column (a task's metric, glue_average) per headline group."""
-    return task_means(frames, [c for c in frames.trials.columns if c.startswith("glue_")])
+    """Mean of each glue_* column (a task's metric, glue_average) per headline group, beside
+    its majority-class baseline where the trials stored one."""
+    return task_means(frames, glue_columns(frames.trials))

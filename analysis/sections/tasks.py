@@ -12,7 +12,7 @@ import html
 import pandas as pd
 
 from analysis.load import Frames, finished
-from analysis.sections._format import Block, html_table
+from analysis.sections._format import Block, html_table, records
 
 ZERO_SHOT_COLUMNS = (
     "blimp_filtered_accuracy",
@@ -43,8 +43,31 @@ def task_label(column: str) -> str:
     return task
 
 
+def majority_column(column: str) -> str | None:
+    """glue_mrpc_f1 -> glue_mrpc_majority_f1: the column holding that score's majority-class
+    baseline (trainers' `majority_<metric>`, stored beside the task's scores); None else."""
+    if not column.startswith("glue_") or column.endswith("_average") or _MAJORITY in column:
+        return None
+    for metric in _METRICS:
+        if column.endswith(f"_{metric}"):
+            return f"{column.removesuffix(f'_{metric}')}{_MAJORITY}{metric}"
+    return None
+
+
+def glue_columns(trials: pd.DataFrame) -> list[str]:
+    """The fine-tuning scores and glue_average, without their majority-class baselines."""
+    return [c for c in trials.columns if c.startswith("glue_") and _MAJORITY not in c]
+
+
+_MAJORITY = "_majority_"
+_TABLE = ["group", "label", "column", "task", "mean", "n", "majority", "majority_high"]
+_TABLE += ["not_above", "n_majority"]
+
+
 def task_means(frames: Frames, columns: list[str]) -> pd.DataFrame:
-    """Mean of each column per headline group (completed trials that have it)."""
+    """Mean of each column per headline group (completed trials that have it); where the
+    trials stored the task's majority-class baseline, its range (`majority`, `majority_high`)
+    and how many of them (`n_majority`) do not beat their own (`not_above`)."""
     rows = []
     for key, label in frames.groups():
         done = finished(frames.group(key))
@@ -52,18 +75,28 @@ def task_means(frames: Frames, columns: list[str]) -> pd.DataFrame:
             if c not in done:
                 continue
             values = pd.to_numeric(done[c], errors="coerce").dropna()
-            if len(values):
-                rows.append(
-                    {
-                        "group": key,
-                        "label": label,
-                        "column": c,
-                        "task": task_label(c),
-                        "mean": float(values.mean()),
-                        "n": len(values),
-                    }
-                )
-    return pd.DataFrame(rows, columns=["group", "label", "column", "task", "mean", "n"])
+            if not len(values):
+                continue
+            row = {
+                "group": key,
+                "label": label,
+                "column": c,
+                "task": task_label(c),
+                "mean": float(values.mean()),
+                "n": len(values),
+                **dict.fromkeys(_TABLE[6:]),
+            }
+            baseline_column = majority_column(c)
+            if baseline_column in done:
+                base = pd.to_numeric(done[baseline_column], errors="coerce")[values.index]
+                base = base.dropna()
+                if len(base):
+                    row["majority"], row["majority_high"] = float(base.min()), float(base.max())
+                    # 1e-9: a fine-tune that predicts the majority class scores it exactly
+                    row["not_above"] = int((values[base.index] <= base + 1e-9).sum())
+                    row["n_majority"] = len(base)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=_TABLE)
 
 
 def zero_shot_table(frames: Frames) -> pd.DataFrame:
@@ -74,13 +107,17 @@ def task_block(table: pd.DataFrame, *, key: str, what: str) -> Block:
     """One row per task column (averages last), one column per group that has any."""
     columns = sorted(table["column"].unique(), key=lambda c: (c.endswith("_average"), c))
     groups = list(dict.fromkeys(table["label"]))
-    cells = {
-        (r["column"], r["label"]): f"{r['mean']:.3f} <span class='note'>(n={r['n']})</span>"
-        for r in table.to_dict(orient="records")
-    }
+    found = records(table)
+    cells = {(r["column"], r["label"]): _cell(r) for r in found}
     header = ["task · metric"] + [html.escape(g) for g in groups]
+    baselines = {r["column"]: r for r in found if r["majority"] is not None}
+    if baselines:
+        header.insert(1, "majority class")
     rows = [
-        [html.escape(task_label(c))] + [cells.get((c, g), "—") for g in groups] for c in columns
+        [html.escape(task_label(c))]
+        + ([_baseline(baselines.get(c))] if baselines else [])
+        + [cells.get((c, g), "—") for g in groups]
+        for c in columns
     ]
     by = {(r["group"], r["column"]): r for r in table.to_dict(orient="records")}
     parts = []
@@ -98,6 +135,47 @@ def task_block(table: pd.DataFrame, *, key: str, what: str) -> Block:
     )
     return Block(
         reading + ". Per-task rows are descriptive, outside the tested family; the averages "
-        "are tested in the verdict where seed repeats carry them.",
+        "are tested in the verdict where seed repeats carry them." + _majority_reading(found),
         table=html_table(header, rows, key=key),
+    )
+
+
+def _cell(row: dict) -> str:
+    """'0.690 (n=3)', flagged where fine-tunes do not beat their majority-class baseline."""
+    cell = f"{row['mean']:.3f} <span class='note'>(n={row['n']})</span>"
+    if row["not_above"]:
+        cell += (
+            f" <span class='below-majority'>⚑ {int(row['not_above'])} of {int(row['n_majority'])} "
+            "not above the majority class</span>"
+        )
+    return cell
+
+
+def _baseline(row: dict | None) -> str:
+    if row is None:
+        return "—"
+    low, high = row["majority"], row["majority_high"]
+    return f"{low:.3f}" if high - low < 5e-4 else f"{low:.3f}–{high:.3f}"
+
+
+def _majority_reading(found: list[dict]) -> str:
+    """What the majority-class column means, and every group whose fine-tunes fail to beat it."""
+    with_baseline = [r for r in found if r["majority"] is not None]
+    if not with_baseline:
+        return ""
+    text = (
+        " Majority class: each task's metric(s) when every dev example is given the most "
+        "frequent gold class of those same dev examples (MRPC: always 'paraphrase'; CoLA's MCC "
+        "is then 0): what a fine-tune that learned nothing but the label counts scores."
+    )
+    behind = [r for r in with_baseline if r["not_above"]]
+    if not behind:
+        return text + " Every fine-tune beats it."
+    named = "; ".join(
+        f"{r['task']} of {r['label']}: {int(r['not_above'])} of {int(r['n_majority'])}"
+        for r in behind
+    )
+    return (
+        text
+        + f" Fine-tunes not above it (⚑): {named}; those scores show nothing learned beyond the label counts."
     )

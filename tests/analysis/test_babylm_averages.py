@@ -8,7 +8,7 @@ import numpy as np
 
 from analysis.headline import reported_metrics, verdict_metrics
 from analysis.load import load_frames
-from analysis.sections.tasks import task_label
+from analysis.sections.tasks import majority_column, task_label
 from analysis.verdict import verdicts
 
 
@@ -43,3 +43,11 @@ def test_task_labels():
     assert task_label("glue_mrpc_f1") == "mrpc · f1"
     assert task_label("glue_average") == "GLUE average"
     assert task_label("ewok_accuracy") == "EWoK · accuracy"
+
+
+def test_majority_columns():
+    assert majority_column("glue_mrpc_f1") == "glue_mrpc_majority_f1"
+    assert majority_column("glue_multirc_f1a") == "glue_multirc_majority_f1a"
+    assert majority_column("glue_mnli_mm_accuracy") == "glue_mnli_mm_majority_accuracy"
+    for none in ("glue_average", "glue_mrpc_majority_f1", "ewok_accuracy", "blimp_overall"):
+        assert majority_column(none) is None

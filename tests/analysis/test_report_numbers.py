@@ -337,6 +337,33 @@ def test_glue_means_per_group(demo_sweep: Any, demo_report: Path, glue_scores: A
     assert any(r.startswith("Fine-tuned on (Super)GLUE") for r in readings(demo_report))
 
 
+def test_glue_rows_show_and_flag_the_majority_class(
+    demo_sweep: Any, demo_report: Path, glue_scores: Any
+) -> None:
+    from tests.analysis.conftest import GLUE_MAJORITY
+
+    glue = {(r["group"], r["column"]): r for r in report_data(demo_report)["glue"]}
+    flagged = []
+    for role in ("teacher", "student"):
+        trials = demo_sweep.of("repeats", role)
+        for task, metric in (("mrpc", "accuracy"), ("mrpc", "f1"), ("rte", "accuracy")):
+            baseline = GLUE_MAJORITY[(task, f"majority_{metric}")]
+            below = sum(glue_scores(t)[(task, metric)] <= baseline + 1e-9 for t in trials)
+            row = glue[(f"repeats:{role}", f"glue_{task}_{metric}")]
+            assert row["majority"] == pytest.approx(baseline)
+            assert (row["not_above"], row["n_majority"]) == (below, len(trials))
+            if below:
+                flagged.append(f"{task} · {metric} of {row['label']}: {below} of {len(trials)}")
+    # The synthetic teachers' MRPC scores sit under always-"paraphrase"; RTE beats 0.5.
+    assert len(flagged) == 4 and not any(f.startswith("rte") for f in flagged)
+    assert not any("majority" in column for _, column in glue)  # baselines are not task rows
+    reading = next(r for r in readings(demo_report) if r.startswith("Fine-tuned on"))
+    assert "Fine-tunes not above it (⚑): " + "; ".join(flagged) in reading
+    table = re.search(r"<table[^>]*data-table='glue'>.*?</table>", demo_report.read_text(), re.S)
+    assert table and "<th>majority class</th>" in table.group(0)
+    assert "<td>0.817</td>" in table.group(0) and "⚑ 3 of 3 not above" in table.group(0)
+
+
 def test_writing_the_report_leaves_the_store_untouched(thin_store: str, tmp_path: Path) -> None:
     import sqlite3
 
