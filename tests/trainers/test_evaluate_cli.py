@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_evaluate_test_split_and_bad_input(
     assert done.stdout.splitlines()[2].startswith("test_loss: ")
     for args, needle in [
         (["--checkpoint", str(tmp_path / "none")], "no such directory"),
-        (["--checkpoint", final, "--glue", "cola"], "--glue: unknown task 'cola'"),
+        (["--checkpoint", final, "--glue", "wnli"], "--glue: unknown task 'wnli'"),
         (["--checkpoint", final, "--data-root", str(tmp_path / "x")], "data.root"),
     ]:
         bad = evaluate(*args, cache=tmp_path / "cache")
@@ -106,3 +107,67 @@ def test_evaluate_scores_under_the_trials_caps_unless_full(
         "caps: none (--full: the whole split and every BLiMP pair)"
     )
     assert float(full.stdout.splitlines()[2].split()[1]) != loss
+
+
+def _in_a_terminal(*args: str, cache: Path) -> tuple[int, str]:
+    """Exit code and everything `python -m trainers.evaluate` writes to a pseudo-terminal."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))  # 80 columns
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(SWEEP_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), TERM="xterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainers.evaluate", *args],
+        stdin=follower, stdout=follower, stderr=follower, cwd=REPO, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    return proc.wait(timeout=600), out.decode(errors="replace")
+
+
+def test_evaluate_shows_progress_bars_in_a_terminal_only(
+    teachers: list[TrainResult], data_config: DataConfig, tmp_path: Path
+):
+    """Each long part (loss, BLiMP, zero-shot, fine-tuning) has a bar in a terminal, none when
+    the output is captured (issue 27, item 4)."""
+    from tests.trainers import task_files
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("babylm-mini", "blimp"):
+        (root / name).symlink_to(data_config.root / name, target_is_directory=True)
+    task_files.link_real_glue(data_config.root, root / "glue")
+    task_files.write_zero_shot(root)
+    args = (
+        "--checkpoint", str(teachers[0].final_dir), "--data-root", str(root),
+        "--max-eval-tokens", "2000", "--blimp", "--blimp-pairs", "2",
+        "--glue", "rte", "--glue-max-train", "16", "--glue-max-eval", "8",
+        "--zero-shot", "blimp_filtered",
+    )  # fmt: skip
+    code, shown = _in_a_terminal(*args, cache=tmp_path / "cache")
+    assert code == 0, shown
+    # tqdm's bars: "<name>: <percent>%|<bar>| <done>/<total> [...<unit>/s]"
+    for name, unit in [
+        ("dev loss", "window"), ("BLiMP", "sentence"), ("GLUE rte", "step"),
+        ("blimp_filtered", "item"),
+    ]:  # fmt: skip
+        assert re.search(rf"{name}: +\d+%\|.*\| \d+/\d+ \[.*{unit}/s", shown), (name, shown)
+    assert "blimp_filtered: " in shown and "glue rte: accuracy=" in shown  # the results too
+
+    captured = evaluate(*args, cache=tmp_path / "cache")
+    assert captured.returncode == 0, captured.stderr
+    assert "%|" not in captured.stderr and "/s]" not in captured.stderr, captured.stderr
+    assert "glue rte: accuracy=" in captured.stdout

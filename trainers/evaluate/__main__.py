@@ -125,8 +125,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     shown = ", ".join(f"{k}={v}" for k, v in caps.items() if v is not None) or "none"
     print(f"caps: {shown} ({source})", flush=True)
     results: dict = {"checkpoint": str(checkpoint), "parameters": n_params}
+    progress = sys.stderr.isatty()  # bars in a terminal; none when piped or captured (tests)
 
-    loss = evaluate_loss(checkpoint, data, args.split)
+    loss = evaluate_loss(checkpoint, data, args.split, progress=progress)
     results[f"{args.split}_loss"] = loss
     print(
         f"{args.split}_loss: {loss:.4f} nats/token (ppl {math.exp(loss):.2f}) on "
@@ -141,6 +142,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             max_pairs_per_paradigm=data.blimp_pairs_per_paradigm,
             device=args.device,
             convention=args.blimp_convention,
+            progress=progress,
         )
         pairs = sum(s.n for s in blimp.by_paradigm.values())
         print(
@@ -161,6 +163,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             max_train_examples=args.glue_max_train,
             max_eval_examples=args.glue_max_eval,
             device=args.device,
+            progress=progress,
         )
         results["glue"] = {}
         for task, score in scores.items():
@@ -194,6 +197,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
             tokenizer=_tokenizer(checkpoint),
             max_items_per_subtask=data.blimp_pairs_per_paradigm,
             device=args.device,
+            progress=progress,
         )
         print(f"{suite}: {found.overall:.4f} ({len(found.by_subtask)} subtasks)")
         results[suite] = {"overall": found.overall, "subtasks": found.by_subtask}

@@ -20,6 +20,7 @@ paper does.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainers.data import load_tokenizer
@@ -128,10 +130,12 @@ def blimp_accuracy(
     batch_size: int = 64,
     device: str = "cpu",
     convention: BlimpConvention = "lm_eval",
+    progress: bool = False,
 ) -> BlimpResult:
     """Score every BLiMP paradigm; `model` is a checkpoint dir or a loaded model + tokenizer.
 
     convention: lm_eval (default, as lm-evaluation-harness) or no_space; see the module doc.
+    progress: a bar on stderr over the sentences scored.
 
     Example::
 
@@ -150,7 +154,13 @@ def blimp_accuracy(
     paradigms = read_blimp(blimp_dir, max_pairs_per_paradigm)
     sentences = sorted({s for p in paradigms for pair in p.pairs for s in pair})
     scores = sentence_log_likelihoods(
-        lm, tokenizer, sentences, convention=convention, batch_size=batch_size, device=device
+        lm,
+        tokenizer,
+        sentences,
+        convention=convention,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
     )
 
     by_paradigm, decisions = {}, {}
@@ -178,6 +188,7 @@ def sentence_log_likelihoods(
     convention: BlimpConvention = "lm_eval",
     batch_size: int = 64,
     device: str = "cpu",
+    progress: bool = False,
 ) -> dict[str, float]:
     """Each sentence's summed token log-probability after the prefix token, per `convention`."""
     if convention not in ("lm_eval", "no_space"):
@@ -191,12 +202,19 @@ def sentence_log_likelihoods(
     texts = [" " + s if convention == "lm_eval" else s for s in sentences]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     token_ids = {s: [prefix_id, *ids] for s, ids in zip(sentences, encoded, strict=True)}
-    return _sentence_log_probs(model, token_ids, batch_size=batch_size, device=device)
+    return _sentence_log_probs(
+        model, token_ids, batch_size=batch_size, device=device, progress=progress
+    )
 
 
 @torch.no_grad()
 def _sentence_log_probs(
-    model: PreTrainedModel, token_ids: dict[str, list[int]], *, batch_size: int, device: str
+    model: PreTrainedModel,
+    token_ids: dict[str, list[int]],
+    *,
+    batch_size: int,
+    device: str,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Sum of log p(token | prefix) over each sentence's tokens after the BOS prefix."""
     was_training = model.training
@@ -209,6 +227,14 @@ def _sentence_log_probs(
     # attention keeps it from touching the real tokens.
     ordered = sorted(token_ids, key=lambda s: (len(token_ids[s]), s))
     scores: dict[str, float] = {}
+    bar = tqdm(
+        total=len(ordered),
+        desc="BLiMP",
+        unit="sentence",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
         lengths = torch.tensor([len(token_ids[s]) for s in batch])
@@ -224,5 +250,7 @@ def _sentence_log_probs(
         token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, W-1)
         sums = (token_log_probs * mask[:, 1:]).sum(-1)
         scores.update(zip(batch, sums.tolist(), strict=True))
+        bar.update(len(batch))
+    bar.close()
     model.train(was_training)
     return scores

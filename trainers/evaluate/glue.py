@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -221,7 +222,14 @@ def finetune_and_predict(
     shuffle = random.Random(seed)
     steps = recipe.epochs * -(-len(order) // recipe.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
-    bar = tqdm(total=steps, desc=f"GLUE {task}", disable=not progress, leave=False)
+    bar = tqdm(
+        total=steps,
+        desc=f"GLUE {task}",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     best: tuple[float, int, dict[str, list[int]]] | None = None
     dev_scores: list[float] = []
     for epoch in range(1, recipe.epochs + 1):

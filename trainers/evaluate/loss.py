@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from trainers.config import DataConfig
@@ -26,11 +28,21 @@ def mean_token_loss(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     autocast: contextlib.AbstractContextManager | None = None,
+    progress: str | None = None,
 ) -> float:
-    """Mean next-token CE (nats) over (N, L) windows, every predicted token weighted equally."""
+    """Mean next-token CE (nats) over (N, L) windows, every predicted token weighted equally;
+    progress: a bar on stderr named so, over the windows (None: no bar)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
+    bar = tqdm(
+        total=len(windows),
+        desc=progress,
+        unit="window",
+        file=sys.stderr,
+        disable=progress is None,
+        leave=False,
+    )
     for start in range(0, len(windows), batch_size):
         input_ids = torch.from_numpy(windows[start : start + batch_size]).to(device)  # (B, L)
         with autocast or contextlib.nullcontext():
@@ -42,17 +54,24 @@ def mean_token_loss(
         )
         total += loss.item()
         count += input_ids[:, 1:].numel()
+        bar.update(len(input_ids))
+    bar.close()
     model.train(was_training)
     return total / count
 
 
-def evaluate_loss(model_dir: Path, data: DataConfig, split: str = "dev") -> float:
+def evaluate_loss(
+    model_dir: Path, data: DataConfig, split: str = "dev", *, progress: bool = False
+) -> float:
     """Mean per-token CE of a checkpoint on a split (capped by data.max_eval_tokens).
 
-    Windows of data.seq_length at offset 0; exp() of it is the perplexity.
+    Windows of data.seq_length at offset 0; exp() of it is the perplexity. progress: a bar
+    on stderr over the windows.
     """
     if split not in ("dev", "test", "train"):
         raise TrainerError(f"split: {split!r} is not one of dev, test, train")
     model = load_model(Path(model_dir), what="checkpoint")
     tokens = split_tokens(data, split, tokenizer_dir=Path(model_dir))
-    return mean_token_loss(model, eval_windows(tokens, data.seq_length))
+    return mean_token_loss(
+        model, eval_windows(tokens, data.seq_length), progress=f"{split} loss" if progress else None
+    )

@@ -27,12 +27,14 @@ Example::
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainers.data import load_tokenizer
@@ -144,8 +146,10 @@ def zero_shot_accuracy(
     max_items_per_subtask: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    progress: bool = False,
 ) -> ZeroShotResult:
-    """Score every item of a suite's folder; `model` is a checkpoint dir or a loaded model."""
+    """Score every item of a suite's folder; `model` is a checkpoint dir or a loaded model;
+    progress: a bar on stderr over the continuations scored."""
     lm: PreTrainedModel
     if isinstance(model, str | Path):
         lm = load_model(Path(model), what="checkpoint")
@@ -159,7 +163,7 @@ def zero_shot_accuracy(
         {(i.context, c) for items in subtasks.values() for i in items for c in (i.right, i.wrong)}
     )
     scores = continuation_log_likelihoods(
-        lm, tokenizer, requests, batch_size=batch_size, device=device
+        lm, tokenizer, requests, batch_size=batch_size, device=device, desc=suite, progress=progress
     )
     decisions = {
         name: [scores[(i.context, i.right)] >= scores[(i.context, i.wrong)] for i in items]
@@ -182,6 +186,8 @@ def continuation_log_likelihoods(
     *,
     batch_size: int = 64,
     device: str = "cpu",
+    desc: str = "zero-shot",
+    progress: bool = False,
 ) -> dict[tuple[str, str], float]:
     """log p(" " + choice | context) per (context, choice), tokenised as lm-eval does."""
     prefix_id = tokenizer.bos_token_id
@@ -204,7 +210,9 @@ def continuation_log_likelihoods(
             context_ids = tokenizer.encode(context, add_special_tokens=False)
             continuation_ids = whole[len(context_ids) :]
         encoded[key] = (context_ids, continuation_ids)
-    return _score(model, encoded, batch_size=batch_size, device=device)
+    return _score(
+        model, encoded, batch_size=batch_size, device=device, desc=desc, progress=progress
+    )
 
 
 @torch.no_grad()
@@ -214,6 +222,8 @@ def _score(
     *,
     batch_size: int,
     device: str,
+    desc: str,
+    progress: bool,
 ) -> dict[tuple[str, str], float]:
     was_training = model.training
     model.eval()
@@ -222,6 +232,9 @@ def _score(
         to_device(model, target)
     keys = sorted(encoded, key=lambda k: (sum(map(len, encoded[k])), k))
     scores: dict[tuple[str, str], float] = {}
+    bar = tqdm(
+        total=len(keys), desc=desc, unit="item", file=sys.stderr, disable=not progress, leave=False
+    )
     for start in range(0, len(keys), batch_size):
         batch = keys[start : start + batch_size]
         rows = [encoded[k][0] + encoded[k][1] for k in batch]
@@ -239,6 +252,8 @@ def _score(
         token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, W-1)
         sums = (token_log_probs * scored).sum(-1)
         scores.update(zip(batch, sums.tolist(), strict=True))
+        bar.update(len(batch))
+    bar.close()
     model.train(was_training)
     return scores
 
