@@ -27,6 +27,7 @@ from sweep.store import (
     StageKind,
     Store,
     TrialStatus,
+    ensemble_label,
     mask_url,
     read_evaluations,
     read_trials,
@@ -94,6 +95,10 @@ class TrialCard:
     code_version: str = ""
     teacher_ids: tuple[int, ...] = ()
     source_trial_id: int | None = None
+    teachers: str = ""
+    """The teacher ensemble as every command names it (`teachers #2, #0`: ensemble_label)."""
+    source: str = ""
+    """The trial whose config a baselines/repeats/reference trial re-ran (`students_k2 #1`)."""
     blimp_groups: dict[str, float] = field(default_factory=dict)
     blimp_paradigms: int = 0
     glue: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -139,6 +144,11 @@ def find_trial(
             row = _best_row(frame, stage, by)
         chosen_by = by
     card = _card(url, sweep, row, _selectable(frame))
+    named = {int(r.trial_id): (str(r.stage), int(r.number)) for r in frame.itertuples()}
+    card.teachers = ensemble_label([named[i] for i in card.teacher_ids if i in named])
+    if card.source_trial_id in named:
+        stage, number = named[card.source_trial_id]
+        card.source = f"{stage} #{number}"
     card.selected_by = chosen_by
     if chosen_by:
         card.selected_from = selected_from
@@ -247,7 +257,7 @@ def render_trial(card: TrialCard) -> str:
             f"best trial by {card.selected_by} ({arrow} is better) among {card.selected_from} "
             f"of sweep {card.sweep} (--stage NAME for another):"
         )
-    teachers = f", teachers {list(card.teacher_ids)}" if card.teacher_ids else ""
+    teachers = f", distilled from {card.teachers}" if card.teachers else ""
     lines.append(
         f"  trial {card.trial_id}: {card.label}, {card.role}, seed {card.seed}, "
         f"{card.status}{teachers}"
@@ -398,13 +408,13 @@ def model_card(card: TrialCard, model_dir: Path, *, store_url: str) -> str:
         f"- architecture: {_inline(model)}; vocabulary {hf.get('vocab_size', '?')}",
         f"- optimisation: {_inline(training)}",
     ]
-    if card.teacher_ids:
+    if card.teachers:
         body.append(
-            f"- distilled from the teacher ensemble of store trials {list(card.teacher_ids)} "
+            f"- distilled from the teacher ensemble {card.teachers} "
             f"(alpha {training.get('alpha')}, temperature {training.get('temperature')})"
         )
-    if card.source_trial_id is not None:
-        body.append(f"- re-runs the config of store trial {card.source_trial_id}")
+    if card.source:
+        body.append(f"- re-runs the config of {card.source}")
     body += [
         "",
         "## Data",

@@ -33,7 +33,7 @@ from sweep.runner import StageInterrupted, StageOutcome, StageSpec, StopNotice, 
 from sweep.search import OBJECTIVE
 from sweep.stages import PLANNERS, EnsembleSelection, PlanContext
 from sweep.stages.rounds import next_round
-from sweep.store import StageStatus, Store, SweepStatus, TrialStatus
+from sweep.store import StageStatus, Store, SweepStatus, TrialStatus, ensemble_label
 from sweep.tracking import tracker_callbacks
 from trainers.errors import TrainerError
 
@@ -275,12 +275,11 @@ def _ensemble_text(ctx: PlanContext, name: str, stage_id: int) -> str:
     metric = getattr(declared, "metric", "")
     teachers = ctx.store.get_stage(ctx.sweep_id, teachers_stage)
     numbers = {t.id: t.number for t in ctx.store.trials(teachers.id)} if teachers else {}
-    picks = [
-        f"#{numbers.get(m.trial_id, '?')}"
-        + (f" ({metric} {m.value:.4f})" if m.value is not None else "")
-        for m in ctx.store.ensemble_members(stage_id)
-    ]
-    return f"{teachers_stage} " + ", ".join(picks)
+    members = ctx.store.ensemble_members(stage_id)
+    return ensemble_label(
+        [(teachers_stage, numbers.get(m.trial_id, "?")) for m in members],
+        [f" ({metric} {m.value:.4f})" if m.value is not None else "" for m in members],
+    )
 
 
 def _run_rounds(

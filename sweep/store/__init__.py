@@ -9,6 +9,7 @@ from sweep.errors import LeaseLost, StoreError
 from sweep.store.checkpoints import checkpoint_fingerprint
 from sweep.store.connection import mask_url, retry_transient, retry_while_disconnected
 from sweep.store.cost import TrialCost, trial_cost
+from sweep.store.labels import ensemble_label
 from sweep.store.migrate import current_revision, head_revision, upgrade
 from sweep.store.models import StageKind, StageStatus, SweepStatus, TrialRole, TrialStatus
 from sweep.store.read import (
@@ -50,6 +51,7 @@ __all__ = [
     "TrialStatus",
     "checkpoint_fingerprint",
     "current_revision",
+    "ensemble_label",
     "head_revision",
     "mask_url",
     "read_ensemble",

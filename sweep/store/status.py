@@ -12,6 +12,7 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from sweep.store.cost import device_seconds
+from sweep.store.labels import ensemble_label
 from sweep.store.models import (
     EnsembleMemberModel,
     StageModel,
@@ -77,25 +78,27 @@ def render_status(
             counts.setdefault(stage_id, {})[status] = count
         best = {stage.id: _best_trial(session, stage) for stage in stages}
         device_hours = _device_hours(session, stage_ids)
-        members: dict[int, list[int]] = {}
-        for stage_id, number in session.execute(
-            sa.select(EnsembleMemberModel.stage_id, Trial.number)
+        members: dict[int, list[tuple[str, int | str]]] = {}
+        for stage_id, teachers, number in session.execute(
+            sa.select(EnsembleMemberModel.stage_id, StageModel.name, Trial.number)
             .join(Trial, Trial.id == EnsembleMemberModel.trial_id)
+            .join(StageModel, StageModel.id == Trial.stage_id)
             .where(EnsembleMemberModel.stage_id.in_(stage_ids))
             .order_by(EnsembleMemberModel.stage_id, EnsembleMemberModel.rank)
         ):
-            members.setdefault(stage_id, []).append(number)
+            members.setdefault(stage_id, []).append((teachers, number))
         leases = {
             lease.sweep_name: (lease.host, lease.pid, lease.heartbeat_at, lease.pid_started)
             for lease in session.scalars(
                 sa.select(SweepLease).where(SweepLease.sweep_name.in_([s.name for s in sweeps]))
             )
         }
+        ran = {sw.id: _trials_ran(session, sw) for sw in sweeps}
         masked = opened.masked_url
 
     parts: list[RenderableType] = []
     for sw in sweeps:
-        parts.append(_header(sw, masked, narrow))
+        parts.append(_header(sw, masked, narrow, ran[sw.id]))
         parts.append(_driver_line(sw, leases.get(sw.name)))
         table = Table(show_edge=False, pad_edge=False)
         names = [s.name for s in stages if s.sweep_id == sw.id]
@@ -124,12 +127,8 @@ def render_status(
                 row += [f"#{top.number}", objective]
                 row += [] if narrow else [_format_params(top.params)]
             elif stage.id in members:
-                picks = ", ".join(f"#{n}" for n in members[stage.id])
-                row += (
-                    [picks, "teachers"]
-                    if narrow
-                    else ["", "", f"ensemble of teacher trials {picks}"]
-                )
+                picks = ensemble_label(members[stage.id])
+                row += [picks, "(ensemble)"] if narrow else ["", "", f"ensemble of {picks}"]
             else:
                 row += ["", ""] if narrow else ["", "", ""]
             row.append(f"{device_hours.get(stage.id, 0.0):.3g}")
@@ -184,16 +183,41 @@ def _best_trial(session: Session, stage: StageModel) -> Trial | None:
     ).first()
 
 
-def _header(sw: Sweep, masked: str, narrow: bool = False) -> Text:
-    end = sw.finished_at or utcnow()
+def _trials_ran(session: Session, sw: Sweep) -> float:
+    """Seconds during which at least one of the sweep's trials ran (the union of their
+    started..ended spans; a trial still running counts until now while the sweep runs):
+    not the failed starts, the Ray start-up or the idle time between driver runs."""
+    now = utcnow()
+    spans: list[tuple[datetime, datetime]] = []
+    for started, ended, status in session.execute(
+        sa.select(Trial.started_at, Trial.ended_at, Trial.status)
+        .join(StageModel, StageModel.id == Trial.stage_id)
+        .where(StageModel.sweep_id == sw.id)
+    ):
+        if ended is None and status == TrialStatus.RUNNING and sw.status == SweepStatus.RUNNING:
+            ended = now
+        if started is not None and ended is not None and ended > started:
+            spans.append((started, ended))
+    total = 0.0
+    reach: datetime | None = None
+    for started, ended in sorted(spans):
+        if reach is not None and started < reach:
+            started = reach  # overlaps the spans before it: count only what is new
+        if ended > started:
+            total += (ended - started).total_seconds()
+        reach = ended if reach is None else max(reach, ended)
+    return total
+
+
+def _header(sw: Sweep, masked: str, narrow: bool = False, ran: float = 0.0) -> Text:
     text = Text.assemble(
         ("sweep ", "bold"),
         (sw.name, "bold cyan"),
         "  ",
         _styled(sw.status),
         f"  started {_when(sw.created_at)}",
-        f"  {'took' if sw.status != SweepStatus.RUNNING else 'running for'} "
-        f"{_duration((end - sw.created_at).total_seconds())}",
+        f"  {'took' if sw.status != SweepStatus.RUNNING else 'trials ran for'} "
+        f"{_duration(ran)}" + ("" if narrow else " of trial time"),
         "\n  " if narrow else "  ",
         f"code {sw.code_version}",
         "\n  " if narrow else "  ",

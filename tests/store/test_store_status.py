@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from store_scenarios import DemoIds
 
-from sweep.store import Store, StoreError, render_status
+from sweep.store import Store, StoreError, ensemble_label, render_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_status_of_a_store_another_process_is_writing(store_url: str) -> None:
         assert teachers[6] == "#1" and "2.9" in teachers and "lr=0.002" in teachers
         students = _stage_line(running, "students")
         assert students[:6] == ["students", "RUNNING", "1", "1", "0", "0"]  # not the uncommitted #2
-        assert "ensemble of teacher trials #1, #0" in running
+        assert "ensemble of teachers #1, #0" in running  # stage and numbers, as run prints it
 
         writer.stdin.close()  # the sweep commits and ends
         assert writer.stdout.readline().strip() == "done"
@@ -77,3 +77,39 @@ def test_best_trial_follows_the_stage_direction(store: Store, demo: DemoIds) -> 
     store.upsert_stage(demo.sweep, "teachers", objective_name="blimp", direction="maximize")
     teachers = _stage_line(_text(render_status(store, "demo")), "teachers")
     assert teachers[6] == "#0" and "(higher" in teachers
+
+
+def test_an_ensemble_is_named_by_stage_and_number_in_rank_order() -> None:
+    assert ensemble_label([("teachers", 2), ("teachers", 0)]) == "teachers #2, #0"
+    assert (
+        ensemble_label([("teachers", 3)], [" (dev_loss 3.4120)"]) == "teachers #3 (dev_loss 3.4120)"
+    )
+    mixed = [("teachers", 1), ("teachers_b", 0), ("teachers_b", 4)]
+    assert ensemble_label(mixed) == "teachers #1; teachers_b #0, #4"
+    assert ensemble_label([]) == ""
+
+
+def test_took_counts_only_the_time_trials_ran(store: Store) -> None:
+    """Overlapping trials count once and the idle hour between two driver runs not at all
+    (issue 27.9: "took" had counted failed starts and idle time since the sweep's creation)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sweep.store import SweepStatus, TrialStatus
+
+    sweep = store.upsert_sweep("idle", config={}, config_hash="h", code_version="0")
+    stage = store.upsert_stage(sweep, "teachers", objective_name="dev_loss")
+    t0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    # (start, end) in minutes after t0: 0-30 and 20-50 overlap, 120-130 after an idle hour
+    spans = {0: (0, 30), 1: (20, 50), 2: (120, 130)}
+    for number, (start, end) in spans.items():
+        trial = store.upsert_trial(
+            stage, number, role="teacher", params={}, seed=number,
+            started_at=t0 + timedelta(minutes=start),
+        )  # fmt: skip
+        store.finish_trial(
+            trial, TrialStatus.COMPLETE, objective=3.0, ended_at=t0 + timedelta(minutes=end)
+        )
+    store.upsert_trial(stage, 3, role="teacher", params={}, seed=3)  # never finished: not counted
+    store.set_sweep_status(sweep, SweepStatus.COMPLETE)
+    header = _text(render_status(store, "idle")).splitlines()[0]
+    assert "took 1h00m of trial time" in header, header  # 50 + 10 minutes

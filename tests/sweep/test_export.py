@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from sweep.cli import app
-from sweep.store import read_trials
+from sweep.store import read_trials, render_status
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +54,15 @@ def test_best_picks_the_lowest_dev_loss_and_the_highest_blimp(tiny_study) -> Non
     assert f"dev_loss={lowest.dev_loss:.4g}" in result.output
     assert f"checkpoint: {lowest.checkpoint_uri}" in result.output
     assert f"--trial {lowest.trial_id} --out DIR" in result.output
+    # its teachers named as the live table and `sweep status` name the ensemble: stage and
+    # Optuna number in rank order, never store ids (issue 27.9)
+    numbers = dict(zip(trials["trial_id"], trials["number"], strict=True))
+    named = "teachers " + ", ".join(f"#{numbers[i]}" for i in lowest.teacher_ids)
+    assert f"distilled from {named}" in result.output
+    assert str(list(lowest.teacher_ids)) not in result.output
+    console = Console(width=200, record=True)
+    console.print(render_status(tiny_study.url, "demo"))
+    assert f"ensemble of {named}" in console.export_text()
 
     teachers = done[done["stage"] == "teachers"]
     top = teachers.loc[teachers["blimp_overall"].idxmax()]
@@ -113,7 +123,7 @@ def test_export_loads_with_transformers_and_scores_like_the_trial(
     assert f"| blimp_overall | {student.blimp_overall:.4g} |" in card
     assert card.count("| island_effects |") == 1
     assert len(re.findall(r"^\| [a-z_]+ \| 0\.\d{3} \|$", card, re.M)) == 12  # BLiMP groups
-    assert "distilled from the teacher ensemble of store trials" in card
+    assert re.search(r"distilled from the teacher ensemble teachers #\d+, #\d+ \(alpha", card), card
     assert "corpus: `babylm-mini`" in card
 
     # STAGE/NUMBER names the same trial; a used folder and an unknown trial are refused
