@@ -34,6 +34,7 @@ from pydantic import (
 from sweep.errors import ConfigError
 from sweep.store.models import StageKind
 from trainers.config import (
+    CACHE_DIR_ENV,
     DISTILLATION_FIELDS,
     HYPERPARAMETERS,
     MAX_SEED,
@@ -74,6 +75,7 @@ __all__ = [
 _STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _PATH_FIELDS = {"root", "corpus", "blimp", "glue", "cache_dir"}
 STORAGE_ENV = "SWEEP_STORAGE_URL"
+OUTPUT_DIR_ENV = "SWEEP_OUTPUT_DIR"
 # Hyperparameters a search space may name: every TrainingConfig field that is not a runtime
 # setting (trainers.config.HYPERPARAMETERS); teachers are not distilled.
 STUDENT_PARAMS = HYPERPARAMETERS
@@ -507,7 +509,8 @@ class SweepConfig(_Strict):
     ray_address: str | None = None
     """Ray cluster to join (host:port or auto); None: $RAY_ADDRESS, else start a local Ray."""
     output_dir: str | None = None
-    """Checkpoints (a shared path or object-store URI on a cluster); None: runs/ beside the yaml."""
+    """Checkpoints (a shared path or object-store URI on a cluster); --output-dir and
+    $SWEEP_OUTPUT_DIR override it; None: runs/ beside the yaml."""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Base seed: Optuna samplers and trials (seed + 1000 * stage index + trial number; repeats use seed + 10000 + i)."""
     data: DataConfig = DataConfig()
@@ -655,11 +658,15 @@ def _resolve(
     """The config with every path and address resolved, and the data-root problem if any
     (reported with the others, not instead of them)."""
     problems = []
+    data = config.data
+    if os.environ.get(CACHE_DIR_ENV):
+        # Where this machine keeps caches wins over the file's (a cluster file names
+        # /shared/cache); the resolved path then travels to every trial.
+        data = data.model_copy(update={"cache_dir": Path(os.environ[CACHE_DIR_ENV])})
     try:
-        data = config.data.resolved(base)
+        data = data.resolved(base)
     except (TrainerError, OSError, ValueError) as exc:
         problems.append(str(exc) if isinstance(exc, TrainerError) else f"data.root: {exc}")
-        data = config.data
     url = (
         storage
         or config.storage
@@ -667,7 +674,7 @@ def _resolve(
         or f"sqlite:///{base / config.name}.db"
     )
     url = _absolute_sqlite(url, base)
-    out = output_dir or config.output_dir or str(base / "runs")
+    out = output_dir or os.environ.get(OUTPUT_DIR_ENV) or config.output_dir or str(base / "runs")
     if "://" not in out and not Path(out).is_absolute():
         out = str((base / out).resolve())
     address = ray_address or config.ray_address or os.environ.get("RAY_ADDRESS") or None

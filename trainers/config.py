@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 DATA_DIR_ENV = "SWEEP_DATA_DIR"
+CACHE_DIR_ENV = "SWEEP_CACHE_DIR"
 MAX_SEED = 2**32 - 1
 """The largest seed NumPy's legacy seeding and Optuna's samplers accept (the smallest is 0)."""
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,8 @@ class DataConfig(_Strict):
     lm-evaluation-harness (target_delimiter " ") and the BabyLM leaderboard; no_space:
     log p(tokens of sentence | BOS), babysweep's scoring before it matched lm-eval."""
     cache_dir: Path | None = None
-    """Where tokenizers and token caches are kept; None: $SWEEP_CACHE_DIR, else ~/.cache/babysweep."""
+    """Where tokenizers and token caches are kept; None: $SWEEP_CACHE_DIR, else ~/.cache/babysweep
+    (`sweep` lets a set $SWEEP_CACHE_DIR override a given one too)."""
 
     def resolved(self, base_dir: Path | None = None) -> DataConfig:
         """A copy with every path absolute: root found once, the rest joined under it."""
@@ -107,7 +109,7 @@ class DataConfig(_Strict):
 
         cache = self.cache_dir
         if cache is None:
-            cache = Path(os.environ.get("SWEEP_CACHE_DIR", Path.home() / ".cache" / "babysweep"))
+            cache = Path(os.environ.get(CACHE_DIR_ENV, Path.home() / ".cache" / "babysweep"))
         elif not cache.is_absolute():
             cache = (base_dir or Path.cwd()) / cache
         return self.model_copy(

@@ -305,3 +305,32 @@ def test_compose_interpolates_only_variables_in_env_example(
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
     assert names == set(env_example)
+
+
+def test_the_readmes_override_mounts_your_sweep_file_and_corpus(
+    run_compose: RunCompose, tmp_path: Path
+) -> None:
+    """docker/README.md's compose.override.yaml, as written: the services that read the sweep
+    file get it, the Ray workers get the corpus, and compose.yaml's own mounts stay."""
+    readme = (DOCKER / "README.md").read_text()
+    (snippet,) = re.findall(r"```yaml\n(x-mine:.*?)```", readme, re.S)
+    override = tmp_path / "compose.override.yaml"
+    override.write_text(snippet)
+    env = {**TEST_SECRETS, "SWEEP_CONFIG": "/config/sweep.yaml"}
+    args = ("-f", "compose.yaml", "-f", str(override), "--profile", "sweep")
+    result = run_compose(*args, "config", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+
+    def targets(name: str) -> dict[str, dict[str, Any]]:
+        return {v["target"]: v for v in services[name].get("volumes", [])}
+
+    for name in ("migrate", "optuna-dashboard", "sweep", "ray-worker"):
+        mine = targets(name)
+        assert mine["/config/sweep.yaml"]["source"] == str(DOCKER / "my-sweep.yaml"), name
+        assert mine["/corpus"]["source"] == str((DOCKER / "../../my-corpus").resolve()), name
+        assert mine["/config/sweep.yaml"]["read_only"] and mine["/corpus"]["read_only"], name
+        assert "/data" in mine, name  # BLiMP and GLUE still come from SWEEP_DATA_HOST_DIR
+    assert "/shared" in targets("sweep") and "/shared" in targets("ray-worker")
+    assert "/config/sweep.yaml" in services["sweep"]["entrypoint"]
+    assert "/config/sweep.yaml" in services["migrate"]["command"]

@@ -44,3 +44,33 @@ def test_the_default_study_validates_without_warnings_and_with_its_size(tmp_path
                           ("baselines", 2), ("repeats", 10), ("reference", 2)]:  # fmt: skip
         assert f"{stage} {stage.split('_')[0]} {trials} trials x" in out, stage
     assert "# total: 26 trials, 2.04M training tokens" in out
+
+
+@pytest.mark.skipif(Path("/shared").exists(), reason="this machine has a /shared")
+def test_this_machines_cache_and_output_dirs_override_the_cluster_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 345M example names /shared/cache and /shared/runs; $SWEEP_CACHE_DIR and
+    $SWEEP_OUTPUT_DIR (what validate's warnings tell a user to set) take their place, and
+    --output-dir still wins (issue 27.9)."""
+    from sweep.config import load_sweep_config
+    from sweep.preflight import warnings
+
+    example = REPO / "examples" / "babyllama2-345m.yaml"
+    monkeypatch.delenv("SWEEP_CACHE_DIR", raising=False)
+    monkeypatch.delenv("SWEEP_OUTPUT_DIR", raising=False)
+    as_written = load_sweep_config(example)
+    assert (as_written.data.cache_dir, as_written.output_dir) == (
+        Path("/shared/cache"),
+        "/shared/runs",
+    )
+
+    monkeypatch.setenv("SWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SWEEP_OUTPUT_DIR", str(tmp_path / "runs"))
+    here = load_sweep_config(example)
+    assert here.data.cache_dir == tmp_path / "cache"
+    assert here.output_dir == str(tmp_path / "runs")
+    assert not [w for w in warnings(here) if "/shared" in w], warnings(here)
+    assert as_written.config_hash() == here.config_hash()  # the same study: resume matches
+    flag = load_sweep_config(example, output_dir=str(tmp_path / "flag"))
+    assert flag.output_dir == str(tmp_path / "flag")
