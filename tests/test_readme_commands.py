@@ -107,3 +107,26 @@ def test_a_quoted_command_runs_on_the_default_study(
     done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{doc}: {command}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_the_readmes_size_of_the_default_study_is_what_validate_counts(tmp_path: Path) -> None:
+    """README: 'N trials in the M stages that train, beside K ensemble picks' against the
+    planners' count that `sweep validate` prints (issue 27: the README said 28, validate 26)."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    trials, training, picks = map(
+        int,
+        re.search(
+            r"(\d+) trials in the (\d+) stages that train, beside (\d+) ensemble picks", readme
+        ).groups(),
+    )
+    done = subprocess.run(
+        [str(BIN / "sweep"), "validate", str(REPO / "sweep.yaml"),
+         "--storage", f"sqlite:///{tmp_path / 'x.db'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"# total: {trials} trials," in done.stdout, done.stdout
+    kinds = [
+        s["kind"] for s in yaml.safe_load((REPO / "sweep.yaml").read_text())["stages"].values()
+    ]
+    assert (training, picks) == (len(kinds) - kinds.count("ensemble"), kinds.count("ensemble"))
