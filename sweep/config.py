@@ -1065,7 +1065,7 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
 
 
 def _finetune_problems(root: Path, tasks: Sequence[str]) -> Iterator[str]:
-    from trainers.evaluate.tasks import FINETUNE_TASKS
+    from trainers.evaluate.tasks import FINETUNE_TASKS, task_files
 
     if not _is_dir(root):
         yield (
@@ -1075,9 +1075,9 @@ def _finetune_problems(root: Path, tasks: Sequence[str]) -> Iterator[str]:
         return
     needed: dict[Path, str] = {}
     for task in tasks:
-        for spec in (FINETUNE_TASKS[task], FINETUNE_TASKS[FINETUNE_TASKS[task].trains_as]):
-            for name in spec.files.values():
-                needed.setdefault(root / spec.folder / name, task)
+        for name in (task, FINETUNE_TASKS[task].trains_as):  # official or BabyLM's filtered
+            for path in task_files(root, name).paths.values():
+                needed.setdefault(path, task)
     missing = [path for path in needed if not path.is_file()]
     for path in missing:
         task = needed[path]

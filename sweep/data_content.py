@@ -134,13 +134,11 @@ def _blimp_pairs(path: str, size: int, mtime_ns: int, ino: int) -> tuple[int, st
 
 def glue_content_problems(glue_dir: Path, tasks: Iterable[str]) -> list[str]:
     """What trainers.evaluate.tasks.read_task refuses in each task's files (its own layout)."""
-    from trainers.evaluate.tasks import FINETUNE_TASKS
+    from trainers.evaluate.tasks import task_files
 
     problems = []
     for task in dict.fromkeys(tasks):
-        spec = FINETUNE_TASKS[task]
-        for split, name in spec.files.items():
-            path = Path(glue_dir) / spec.folder / name
+        for split, path in task_files(Path(glue_dir), task).paths.items():
             try:
                 problem = _glue_problem(str(glue_dir), task, split, *_stamp(path)[1:])
             except OSError:
@@ -155,13 +153,12 @@ def _glue_problem(
     glue_dir: str, task: str, split: str, size: int, mtime_ns: int, ino: int
 ) -> str | None:
     from trainers.errors import TrainerError
-    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task
+    from trainers.evaluate.tasks import read_task, task_files
 
     try:
         examples = read_task(Path(glue_dir), task, split)
     except TrainerError as exc:
         return str(exc).removeprefix("data.glue: ")
     if not examples:
-        spec = FINETUNE_TASKS[task]
-        return f"{Path(glue_dir) / spec.folder / spec.files[split]}: no rows"
+        return f"{task_files(Path(glue_dir), task).paths[split]}: no rows"
     return None

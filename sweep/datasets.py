@@ -224,31 +224,33 @@ def _blimp_pairs(path: Path) -> tuple[int, str | None]:
 
 def _check_glue(folder: Path, report: DataReport) -> None:
     from trainers.errors import TrainerError
-    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task
+    from trainers.evaluate.tasks import FINETUNE_TASKS, read_task, task_files
 
     if not folder.is_dir():
         report.problems.append(f"{folder}: missing; put GLUE MRPC/ and RTE/ there (docs/DATA.md)")
         return
     absent = []
     for task, spec in FINETUNE_TASKS.items():
-        if task not in _REQUIRED_TASKS and not (folder / spec.folder).is_dir():
+        files = task_files(folder, task)  # the official folder, else BabyLM's filtered files
+        if task not in _REQUIRED_TASKS and not files.present:
             absent.append(f"{task} ({spec.folder}/{', '.join(spec.files.values())})")
             continue
         rows = []
-        for split, name in spec.files.items():
+        for split in spec.files:
             try:
                 examples = read_task(folder, task, split)
             except TrainerError as exc:  # names the file, line or column and what to fix
                 report.problems.append(str(exc).removeprefix("data.glue: "))
                 continue
             if not examples:
-                report.problems.append(f"{folder / spec.folder / name}: no rows")
+                report.problems.append(f"{files.paths[split]}: no rows")
             rows.append(f"{split} {len(examples):,}")
         if rows:
-            report.lines.append(f"glue {task}: {', '.join(rows)} rows ({spec.format})")
+            report.lines.append(f"glue {task}: {', '.join(rows)} rows ({files.layout})")
     if absent:
         report.lines.append(
             f"glue: not set up (optional, docs/DATA.md; `sweep data prepare-eval`): {'; '.join(absent)}"
+            " (or BabyLM's filtered glue_filtered/<task>.train.jsonl, .valid.jsonl)"
         )
 
 

@@ -42,6 +42,7 @@ from trainers.evaluate.tasks import (
     majority_baseline,
     read_task,
     selection_score,
+    task_files,
     task_metrics,
 )
 from trainers.model import check_model_dir, to_device
@@ -69,7 +70,7 @@ def read_glue_task(glue_dir: Path, task: str, split: str) -> list[TaskExample]:
         raise TrainerError(f"GLUE split {split!r}: unknown; use one of train, dev")
     spec = _task_format(task)
     task_dir = Path(glue_dir) / spec.folder
-    if not task_dir.is_dir():
+    if not task_files(glue_dir, task).present:  # neither the official folder nor filtered files
         raise TrainerError(
             f"data.glue: {task_dir} is not a directory; put the {spec.benchmark} "
             f"{spec.folder} files there (docs/DATA.md) or drop {task} from evaluation.glue.tasks"

@@ -9,6 +9,14 @@ pairs are worded as BabyLM's `finetune_classification.py` words them
 (`Question: {q} Answer: {a}` against the paragraph; `Does "{span2}" refer to "{span1}"
 in this passage?` against the text).
 
+BabyLM's vocabulary-filtered copies (`glue_filtered/{task}.train.jsonl`, `{task}.valid.jsonl`
+in evaluation-pipeline-2024; `{task}.train.json`, `{task}.validation.json`, MNLI's
+`mnli.validation_matched.json` / `mnli.validation_mismatched.json` in evaluation-pipeline-2023)
+are read where a task's official folder is absent: `task_files` finds them in
+`<glue_dir>/glue_filtered/` or in `<glue_dir>` itself. Their rows are the Hugging Face dataset's
+fields plus `label` (a class id), as BabyLM's `finetune_classification.py` reads them
+(`_FILTERED_FIELDS`).
+
 Recipes: BabyLM 2024's `finetune_model.sh` (babylm/evaluation-pipeline-2024, the copy in
 JLTastet/evaluation-pipeline-2024) runs every task with lr 5e-5, batch 64, at most 10
 epochs, patience 3, max_seq_length 128, seed 12, evaluating on dev each epoch and keeping
@@ -41,12 +49,14 @@ __all__ = [
     "FinetuneRecipe",
     "FinetuneTask",
     "TaskExample",
+    "TaskFiles",
     "majority_baseline",
     "matthews_correlation",
     "multirc_scores",
     "not_above_majority",
     "read_task",
     "selection_score",
+    "task_files",
     "task_metrics",
 ]
 
@@ -140,19 +150,56 @@ class FinetuneTask:
         return "TSV" if self.columns is not None else "JSONL"
 
 
+@dataclass(frozen=True)
+class TaskFiles:
+    """Where one task's splits are read from under a glue folder, and in which layout."""
+
+    layout: str
+    """"TSV" or "JSONL" (the official distribution), or "BabyLM filtered JSONL"."""
+    paths: dict[str, Path]
+    """split -> file."""
+    present: bool
+    """The official task folder exists, or a filtered file of the task does."""
+
+
+FILTERED_FOLDER = "glue_filtered"
+"""BabyLM's evaluation_data/ (2024) and filter-data/ (2023) folder of the filtered tasks."""
+
+
+def task_files(glue_dir: Path, task: str) -> TaskFiles:
+    """The official `<glue_dir>/<Task>/` files when that folder exists, else BabyLM's filtered
+    files (2024 names, then 2023's) in `<glue_dir>/glue_filtered/` or `<glue_dir>`."""
+    spec = _task(task)
+    official = Path(glue_dir) / spec.folder
+    if not official.is_dir():
+        for folder in (Path(glue_dir) / FILTERED_FOLDER, Path(glue_dir)):
+            for names in _filtered_names(spec):
+                paths = {split: folder / name for split, name in names.items()}
+                if any(path.is_file() for path in paths.values()):
+                    return TaskFiles(_FILTERED_LAYOUT, paths, present=True)
+    paths = {split: official / name for split, name in spec.files.items()}
+    return TaskFiles(spec.format, paths, present=official.is_dir())
+
+
 def read_task(glue_dir: Path, task: str, split: str) -> list[TaskExample]:
     """Every example of one task's split, in file order; a bad layout names file and column."""
     spec = _task(task)
     if split not in spec.files:
         raise TrainerError(f"{task} split {split!r}: unknown; use one of {', '.join(spec.files)}")
-    task_dir = Path(glue_dir) / spec.folder
-    path = task_dir / spec.files[split]
+    files = task_files(glue_dir, task)
+    path = files.paths[split]
     if not path.is_file():
-        needs = " and ".join(spec.files.values())
-        raise TrainerError(
-            f"data.glue: {path} is missing; {task_dir} needs {needs} ({spec.benchmark} "
-            f"{spec.folder} as distributed; docs/DATA.md)"
+        needs = " and ".join(p.name for p in files.paths.values())
+        source = (
+            f"BabyLM's filtered {task}"
+            if files.layout == _FILTERED_LAYOUT
+            else f"{spec.benchmark} {spec.folder} as distributed"
         )
+        raise TrainerError(
+            f"data.glue: {path} is missing; {path.parent} needs {needs} ({source}; docs/DATA.md)"
+        )
+    if files.layout == _FILTERED_LAYOUT:
+        return _read_filtered(path, spec)
     if spec.columns is not None:
         return _read_tsv(path, spec.columns, spec.folder)
     assert spec.reader is not None
@@ -303,8 +350,12 @@ def _column_name(column: str | int) -> str:
     return repr(column) if isinstance(column, str) else f"{column + 1} (of the headerless file)"
 
 
-def _jsonl_rows(path: Path, fields: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) of a JSONL file, each row checked for `fields` (a.b = nested)."""
+def _jsonl_rows(
+    path: Path, fields: Sequence[str], source: str | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a JSONL file, each row checked for `fields` (a.b = nested);
+    `source` names the layout a wrong row should be replaced by."""
+    source = source or f"the SuperGLUE {path.parent.name} JSONL"
     rows = []
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -324,8 +375,7 @@ def _jsonl_rows(path: Path, fields: Sequence[str]) -> list[tuple[int, dict[str, 
             for part in name.split("."):
                 if not isinstance(value, dict) or part not in value:
                     raise TrainerError(
-                        f"{path}, line {number}: no field {name!r}; use the SuperGLUE "
-                        f"{path.parent.name} JSONL as distributed"
+                        f"{path}, line {number}: no field {name!r}; use {source} as distributed"
                     )
                 value = value[part]
         rows.append((number, row))
@@ -385,6 +435,82 @@ def _read_multirc(path: Path) -> list[TaskExample]:
                     )
                 )
     return examples
+
+
+_FILTERED_LAYOUT = "BabyLM filtered JSONL"
+
+# The Hugging Face fields BabyLM's finetune_classification.py pairs for each task
+# (babylm/evaluation-pipeline-2023: task_to_keys, and the column detection for local files:
+# sentence1/sentence2, question1/question2, premise/hypothesis, question/passage,
+# question/sentence, MultiRC's paragraph/question/answer, WSC's text/span1_text/span2_text).
+_FILTERED_FIELDS: dict[str, tuple[str, ...]] = {
+    "cola": ("sentence",),
+    "sst2": ("sentence",),
+    "mrpc": ("sentence1", "sentence2"),
+    "qqp": ("question1", "question2"),
+    "mnli": ("premise", "hypothesis"),
+    "mnli-mm": ("premise", "hypothesis"),
+    "qnli": ("question", "sentence"),
+    "rte": ("sentence1", "sentence2"),
+    "boolq": ("question", "passage"),
+    "multirc": ("paragraph", "question", "answer"),
+    "wsc": ("text", "span1_text", "span2_text"),
+}
+
+
+def _filtered_names(spec: FinetuneTask) -> tuple[dict[str, str], dict[str, str]]:
+    """split -> file name: evaluation-pipeline-2024's finetune_model.sh, then 2023's."""
+    dev_2023 = {"mnli": "mnli.validation_matched", "mnli-mm": "mnli.validation_mismatched"}
+    return (
+        {"train": f"{spec.trains_as}.train.jsonl", "dev": f"{spec.name}.valid.jsonl"},
+        {
+            "train": f"{spec.trains_as}.train.json",
+            "dev": dev_2023.get(spec.name, f"{spec.name}.validation") + ".json",
+        },
+    )
+
+
+def _read_filtered(path: Path, spec: FinetuneTask) -> list[TaskExample]:
+    fields = _FILTERED_FIELDS[spec.name]
+    source = f"BabyLM's filtered {spec.name} file (fields {', '.join(fields)}, label)"
+    examples = []
+    for n, row in _jsonl_rows(path, (*fields, "label"), source):
+        for name in fields:
+            if not isinstance(row[name], str):
+                raise TrainerError(
+                    f"{path}, line {n}: field {name!r} is {row[name]!r}, not text; "
+                    "fix or delete that row"
+                )
+        text = [row[name] for name in fields]
+        label = _class_id(path, n, row["label"], spec.num_labels)
+        if spec.name == "multirc":  # paragraph, question, answer; EM groups by the question
+            paragraph, question, answer = text
+            examples.append(
+                TaskExample(
+                    f"Question: {question} Answer: {answer}",
+                    paragraph,
+                    label,
+                    question=f"{paragraph}\n{question}",
+                )
+            )
+        elif spec.name == "wsc":  # text, span1_text, span2_text
+            prompt = f'Does "{text[2]}" refer to "{text[1]}" in this passage?'
+            examples.append(TaskExample(prompt, text[0], label))
+        else:
+            examples.append(TaskExample(text[0], text[1] if len(text) > 1 else None, label))
+    return examples
+
+
+def _class_id(path: Path, number: int, value: Any, num_labels: int) -> int:
+    """A Hugging Face class id (true/false for two classes, as SuperGLUE's JSONL has them)."""
+    if isinstance(value, bool) and num_labels == 2:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_labels:
+        return value
+    raise TrainerError(
+        f"{path}, line {number}: label {value!r} in field 'label' is not a class id "
+        f"0-{num_labels - 1}; fix or delete that row"
+    )
 
 
 _BINARY = {"0": 0, "1": 1}
