@@ -49,6 +49,8 @@ def start_local_ray(
     """
     import ray
 
+    if ray.is_initialized():  # a failed retry would shut down the Ray this process already has
+        raise LocalRayError("this process already has a Ray; use it rather than start another")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = {
         "address": "local",  # a new Ray of this process, never a stale cluster in /tmp/ray

@@ -48,18 +48,46 @@ def test_the_ray_hooks_the_lean_start_relies_on_exist() -> None:
         assert field in fields, field
 
 
-def test_a_start_that_fails_is_retried_once_with_a_line_then_refused() -> None:
-    import ray
-    from ray._private import node
+_RETRY_PROBE = """
+import ray
+from ray._private import node
+from sweep.local_ray import LocalRayError, start_local_ray
 
-    hooks = (node.Node.__init__, node.Node.start_raylet, node.Node.start_api_server)
-    retries: list[str] = []
-    with pytest.raises(LocalRayError, match="nonnegative"):
-        start_local_ray(num_cpus=-1, on_retry=retries.append)  # Ray refuses it at start
-    assert len(retries) == 1 and "nonnegative" in retries[0], retries
-    assert not ray.is_initialized()
-    # the hooks are Ray's own again after a failed start
-    assert (node.Node.__init__, node.Node.start_raylet, node.Node.start_api_server) == hooks
+hooks = (node.Node.__init__, node.Node.start_raylet, node.Node.start_api_server)
+retries = []
+try:
+    start_local_ray(num_cpus=-1, on_retry=retries.append)  # Ray refuses it at start
+except LocalRayError as exc:
+    refused = str(exc)
+else:
+    raise SystemExit("started")
+assert "nonnegative" in refused, refused
+assert len(retries) == 1 and "nonnegative" in retries[0], retries
+assert not ray.is_initialized()
+# the hooks are Ray's own again after a failed start
+assert (node.Node.__init__, node.Node.start_raylet, node.Node.start_api_server) == hooks
+print("probe ok")
+"""
+
+
+def test_a_start_that_fails_is_retried_once_with_a_line_then_refused() -> None:
+    # Its own process: the session's Ray (ray_local) must neither interfere nor be touched.
+    done = subprocess.run(
+        [sys.executable, "-c", _RETRY_PROBE], capture_output=True, text=True, timeout=600,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0 and "probe ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_second_start_in_a_process_with_a_ray_is_refused_and_keeps_that_ray(
+    ray_local: None,
+) -> None:
+    import ray
+
+    with pytest.raises(LocalRayError, match="already has a Ray"):
+        start_local_ray(num_cpus=1)
+    assert ray.is_initialized()
+    assert ray.get(ray.put(7)) == 7  # the session's Ray still serves
 
 
 @pytest.mark.slow
