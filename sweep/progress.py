@@ -153,6 +153,7 @@ class Board:
         self.console = console if console.is_terminal else Console(stderr=True, width=140)
         self.stages: list[StageProgress] = []
         self.notes: dict[str, str] = {}
+        self.warnings: list[str] = []
         self.stopping = False
         self._live: Live | None = None
         self._printed: dict[str, tuple[int, int]] = {}
@@ -169,6 +170,15 @@ class Board:
         self.notes[stage] = text
         if self._live is None:
             self.console.print(f"{stage}: {text}", highlight=False)
+        self.refresh()
+
+    def warn(self, text: str) -> None:
+        """A condition that holds trials back (no node can place them): said at once and
+        kept saying, on the live board for as long as it runs, in logs with every count line
+        of a stage whose trials wait with none running."""
+        self.warnings.append(text)
+        if self._live is None:
+            self.console.print(f"warning: {text}", highlight=False)
         self.refresh()
 
     def stop_requested(self) -> None:
@@ -216,6 +226,9 @@ class Board:
                     + (f", ETA {clock(eta)}" if eta and p.done < p.total else ""),
                     highlight=False,
                 )
+                if p.running == 0 and p.done < p.total:
+                    for text in self.warnings:
+                        self.console.print(f"warning: {text}", highlight=False)
 
     def render(self) -> RenderableType:
         # Under NARROW columns (an 80-column terminal) the numbers keep their width: the
@@ -241,6 +254,7 @@ class Board:
         parts: list[RenderableType] = [table]
         if self._narrow and self._live is not None:  # ensembles chosen, above the table
             parts[:0] = [Text(f"{k}: {v}", overflow="ellipsis") for k, v in self.notes.items()]
+        parts += [Text(f"warning: {w}", style="yellow") for w in self.warnings]
         if self.stopping:
             parts.append(Text("stopping... (Ctrl-C again to abort at once)", style="bold"))
         return parts[0] if len(parts) == 1 else Group(*parts)

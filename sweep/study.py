@@ -148,7 +148,7 @@ def _run_leased(
                 check(ctx, name, config.stages[name])
         store.set_sweep_status(sweep_id, SweepStatus.RUNNING)
         with _ray(config, console), board.live():
-            _check_nodes_fit(config, to_run, console)
+            _check_nodes_fit(config, to_run, board)
             for name in to_run:
                 for needed in _ensembles_needed(config, name):
                     if not _stage_complete(store, sweep_id, needed):
@@ -193,9 +193,9 @@ def _run_leased(
     return result
 
 
-def _check_nodes_fit(config: SweepConfig, to_run: list[str], console: Console) -> None:
-    """Trials no node can place: refused on a local Ray (it never grows), said at once on
-    a cluster (an autoscaler may add a node that fits)."""
+def _check_nodes_fit(config: SweepConfig, to_run: list[str], board: Board) -> None:
+    """Trials no node can place: refused on a local Ray (it never grows), said at once and
+    kept on the board on a cluster (an autoscaler may add a node that fits)."""
     import ray
 
     lines = cluster_resource_problems(config, to_run, ray.nodes())
@@ -204,7 +204,7 @@ def _check_nodes_fit(config: SweepConfig, to_run: list[str], console: Console) -
     if not config.ray_address or config.ray_address == "local":
         raise SweepError("\n".join(lines))
     for line in lines:
-        console.print(f"warning: {line}; its trials wait until such a node joins", highlight=False)
+        board.warn(f"{line}; its trials wait until such a node joins")
 
 
 def _check_prerequisites(

@@ -202,3 +202,28 @@ def test_sweep_status_fits_an_80_column_terminal(tmp_path: Path) -> None:
     for stage in {t.stage for t in synth.trials}:
         assert re.search(rf"^{re.escape(stage)} +│ [A-Z]+ +│", text, flags=re.M), (stage, text)
     assert "params" not in header
+
+
+def test_a_warning_about_trials_no_node_can_place_stays_on_the_board_and_in_the_logs() -> None:
+    """Issue 28: resources no node of a cluster has are said at once and kept saying."""
+    import io
+
+    live = Board(_recording())
+    stage = live.add("teachers", total=2)
+    live.warn("stages.teachers.resources: a trial asks for 1 GPU, but no node has one")
+    live.console.print(live.render())
+    stage.trial_started(0, {})
+    live.console.print(live.render())  # still there on every later render
+    assert live.console.export_text().count("no node has one") == 3  # said, then each render
+
+    log = io.StringIO()
+    board = Board(Console(file=log, force_terminal=False, width=140))
+    board.console = Console(file=log, force_terminal=False, width=140)  # the log, captured
+    waiting = board.add("teachers", total=2)
+    board.warn("no node can place a teachers trial")
+    waiting.trial_started(0, {})  # one running: the count line alone
+    board.refresh()
+    waiting.trial_finished(0, "COMPLETE", 1.0)  # none running, one waiting: said again
+    board.refresh()
+    lines = log.getvalue().splitlines()
+    assert [i for i, line in enumerate(lines) if "no node can place" in line] == [1, 4], lines
