@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from sweep.errors import ConfigError
+from sweep.locations import path_exists, path_is_dir
 from sweep.store.models import StageKind
 from trainers.config import (
     CACHE_DIR_ENV,
@@ -932,11 +933,11 @@ def _storage_problems(url: str) -> Iterator[str]:
     elif backend == "sqlite" and parsed.database:
         database = Path(parsed.database)
         parent = database.parent
-        if not _is_dir(parent):
+        if not path_is_dir(parent):
             yield f"storage: directory {parent} does not exist; create it or change storage"
-        elif _is_dir(database):
+        elif path_is_dir(database):
             yield f"storage: {database} is a directory; name a database file inside it"
-        elif not _exists(database) and not os.access(parent, os.W_OK | os.X_OK):
+        elif not path_exists(database) and not os.access(parent, os.W_OK | os.X_OK):
             yield f"storage: cannot create {database} ({parent} is not writable); change storage"
     elif backend == "postgresql" and not parsed.database:
         yield "storage: name the database in the URL (postgresql+psycopg://user@host/DBNAME)"
@@ -1018,7 +1019,7 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
     from trainers.data import SPLITS, corpus_files
 
     corpus = Path(data.corpus)
-    if not _is_dir(corpus):
+    if not path_is_dir(corpus):
         yield f"data.corpus: {corpus} is not a directory; point it at a BabyLM-layout corpus"
     else:
         for split in SPLITS:
@@ -1030,10 +1031,10 @@ def _data_problems(data: DataConfig) -> Iterator[str]:
                 yield f"data.corpus: cannot read the {split} split ({exc.strerror or exc})"
     from sweep.data_content import blimp_file_problem, corpus_content_problems
 
-    if _is_dir(corpus):  # what `sweep data check` finds inside the files
+    if path_is_dir(corpus):  # what `sweep data check` finds inside the files
         yield from (f"data.corpus: {p}" for p in corpus_content_problems(corpus))
     blimp = Path(data.blimp)
-    if not _is_dir(blimp) or not any(blimp.glob("*.jsonl")):
+    if not path_is_dir(blimp) or not any(blimp.glob("*.jsonl")):
         yield f"data.blimp: {data.blimp} holds no BLiMP .jsonl files; point it at the BLiMP data"
     else:
         for path in sorted(blimp.glob("*.jsonl")):
@@ -1057,7 +1058,7 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
         root = Path(config.data.root or Path(config.data.glue).parent)
         for suite in zero_shot.suites:
             folder = root / ZERO_SHOT_SUITES[suite].folder
-            if not _is_dir(folder) or not any(folder.glob("*.jsonl")):
+            if not path_is_dir(folder) or not any(folder.glob("*.jsonl")):
                 yield (
                     f"evaluation.zero_shot.suites: {folder} holds no {suite} .jsonl files; put "
                     "BabyLM's evaluation_data there (docs/DATA.md) or drop the suite"
@@ -1067,7 +1068,7 @@ def _glue_problems(config: SweepConfig) -> Iterator[str]:
 def _finetune_problems(root: Path, tasks: Sequence[str]) -> Iterator[str]:
     from trainers.evaluate.tasks import FINETUNE_TASKS, task_files
 
-    if not _is_dir(root):
+    if not path_is_dir(root):
         yield (
             f"data.glue: {root} is not a directory; point data.glue at the folder holding "
             "the task folders (MRPC/, RTE/, ...), or set evaluation.glue.stages: []"
@@ -1111,21 +1112,6 @@ def _seed_problems(config: SweepConfig) -> Iterator[str]:
             f"seed: {config.seed} is too large: trials add up to {max(offsets)} to it and NumPy "
             f"and Optuna accept seeds up to {MAX_SEED}; use at most {MAX_SEED - max(offsets)}"
         )
-
-
-def _is_dir(path: Path) -> bool:
-    # Python 3.11's Path.is_dir raises on a name too long or with a NUL; that is "no" here.
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
 
 
 def _param_problems(field: str, name: str, param: Any, base: TrainingConfig) -> Iterator[str]:

@@ -54,11 +54,11 @@ def local_dir_problem(path: Path) -> str | None:
                 f"system takes at most {name_max}"
             )
     existing = path
-    while not _exists(existing) and existing != existing.parent:
+    while not path_exists(existing) and existing != existing.parent:
         existing = existing.parent
-    if existing != path and not _is_dir(existing):
+    if existing != path and not path_is_dir(existing):
         return f"{shown_path(existing)} is a file, so {shown_path(path)} cannot be created"
-    if not _is_dir(existing):
+    if not path_is_dir(existing):
         return f"{shown_path(path)} is a file, not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{shown_path(existing)} is not writable"
@@ -140,7 +140,7 @@ def mlflow_uri_problem(uri: str) -> str | None:
 def _limits(path: Path) -> tuple[int, int]:
     """NAME_MAX and PATH_MAX of the file system the path would live on."""
     existing = path
-    while not _exists(existing) and existing != existing.parent:
+    while not path_exists(existing) and existing != existing.parent:
         existing = existing.parent
     try:
         return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
@@ -148,7 +148,7 @@ def _limits(path: Path) -> tuple[int, int]:
         return 255, 4096
 
 
-def _is_dir(path: Path) -> bool:
+def path_is_dir(path: Path) -> bool:
     # Python 3.11's Path.is_dir raises on a name too long or with a NUL; that is "no" here.
     try:
         return path.is_dir()
@@ -156,7 +156,7 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _exists(path: Path) -> bool:
+def path_exists(path: Path) -> bool:
     try:
         return path.exists()
     except (OSError, ValueError):
