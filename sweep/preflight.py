@@ -7,6 +7,7 @@ GPU may exist there though not on the machine that validates it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -14,13 +15,18 @@ from pathlib import Path
 
 from sweep.config import (
     BaselinesStage,
+    Categorical,
     EnsembleStage,
+    IntRange,
+    LogNormal,
+    QLogNormal,
     ReferenceStage,
     RepeatsStage,
     SearchStage,
     StudentsStage,
     SweepConfig,
     TrialStage,
+    Uniform,
 )
 
 __all__ = ["StagePlan", "plan_stages", "summary_lines", "warnings"]
@@ -63,9 +69,10 @@ class StagePlan:
     name: str
     kind: str
     trials: int
-    epochs: int
+    epochs: float  # a stage that samples its epochs: the mean of their prior
     tokens_per_trial: int  # training tokens over all its epochs
     teachers: int  # teacher forward passes per student token (the ensemble's K)
+    sampled_epochs: bool = False
 
 
 def plan_stages(config: SweepConfig) -> list[StagePlan]:
@@ -83,14 +90,17 @@ def plan_stages(config: SweepConfig) -> list[StagePlan]:
             if isinstance(stage, StudentsStage):
                 ensembles = [stage.ensemble] if stage.ensemble else [n for n in before if n in ks]
                 teachers = ks.get(ensembles[-1], 0) if ensembles else 0
+            sampled = _mean_sampled_epochs(stage)
+            epochs = stage.epochs if sampled is None else sampled
             plans.append(
                 StagePlan(
                     name,
                     str(stage.kind),
                     trials,
-                    stage.epochs,
-                    stage.epochs * per_epoch * scale,
+                    epochs,
+                    round(epochs * per_epoch * scale),
                     teachers,
+                    sampled_epochs=sampled is not None,
                 )
             )
         before.append(name)
@@ -112,9 +122,12 @@ def summary_lines(config: SweepConfig) -> list[str]:
             if p.tokens_per_trial
             else f"the whole corpus each epoch, {params * (6 + 2 * p.teachers):.2g} FLOPs a token"
         )
-        lines.append(
-            f"#   {p.name:<14} {p.kind:<10} {p.trials:>3} trials x {p.epochs} epochs, {size}"
+        each = (
+            f"~{p.epochs:.3g} epochs (its prior's mean)"
+            if p.sampled_epochs
+            else f"{p.epochs:g} epoch{'' if p.epochs == 1 else 's'}"
         )
+        lines.append(f"#   {p.name:<14} {p.kind:<10} {p.trials:>3} trials x {each}, {size}")
     trials = sum(p.trials for p in plans)
     tokens = sum(p.trials * p.tokens_per_trial for p in plans)
     if config.data.max_train_tokens:
@@ -125,7 +138,7 @@ def summary_lines(config: SweepConfig) -> list[str]:
     else:
         epochs = sum(p.trials * p.epochs for p in plans)
         lines.append(
-            f"# total: {trials} trials, {epochs} epochs of the whole corpus "
+            f"# total: {trials} trials, {epochs:.4g} epochs of the whole corpus "
             "(data.max_train_tokens is null): its tokens times the FLOPs a token above"
         )
     return lines
@@ -187,3 +200,24 @@ def _si(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g}{unit}"
     return f"{n:.0f}"
+
+
+def _mean_sampled_epochs(stage: TrialStage) -> float | None:
+    """The mean epochs of a search that samples them (None: it trains stage.epochs)."""
+    param = stage.space.get("epochs") if isinstance(stage, SearchStage) else None
+    if isinstance(param, LogNormal | QLogNormal):
+        from sweep.priors import prior_mean
+
+        return prior_mean(param)
+    if isinstance(param, IntRange):
+        values = range(param.low, param.high + 1, param.step)
+        if param.log:  # Optuna: log-uniform over [low - 0.5, high + 0.5], then rounded
+            edges = [math.log(v + 0.5) - math.log(v - 0.5 or 0.5) for v in values]
+            return sum(v * w for v, w in zip(values, edges, strict=True)) / sum(edges)
+        return sum(values) / len(values)
+    if isinstance(param, Uniform):
+        return (param.low + param.high) / 2
+    if isinstance(param, Categorical):
+        numbers = [float(c) for c in param.choices if not isinstance(c, bool | str)]
+        return sum(numbers) / len(numbers) if numbers else None
+    return None

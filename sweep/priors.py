@@ -29,7 +29,14 @@ from scipy.special import ndtr, ndtri
 
 from sweep.config import LogNormal, QLogNormal
 
-__all__ = ["QUANTILE", "QUANTILE_TAIL", "prior_support", "prior_value", "quantile_range"]
+__all__ = [
+    "QUANTILE",
+    "QUANTILE_TAIL",
+    "prior_mean",
+    "prior_support",
+    "prior_value",
+    "quantile_range",
+]
 
 QUANTILE = "quantile_"
 """Optuna's name for the quantile u of a log-normal hyperparameter (`quantile_lr`)."""
@@ -96,3 +103,11 @@ def prior_support(prior: LogNormalPrior) -> tuple[float | int, float | int]:
     """The smallest and largest value a trial can train with (what validation checks)."""
     u_low, u_high = quantile_range(prior)
     return prior_value(prior, u_low), prior_value(prior, u_high)
+
+
+def prior_mean(prior: LogNormalPrior, points: int = 4096) -> float:
+    """The value a trial trains with on average: prior_value over evenly spaced quantiles
+    (midpoints) of the prior's range (what `sweep validate` plans a sampled epochs with)."""
+    u_low, u_high = quantile_range(prior)
+    step = (u_high - u_low) / points
+    return math.fsum(prior_value(prior, u_low + (i + 0.5) * step) for i in range(points)) / points

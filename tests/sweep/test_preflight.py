@@ -74,3 +74,27 @@ def test_this_machines_cache_and_output_dirs_override_the_cluster_example(
     assert as_written.config_hash() == here.config_hash()  # the same study: resume matches
     flag = load_sweep_config(example, output_dir=str(tmp_path / "flag"))
     assert flag.output_dir == str(tmp_path / "flag")
+
+
+def test_a_search_that_samples_its_epochs_is_sized_by_its_priors_mean() -> None:
+    """The reference sweep draws epochs from q_lognormal(mu 1.8, sigma 0.7, low 1): the plan
+    uses that prior's mean, computed here from scipy's log-normal by rounding intervals."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from sweep.config import load_sweep_config
+    from sweep.preflight import plan_stages
+
+    config = load_sweep_config(REPO / "examples" / "babyllama2-sweep.yaml")
+    prior = config.stages["teachers"].space["epochs"]
+    k = np.arange(1, 100_000)  # round(x) = k for x in [k - 0.5, k + 0.5); low: 1 keeps k >= 1
+    edges = norm.cdf((np.log(np.r_[0.5, k[1:] - 0.5, k[-1] + 0.5]) - prior.mu) / prior.sigma)
+    mass = np.diff(edges)
+    expected = float((k * mass).sum() / mass.sum())
+
+    teachers = next(p for p in plan_stages(config) if p.name == "teachers")
+    assert teachers.sampled_epochs
+    assert teachers.epochs == pytest.approx(expected, rel=1e-3)
+    assert teachers.epochs != config.stages["teachers"].epochs  # not the 8 of `epochs:`
+    _, out = _validate(str(REPO / "examples" / "babyllama2-sweep.yaml"))
+    assert f"64 trials x ~{expected:.3g} epochs (its prior's mean)" in out
