@@ -38,10 +38,10 @@ def methods_section(frames: Frames) -> Section:
         ("sweep", html.escape(frames.sweep)),
         ("status", html.escape(str(info.get("status", "—")))),
         (
-            "config hash (sha256 of the resolved sweep.yaml less where it runs: storage, "
-            "Ray address, paths, trackers; and less stage sizes: trials, seeds, top_n, "
-            "which may grow)",
-            f"<code>{html.escape(str(info.get('config_hash', '—')))}</code>",
+            "config hash",
+            f"<code>{html.escape(str(info.get('config_hash', '—')))}</code>: sha256 of the "
+            "resolved sweep.yaml less where it runs (storage, Ray address, paths, trackers) "
+            "and less stage sizes (trials, seeds, top_n, which may grow)",
         ),
         ("code version", f"<code>{html.escape(str(info.get('code_version', '—')))}</code>"),
         (
