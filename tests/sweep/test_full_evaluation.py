@@ -61,7 +61,11 @@ def test_every_task_writes_one_row_per_official_metric_and_the_report_shows_them
     glue = evaluated["evaluation"]["glue"]
     assert list(glue) == list(FINETUNE_TASKS)
     for task, spec in FINETUNE_TASKS.items():
-        assert [k for k in glue[task] if k not in ("group", "n")] == list(spec.metrics)
+        scores = [k for k in glue[task] if k not in ("group", "n")]
+        majority = ["majority_class", *(f"majority_{m}" for m in spec.metrics)]
+        # each official metric, then the majority-class baseline on the same examples
+        assert [k for k in scores if not k.startswith("majority_")] == list(spec.metrics)
+        assert [k for k in scores if k.startswith("majority_")] == majority, task
     assert glue["mrpc"]["n"] == 16 and glue["multirc"]["n"] == 7  # 7 answer options
     primary = [glue[t][FINETUNE_TASKS[t].primary] for t in FINETUNE_TASKS]
     assert evaluated["glue_average"] == pytest.approx(sum(primary) / len(primary))
@@ -86,7 +90,8 @@ def test_every_task_writes_one_row_per_official_metric_and_the_report_shows_them
     rows = read_evaluations(url, "full")
     teacher = rows[(rows["suite"] == "glue") & (rows["number"] == 0)]
     assert {task: set(group["metric"]) for task, group in teacher.groupby("task")} == {
-        task: set(spec.metrics) for task, spec in FINETUNE_TASKS.items()
+        task: {*spec.metrics, "majority_class", *(f"majority_{m}" for m in spec.metrics)}
+        for task, spec in FINETUNE_TASKS.items()
     }
     trials = read_trials(url, "full")
     for column in ("glue_cola_mcc", "glue_mnli_mm_accuracy", "glue_multirc_em", "glue_average"):
