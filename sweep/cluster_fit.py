@@ -47,13 +47,17 @@ def _wanted(config: Any) -> Iterator[tuple[str, float, float]]:
             yield name, resources.cpu, resources.gpu
 
 
-def local_resource_problems(config: Any) -> Iterator[str]:
-    """Trial resources this machine can never give a local Ray (none when joining a cluster)."""
+def local_resource_problems(config: Any, stages: Iterable[str] | None = None) -> Iterator[str]:
+    """Trial resources this machine can never give a local Ray (none when joining a cluster),
+    for the declared `stages` that will run (all of them by default)."""
     if config.ray_address and config.ray_address != "local":
         return
     cpus = local_cpus()
     gpus: int | None = None
+    running = None if stages is None else set(stages)
     for name, cpu, gpu in _wanted(config):
+        if running is not None and name not in running:
+            continue
         if cpu > cpus:
             yield (
                 f"stages.{name}.resources.cpu: {cpu:g} CPUs per trial, but this machine's "

@@ -80,7 +80,7 @@ def run_study(
         raise SweepError("--rerun: name the stage to re-run with --stage NAME")
     console = console or Console(stderr=True)
     # a local Ray is this machine: a trial it can never place would wait forever
-    unplaceable = list(local_resource_problems(config))
+    unplaceable = list(local_resource_problems(config, [stage] if stage else None))
     if unplaceable:
         raise SweepError("\n".join(unplaceable))
     if config.ray_address and config.ray_address != "local":

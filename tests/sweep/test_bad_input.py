@@ -11,6 +11,7 @@ Ray); the hang cases run the real console script in a subprocess with a timeout.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -493,3 +494,20 @@ def test_a_stage_whose_trials_all_failed_names_the_first_trials_error(tmp_path: 
         )
     finally:
         store.dispose()
+
+
+def test_only_the_stages_that_will_run_must_fit_the_local_ray() -> None:
+    """`sweep run --stage teachers` of a file whose students want a GPU runs the teachers here:
+    only the stages to run are held to this machine's resources."""
+    from sweep.cluster_fit import local_resource_problems
+    from sweep.config import load_sweep_config
+
+    config = load_sweep_config(REPO / "sweep.yaml")
+    gpu = config.stages["students_k2"].resources.model_copy(update={"gpu": 1})
+    students = config.stages["students_k2"].model_copy(update={"resources": gpu})
+    config = config.model_copy(update={"stages": {**config.stages, "students_k2": students}})
+    if shutil.which("nvidia-smi") is None:  # CI and laptops without a GPU
+        assert [line.split(":")[0] for line in local_resource_problems(config)] == [
+            "stages.students_k2.resources.gpu"
+        ]
+    assert list(local_resource_problems(config, ["teachers"])) == []
