@@ -135,33 +135,13 @@ board.console.print(board.render())
 
 def _in_80_columns(*argv: str) -> str:
     """The text a command prints in a pseudo-terminal of 80 columns (escapes stripped)."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import termios
+    from tests.terminal import run_in_terminal
 
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    proc = subprocess.Popen(
-        list(argv), stdin=follower, stdout=follower, stderr=follower,
-        env={**env, "TERM": "xterm", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )  # fmt: skip
-    os.close(follower)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    assert proc.wait(timeout=300) == 0, out.decode(errors="replace")
-    os.close(leader)
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.decode()).replace("\r", "")
+    code, out = run_in_terminal(
+        argv, env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])}, timeout=300
+    )
+    assert code == 0, out
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out).replace("\r", "")
     # a store URL is one unbreakable word: its own line, the only one allowed to run on
     lines = [line for line in text.splitlines() if not line.startswith("  store ")]
     assert max(len(line) for line in lines) <= 80, text

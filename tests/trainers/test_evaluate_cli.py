@@ -111,31 +111,13 @@ def test_evaluate_scores_under_the_trials_caps_unless_full(
 
 def _in_a_terminal(*args: str, cache: Path) -> tuple[int, str]:
     """Exit code and everything `python -m trainers.evaluate` writes to a pseudo-terminal."""
-    import fcntl
-    import pty
-    import struct
-    import termios
+    from tests.terminal import run_in_terminal
 
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))  # 80 columns
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env.update(SWEEP_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), TERM="xterm")
-    proc = subprocess.Popen(
+    return run_in_terminal(
         [sys.executable, "-m", "trainers.evaluate", *args],
-        stdin=follower, stdout=follower, stderr=follower, cwd=REPO, env=env,
-    )  # fmt: skip
-    os.close(follower)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(leader)
-    return proc.wait(timeout=600), out.decode(errors="replace")
+        env={"SWEEP_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
 
 
 def test_evaluate_shows_progress_bars_in_a_terminal_only(
