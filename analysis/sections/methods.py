@@ -15,24 +15,14 @@ from analysis.sections._format import Block, Section
 from analysis.sections.sensitivity import SMALL_SAMPLE
 from analysis.stats import CONFIDENCE, MIN_FOR_CI, MIN_FOR_TEST, N_RESAMPLES
 from analysis.verdict import ALPHA, MIN_PAIRS
+from sweep.store.read import SWEEP_COLUMNS
 
 
 def methods_section(frames: Frames) -> Section:
     info = frames.info
     trials = frames.trials
     seeds = sorted({int(s) for s in trials["seed"].dropna()}) if "seed" in trials else []
-    section_sweep = {
-        k: info.get(k)
-        for k in (
-            "sweep",
-            "status",
-            "config_hash",
-            "code_version",
-            "created_at",
-            "finished_at",
-            "n_trials",
-        )
-    }
+    section_sweep = {k: info.get(k) for k in SWEEP_COLUMNS}  # the store's sweep row, as read
     scoring = blimp_scoring(frames.config)
     facts = [
         ("sweep", html.escape(frames.sweep)),

@@ -118,6 +118,25 @@ def _nothing_written(work: Path) -> None:
     assert sorted(p.name for p in work.iterdir()) == ["sweep.yaml"], "something was written"
 
 
+def _refused_in_one_line(yaml_text: str, tmp_path: Path) -> str:
+    """validate and run of this file both exit 2 with the same single problem line, no
+    traceback, and nothing written beside the file; returns that line."""
+    work = tmp_path / "sweep"
+    work.mkdir()
+    (work / "sweep.yaml").write_text(yaml_text)
+    runner = CliRunner()
+    checked = runner.invoke(app, ["validate", str(work / "sweep.yaml")])
+    ran = runner.invoke(app, ["run", str(work / "sweep.yaml")])
+    for result in (checked, ran):
+        assert result.exit_code == 2, (result.output, result.exception)
+        assert "Traceback" not in result.output
+    problems = _problem_lines(checked.output)
+    assert len(problems) == 1, problems
+    assert _problem_lines(ran.output) == problems
+    _nothing_written(work)
+    return problems[0]
+
+
 @pytest.mark.parametrize(("case", "make", "field", "needle"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_validate_and_run_refuse_in_one_line(
     run_stops_at_the_store: None,
@@ -127,21 +146,9 @@ def test_validate_and_run_refuse_in_one_line(
     field: str,
     needle: str,
 ) -> None:
-    work = tmp_path / "sweep"
-    work.mkdir()
-    (work / "sweep.yaml").write_text(make(tmp_path))
-    runner = CliRunner()
-    checked = runner.invoke(app, ["validate", str(work / "sweep.yaml")])
-    ran = runner.invoke(app, ["run", str(work / "sweep.yaml")])
-    for result in (checked, ran):
-        assert result.exit_code == 2, (result.output, result.exception)
-        assert "Traceback" not in result.output
-    problems = _problem_lines(checked.output)
-    assert len(problems) == 1, problems
-    assert problems[0].startswith(field) and needle in problems[0], problems
-    assert len(problems[0]) < 600, "a message quotes a huge value whole"
-    assert _problem_lines(ran.output) == problems
-    _nothing_written(work)
+    problem = _refused_in_one_line(make(tmp_path), tmp_path)
+    assert problem.startswith(field) and needle in problem, problem
+    assert len(problem) < 600, "a message quotes a huge value whole"
 
 
 def _cli(
@@ -372,22 +379,10 @@ def test_data_the_trainers_would_crash_on_is_refused_before_anything_trains(
     data check itself says so without a traceback."""
     root = _data_root(tmp_path, data_root)
     damaged = damage(root)
-    work = tmp_path / "sweep"
-    work.mkdir()
-    (work / "sweep.yaml").write_text(_yaml(data__root=str(root))(tmp_path))
-    runner = CliRunner()
-    checked = runner.invoke(app, ["validate", str(work / "sweep.yaml")])
-    ran = runner.invoke(app, ["run", str(work / "sweep.yaml")])
-    for result in (checked, ran):
-        assert result.exit_code == 2, (result.output, result.exception)
-        assert "Traceback" not in result.output
-    problems = _problem_lines(checked.output)
-    assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{field} {damaged}") and needle in problems[0], problems
-    assert _problem_lines(ran.output) == problems
-    _nothing_written(work)
+    problem = _refused_in_one_line(_yaml(data__root=str(root))(tmp_path), tmp_path)
+    assert problem.startswith(f"{field} {damaged}") and needle in problem, problem
 
-    checked_data = runner.invoke(app, ["data", "check", str(root)])
+    checked_data = CliRunner().invoke(app, ["data", "check", str(root)])
     assert checked_data.exit_code == 2, (checked_data.output, checked_data.exception)
     assert not isinstance(checked_data.exception, Exception | RecursionError)
     found = [ln for ln in checked_data.output.splitlines() if ln.startswith("problem:")]
