@@ -3,7 +3,10 @@ and how many seed pairs would detect the effect a researcher cares about.
 
 Both are for the verdict's own test, a two-sided paired t on the seed pairs at the Holm level
 the test faces first (ALPHA / the size of the family), with 80% power, from the observed sd of
-the paired differences (scipy's noncentral t, not a normal approximation).
+the paired differences (scipy's noncentral t, not a normal approximation). A `seeds: auto` row
+is judged by the anytime-valid test of analysis.sequential, whose bar at n pairs is higher
+(`boundary_t`); with `sequential=True` the figures are for that bar, read at the last look only
+(the looks before can only add power, so they are at least what the row needs, never less).
 
     >>> round(detectable_effect(0.01, 5, 0.05), 4)  # sd of the paired differences 1 pp
     0.0168
@@ -17,6 +20,8 @@ import math
 from typing import Any
 
 from scipy import optimize, stats
+
+from analysis.sequential import boundary_t
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -35,38 +40,66 @@ DEFAULT_TARGET = {"blimp_overall": 0.01, "test_loss": 0.02, "dev_loss": 0.02}
 """report.target_effect's defaults in the store's units: 1 pp of BLiMP, 0.02 nats/token."""
 
 
-def paired_power(effect: float, sd: float, n: int, alpha: float) -> float:
-    """Power of the two-sided paired t-test at level alpha on n pairs."""
+def paired_power(
+    effect: float, sd: float, n: int, alpha: float, *, sequential: bool = False
+) -> float:
+    """Power of the two-sided paired t-test at level alpha on n pairs.
+
+    sequential: the anytime-valid test's bar at n pairs (analysis.sequential.boundary_t) in
+    place of the t quantile; 0 where that bar cannot be reached at n.
+    """
     if n < 2 or sd <= 0:
         return math.nan
     df = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
+    crit = boundary_t(n, alpha) if sequential else stats.t.ppf(1 - alpha / 2, df)
+    if not math.isfinite(crit):
+        return 0.0
     nc = abs(effect) * math.sqrt(n) / sd
-    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-    if not math.isfinite(power):  # scipy's noncentral t gives up far in the tail: power is ~1
-        power = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
-    return min(max(power, 0.0), 1.0)
+    # each tail alone (the lower as the upper tail of -t): scipy's cdf gives NaN far out in the
+    # lower tail, and a NaN there must not swap the exact upper tail for a normal guess
+    upper = float(stats.nct.sf(crit, df, nc))
+    lower = float(stats.nct.sf(crit, df, -nc))
+    if not math.isfinite(upper):  # scipy gives up far in the tail: power is ~1
+        upper = float(stats.norm.sf(crit - nc))
+    if not math.isfinite(lower):
+        lower = float(stats.norm.sf(crit + nc))
+    return min(max(upper + lower, 0.0), 1.0)
 
 
-def detectable_effect(sd: float, n: int, alpha: float, power: float = POWER) -> float | None:
-    """The smallest true mean difference found with `power` at n pairs (None below 2 pairs)."""
+def detectable_effect(
+    sd: float, n: int, alpha: float, power: float = POWER, *, sequential: bool = False
+) -> float | None:
+    """The smallest true mean difference found with `power` at n pairs (None below 2 pairs,
+    or where the sequential bar cannot be reached at n)."""
     if n < 2 or not math.isfinite(sd) or sd <= 0:
         return None
+    if sequential and not math.isfinite(boundary_t(n, alpha)):
+        return None
     high = sd
-    while paired_power(high, sd, n, alpha) < power:
+    while paired_power(high, sd, n, alpha, sequential=sequential) < power:
         high *= 2
-    return float(optimize.brentq(lambda d: paired_power(d, sd, n, alpha) - power, 0.0, high))
+    return float(
+        optimize.brentq(
+            lambda d: paired_power(d, sd, n, alpha, sequential=sequential) - power, 0.0, high
+        )
+    )
 
 
 def seeds_needed(
-    sd: float, effect: float, alpha: float, power: float = POWER, *, at_least: int = 3
+    sd: float,
+    effect: float,
+    alpha: float,
+    power: float = POWER,
+    *,
+    at_least: int = 3,
+    sequential: bool = False,
 ) -> int | None:
     """Fewest seed pairs that find `effect` with `power` (None: more than MAX_SEEDS)."""
     if not math.isfinite(sd) or sd <= 0 or effect <= 0:
         return None
     n = max(at_least, 2)
     while n <= MAX_SEEDS:
-        if paired_power(effect, sd, n, alpha) >= power:
+        if paired_power(effect, sd, n, alpha, sequential=sequential) >= power:
             return n
         n += 1 if n < 50 else max(1, n // 20)
     return None

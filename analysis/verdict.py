@@ -385,11 +385,15 @@ def verdicts(frames: Frames) -> list[ComparisonVerdict]:
                 guard=guards.get(i),
                 sd=sd,
                 alpha_first=alpha_first,
-                detectable=None if sd is None else detectable_effect(sd, n, alpha_first),
+                detectable=None
+                if sd is None
+                else detectable_effect(sd, n, alpha_first, sequential=bool(sequential[i])),
                 target=target,
                 seeds_needed=None
                 if sd is None or target is None
-                else seeds_needed(sd, target, alpha_first, at_least=MIN_PAIRS),
+                else seeds_needed(
+                    sd, target, alpha_first, at_least=MIN_PAIRS, sequential=bool(sequential[i])
+                ),
                 sequential=bool(sequential[i]),
             )
         )

@@ -43,7 +43,8 @@ def verdict_section(frames: Frames) -> Section:
                 "Each row: the student minus what it is compared with, on seed pairs, with its "
                 "95% interval (BLiMP in percentage points; for a loss, negative means the "
                 "student is better). Under each number: the smallest difference these pairs "
-                "could detect, and the seed pairs the target effect needs (80% power). "
+                "could detect, and the seed pairs the target effect needs (80% power; a seeds: auto "
+                "row at its anytime-valid test's bar). "
                 "Expand a row for the reasons and the tests.",
                 table=verdict_table(rows, shown),
                 figure=figures.forest_figure(rows, shown),
