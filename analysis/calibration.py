@@ -10,8 +10,9 @@ loss, re-runs both with the same seeds (a shared seed component correlates the p
 reads held-out BLiMP and test loss. analysis.verdict.decide then says "better", "worse" or
 "inconclusive", exactly as the report does. Printed per scenario: the false-positive rate of
 "student better" (on either metric), the coverage of the 95% intervals for the mean BLiMP
-difference and for P(student better on a seed) (against each sweep's true values), and,
-with a planted student effect, the power.
+difference (for a sequential scenario, the anytime-valid interval the report shows for such a
+row, at the look where the sweep stopped) and for P(student better on a seed) (against each
+sweep's true values), and, with a planted student effect, the power.
 
 Sequential scenarios (`seeds: auto`) run the same sweeps in rounds: a first look at
 FIRST_LOOK seeds, then one seed more per look up to `seeds` (max_seeds); each look decides with
@@ -30,11 +31,13 @@ import pandas as pd
 from scipy import stats
 
 from analysis.comparisons import COMPARISON_KINDS, MATCHED_BUDGET
+from analysis.sequential import confidence_sequence
 from analysis.stats import matched_budget_test
 from analysis.verdict import ALPHA, Decision, blimp_at_chance, decide
 from sweep.store.read import ENSEMBLE_COLUMNS, EVALUATION_COLUMNS
 
 __all__ = [
+    "PowerLimits",
     "Scenario",
     "SpreadScenario",
     "calibrate",
@@ -42,6 +45,7 @@ __all__ = [
     "default_scenarios",
     "default_spread_scenarios",
     "main",
+    "power_limits",
     "simulate",
     "simulate_spread",
     "spread_frames",
@@ -339,7 +343,10 @@ def calibrate(
         better = np.any(d.code == 1, axis=1)
         worse = np.any(d.code == -1, axis=1)
         ev = d.evidence
-        covered = (ev.low[:, 0] <= sim.truth_difference) & (sim.truth_difference <= ev.high[:, 0])
+        low, high = ev.low[:, 0], ev.high[:, 0]
+        if sc.sequential:  # the report's interval for such a row: the confidence sequence
+            low, high = _sequence_intervals(sim.diffs[:, 0], used)
+        covered = (low <= sim.truth_difference) & (sim.truth_difference <= high)
         covered_p = (ev.p_win_low[:, 0] <= sim.truth_p_better) & (
             sim.truth_p_better <= ev.p_win_high[:, 0]
         )
@@ -356,6 +363,77 @@ def calibrate(
             )
         )
     return out
+
+
+def _sequence_intervals(diffs: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sweep's anytime-valid interval of the BLiMP difference at the look where it stopped
+    (analysis.sequential.confidence_sequence; unbounded while it is still unbounded)."""
+    low, high = np.full(len(used), -np.inf), np.full(len(used), np.inf)
+    for s, n in enumerate(used):
+        interval = confidence_sequence(diffs[s, : int(n)], alpha=ALPHA)
+        if interval is not None:
+            low[s], high[s] = interval
+    return low, high
+
+
+# ---------------------------------------------------------------- what any procedure could reach
+
+
+@dataclass(frozen=True)
+class PowerLimits:
+    """Closed-form power of the two legs a search-vs-search verdict stands on, each at its best:
+    one two-sided test at ALPHA, no multiplicity, every variance known where it helps."""
+
+    seed_pairs: float
+    """The paired t on the seed pairs of the two chosen configs, unadjusted and unguarded:
+    the chosen configs' true difference is the planted effect plus the luck of two selections
+    (the true quality of a dev-chosen config among n, a concomitant of normal order
+    statistics), averaged over that luck."""
+    pool_means: float
+    """A z-test of the two searches' mean held-out test loss (in BLiMP units, the better
+    measured of the two metrics) with the variance of a trial known: the most any test of the
+    searches' trials alone can find."""
+
+
+def _max_normal_variance(n: int) -> float:
+    """Variance of the largest of n standard normals (numerical integration)."""
+    from scipy import integrate
+
+    def moment(k: int) -> float:
+        def f(z: float) -> float:
+            return float(z**k * n * stats.norm.pdf(z) * stats.norm.cdf(z) ** (n - 1))
+
+        return float(integrate.quad(f, -12, 12)[0])
+
+    return moment(2) - moment(1) ** 2
+
+
+def power_limits(sc: Scenario) -> PowerLimits:
+    """The two legs' power for a planted search-vs-search scenario of equal pools, no pruning,
+    equal epochs (the model of `simulate`, in closed form)."""
+    from analysis.power import paired_power
+
+    if sc.kind != "teachers" or sc.asha or sc.teachers != sc.students or sc.sequential:
+        raise ValueError(f"{sc.name}: power_limits covers equal, unpruned 'teachers' scenarios")
+    n, noise = sc.teachers, sc.noise
+    pairs = sc.blimp_pairs or FULL_BLIMP
+    blimp_noise = max(BLIMP_NOISE, float(np.sqrt(sc.level * (1 - sc.level) / pairs)))
+    loss_noise = LOSS_NOISE / LOSS_PER_BLIMP  # test loss in BLiMP units
+    # the dev loss ranks a trial's skill (config quality + its seed) almost without error
+    rho2 = CONFIG_SPREAD**2 / (CONFIG_SPREAD**2 + noise**2 + loss_noise**2)
+    chosen_var = CONFIG_SPREAD**2 * (1 - rho2 * (1 - _max_normal_variance(n)))
+    luck_sd = float(np.sqrt(2 * chosen_var))
+    pair_sd = float(np.sqrt(2 * (1 - SHARED_SEED) * noise**2 + 2 * blimp_noise**2))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)  # E over N(effect, luck_sd^2)
+    seed = sum(
+        w * paired_power(sc.effect + luck_sd * z, pair_sd, sc.seeds, ALPHA)
+        for z, w in zip(nodes, weights, strict=True)
+    ) / np.sqrt(2 * np.pi)
+    trial_sd = np.sqrt(CONFIG_SPREAD**2 + noise**2 + loss_noise**2)
+    z = abs(sc.effect) / (trial_sd * np.sqrt(2 / n))
+    crit = stats.norm.ppf(1 - ALPHA / 2)
+    pool = stats.norm.sf(crit - z) + stats.norm.cdf(-crit - z)
+    return PowerLimits(float(seed), float(pool))
 
 
 def table(outcomes: list[Outcome]) -> pd.DataFrame:
@@ -635,6 +713,31 @@ def main(argv: list[str] | None = None) -> None:
         "same with the effect planted.\n'seed pairs alone': that share had the verdict ignored "
         "the matched-budget comparison of the two searches (config luck reads as an effect)."
     )
+    limits = []
+    for o in outcomes:
+        sc = o.scenario
+        equal = sc.teachers == sc.students and not sc.asha and not sc.sequential
+        if sc.effect > 0 and sc.kind == "teachers" and equal:
+            lim = power_limits(sc)
+            limits.append(
+                {
+                    "planted scenario": sc.name,
+                    "the verdict's power": o.student_better,
+                    "seed pairs alone, at best": lim.seed_pairs,
+                    "the searches' trials alone, at best": lim.pool_means,
+                }
+            )
+    if limits:
+        print(
+            "\nWhat the two legs of a search-vs-search verdict could find at best (closed form: "
+            "one two-sided test at 5%, no Holm, no guard; the pools' with every variance known). "
+            "A verdict that needs both legs finds less than the weaker one."
+        )
+        print(
+            pd.DataFrame(limits).to_string(
+                index=False, float_format=lambda x: f"{x:.3f}", na_rep="—"
+            )
+        )
     for label, sequential in (("", False), (" sequential (seeds: auto)", True)):
         null = [
             o for o in outcomes if o.scenario.effect == 0 and o.scenario.sequential == sequential

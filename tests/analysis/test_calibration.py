@@ -108,3 +108,34 @@ def test_the_three_defects_of_issue_23_stay_fixed() -> None:
     better_reference = Scenario("reference +3 pp", 8, 8, 5, 0.01, kind="reference", effect=-0.03)
     (found,) = calibrate([better_reference], SWEEPS, seed=4, n_permutations=99)
     assert found.student_worse >= 0.8, found.student_worse
+
+
+@pytest.mark.parametrize("seeds, effect", [(5, 0.02), (3, 0.02), (5, 0.0)])
+def test_power_limits_match_a_monte_carlo_of_the_model(seeds: int, effect: float) -> None:
+    """The closed-form ceilings of the two legs equal what the simulated sweeps give: the
+    paired t on each sweep's BLiMP seed pairs, and a z-test of the two pools' mean test loss."""
+    from scipy import stats
+
+    from analysis.calibration import LOSS_PER_BLIMP, power_limits, simulate
+
+    sc = Scenario("limits", 8, 8, seeds, 0.01, effect=effect)
+    limits = power_limits(sc)
+    sim = simulate(sc, 6000, np.random.default_rng(5), n_permutations=9)
+    seed_p = stats.ttest_1samp(sim.diffs[:, 0], 0.0, axis=1).pvalue
+    pools = sim.pools
+    trial_sd = LOSS_PER_BLIMP * np.sqrt(0.01**2 + 0.01**2 + (0.005 / LOSS_PER_BLIMP) ** 2)
+    z = (pools["t_loss"].mean(axis=1) - pools["s_loss"].mean(axis=1)) / (trial_sd * np.sqrt(2 / 8))
+    assert limits.seed_pairs == pytest.approx(np.mean(seed_p < 0.05), abs=0.025)
+    assert limits.pool_means == pytest.approx(np.mean(np.abs(z) > 1.96), abs=0.025)
+    if effect:  # the verdict needs both legs: it finds less than the weaker
+        found = calibrate([sc], 400, seed=2, n_permutations=99)[0].student_better
+        assert found < min(limits.seed_pairs, limits.pool_means) + 0.05
+
+
+def test_sequential_coverage_is_the_confidence_sequence_s() -> None:
+    """A seeds:auto scenario's coverage is that of the interval its report row shows (the
+    anytime-valid confidence sequence at the stopping look), at least 95%."""
+    sc = Scenario("auto null", 8, 8, 10, 0.01, sequential=True)
+    out = calibrate([sc], 200, seed=4, n_permutations=49)[0]
+    assert out.coverage_difference >= 0.95
+    assert 4 <= out.mean_seeds <= 10
