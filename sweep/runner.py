@@ -324,8 +324,11 @@ class StopNotice(tune.Callback):
 
 
 def set_user_attrs(study: optuna.Study, optuna_trial_id: int, attrs: dict[str, Any]) -> None:
-    """Set an unfinished Optuna trial's user attributes (None values are left out)."""
-    trial = optuna.trial.Trial(study, optuna_trial_id)
+    """Set an unfinished Optuna trial's user attributes (None values are left out).
+
+    The whole write is retried on a lost connection, building the Trial included: its
+    constructor reads the trial from the storage.
+    """
     kept = {
         k: v
         for k, v in attrs.items()
@@ -333,6 +336,7 @@ def set_user_attrs(study: optuna.Study, optuna_trial_id: int, attrs: dict[str, A
     }
 
     def write() -> None:
+        trial = optuna.trial.Trial(study, optuna_trial_id)
         for key, value in kept.items():
             trial.set_user_attr(key, value)
 

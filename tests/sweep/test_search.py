@@ -111,3 +111,21 @@ def test_a_trial_interrupted_mid_ask_is_completed_on_resume(postgres_url: str) -
     assert searcher.suggest("tune-1") == "FINISHED"
     assert len(study.get_trials(deepcopy=False)) == 1
     store.dispose()
+
+
+def test_user_attrs_survive_a_connection_lost_while_the_trial_is_read(
+    postgres_url: str, drop_once
+) -> None:
+    """The driver labels a finished trial for optuna-dashboard: building the Trial reads it
+    from the storage, and a connection lost there once failed a finished trial in CI."""
+    from sweep.runner import set_user_attrs
+
+    study = open_study(postgres_url, "s/teachers", seed=0, trials=1)
+    trial_id = optuna_compat.create_running_trial(study, {})
+    dropped = drop_once(study, "SELECT trials.")
+
+    set_user_attrs(study, trial_id, {"role": "teacher", "store_trial_id": 7, "test_loss": None})
+
+    assert dropped, "the server never dropped the connection while the trial was read"
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial.user_attrs == {"role": "teacher", "store_trial_id": 7}
