@@ -62,6 +62,8 @@ __all__ = [
     "run_stage",
 ]
 
+logger = logging.getLogger(__name__)
+
 # The last epoch's result: dev loss of the model the trial hands on (trainers.recipe).
 HANDED_ON_DEV_LOSS = "checkpoint_dev_loss"
 # Result keys that are not learning-curve metrics.
@@ -146,6 +148,7 @@ class StoreRecorder(tune.Callback):
         self.trial_ids: dict[str, int] = {}
         self.started: dict[str, datetime] = {}  # Tune trial id -> when the store saw it start
         self.nodes: set[str] = set()
+        self.recorded: set[str] = set()  # Tune trial ids whose outcome the store holds
 
     def __getstate__(self) -> dict[str, Any]:
         # Tuner pickles its callbacks for Tuner.restore, which babysweep never uses.
@@ -277,6 +280,17 @@ class StoreRecorder(tune.Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        if trial.trial_id in self.recorded:
+            # Tune reports an error raised by this recorder after it stored the trial's outcome
+            # (its Optuna or display bookkeeping): the stored result stands; a resume tells
+            # Optuna whatever it missed (sweep.search.reconcile).
+            logger.warning(
+                "trial %s: its outcome is in the store; an error after it was recorded is "
+                "ignored: %s",
+                self.searcher.by_tune_id[trial.trial_id].number,
+                _error_text(trial),
+            )
+            return
         self._finish(trial, TrialStatus.FAILED, error=_error_text(trial))
 
     def _finish(self, trial: Trial, status: TrialStatus, **fields: Any) -> None:
@@ -293,6 +307,7 @@ class StoreRecorder(tune.Callback):
             metrics=last,
         )
         self.store.finish_trial(trial_id, status, ended_at=ended, cost=cost, **fields)
+        self.recorded.add(trial.trial_id)
         suggestion = self.searcher.by_tune_id[trial.trial_id]
         attrs = {
             "role": suggestion.role,
