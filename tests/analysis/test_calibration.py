@@ -132,10 +132,26 @@ def test_power_limits_match_a_monte_carlo_of_the_model(seeds: int, effect: float
         assert found < min(limits.seed_pairs, limits.pool_means) + 0.05
 
 
-def test_sequential_coverage_is_the_confidence_sequence_s() -> None:
+def test_sequential_coverage_is_that_of_the_confidence_sequences() -> None:
     """A seeds:auto scenario's coverage is that of the interval its report row shows (the
-    anytime-valid confidence sequence at the stopping look), at least 95%."""
+    anytime-valid confidence sequence at the stopping look), recomputed here from the same
+    sweeps, and at least 95%; the t-interval at that look covers less."""
+    from analysis.calibration import FIRST_LOOK, sequential_decision, simulate
+    from analysis.sequential import confidence_sequence
+
     sc = Scenario("auto null", 8, 8, 10, 0.01, sequential=True)
     out = calibrate([sc], 200, seed=4, n_permutations=49)[0]
+    sim = simulate(sc, 200, np.random.default_rng(4), n_permutations=49)
+    d, used = sequential_decision(
+        sim.diffs, sim.guard_p, sim.guard_favours, first_look=FIRST_LOOK, eligible=sim.eligible
+    )
+    covered = []
+    for s, n in enumerate(used):
+        interval = confidence_sequence(sim.diffs[s, 0, : int(n)]) or (-np.inf, np.inf)
+        covered.append(interval[0] <= sim.truth_difference[s] <= interval[1])
+    assert out.coverage_difference == pytest.approx(np.mean(covered))
     assert out.coverage_difference >= 0.95
+    t_low, t_high = d.evidence.low[:, 0], d.evidence.high[:, 0]
+    t_covered = (t_low <= sim.truth_difference) & (sim.truth_difference <= t_high)
+    assert np.mean(t_covered) < out.coverage_difference
     assert 4 <= out.mean_seeds <= 10

@@ -132,3 +132,15 @@ def teachers(
 def tiny_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real tiny LLaMA: 500-token BPE, 2 layers of width 32, one epoch of ~10k tokens."""
     return train_tiny_checkpoint(data_root, tmp_path_factory.mktemp("glue_ckpt"))
+
+
+@pytest.fixture(scope="module")
+def glue(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data.glue in the official layout: the real MRPC/ and RTE/ of the data root beside
+    small hand-written files for every other BabyLM task (tests/trainers/task_files.py)."""
+    from tests.trainers import task_files
+
+    glue = tmp_path_factory.mktemp("tasks") / "glue"
+    task_files.link_real_glue(data_root, glue)
+    task_files.write_glue_tasks(glue)
+    return glue

@@ -24,11 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE_TASKS = [t for t in FINETUNE_TASKS if t not in ("mrpc", "rte")]
 
 
-@pytest.fixture(scope="module")
-def official(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    glue = tmp_path_factory.mktemp("official") / "glue"
-    task_files.link_real_glue(data_root, glue)
-    task_files.write_glue_tasks(glue)
+@pytest.fixture
+def official(glue: Path) -> Path:
+    """The official-layout fixtures (tests/trainers/conftest.py), named beside `filtered`."""
     return glue
 
 

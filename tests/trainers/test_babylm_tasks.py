@@ -30,14 +30,6 @@ from trainers.evaluate.tasks import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def glue(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    glue = tmp_path_factory.mktemp("tasks") / "glue"
-    task_files.link_real_glue(data_root, glue)
-    task_files.write_glue_tasks(glue)
-    return glue
-
-
 def test_every_babylm_task_reads_its_official_layout(glue: Path):
     assert list(FINETUNE_TASKS) == [
         "cola", "sst2", "mrpc", "qqp", "mnli", "mnli-mm", "qnli", "rte", "boolq", "multirc", "wsc",
